@@ -1,0 +1,1 @@
+"""What the fetcher, processor and notifier share: settings, models, storage, Redis keys."""

@@ -1,0 +1,92 @@
+"""What an alert says: the payload stored in the outbox and rendered by the notifier."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from shared.models import PeriodStats, Prediction
+
+
+class StatsSummary(BaseModel):
+    total: int
+    win_rate: float
+    yield_pct: float
+    profit: float
+    avg_odds: float
+
+    @classmethod
+    def of(cls, stats: PeriodStats) -> "StatsSummary":
+        return cls(
+            total=stats.total,
+            win_rate=stats.percentage,
+            yield_pct=round(stats.yield_pct, 2),
+            profit=round(stats.roi, 2),
+            avg_odds=stats.avg_odds,
+        )
+
+
+class PredictorInfo(BaseModel):
+    id: str
+    nickname: str
+    all_time: StatsSummary | None = None
+    current: StatsSummary | None = None
+
+
+class MatchInfo(BaseModel):
+    event_id: int
+    home: str
+    away: str
+    sport_slug: str | None = None
+    event_slug: str | None = None
+    custom_id: str | None = None
+    start_ts: int
+
+    @classmethod
+    def of(cls, prediction: Prediction) -> "MatchInfo":
+        return cls(
+            event_id=prediction.event_id,
+            home=prediction.home_team_name,
+            away=prediction.away_team_name,
+            sport_slug=prediction.sport_slug,
+            event_slug=prediction.event_slug,
+            custom_id=prediction.custom_id,
+            start_ts=prediction.start_date_timestamp,
+        )
+
+
+class TipLine(BaseModel):
+    market: str
+    pick: str
+    odds: float | None = None
+
+
+class NewTipAlert(BaseModel):
+    kind: Literal["new_tip"] = "new_tip"
+    predictor: PredictorInfo
+    match: MatchInfo
+    tips: list[TipLine]
+
+
+class LineMovementAlert(BaseModel):
+    kind: Literal["line_movement"] = "line_movement"
+    predictor: PredictorInfo
+    match: MatchInfo
+    tip: TipLine
+    tip_odds: float
+    current_odds: float
+    delta: float
+
+
+class HealthAlert(BaseModel):
+    kind: Literal["health"] = "health"
+    title: str
+    message: str
+    level: Literal["info", "warning", "error"] = "warning"
+
+
+Alert = Annotated[NewTipAlert | LineMovementAlert | HealthAlert, Field(discriminator="kind")]
+
+
+class AlertEnvelope(BaseModel):
+    alert: Alert

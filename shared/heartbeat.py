@@ -1,0 +1,36 @@
+"""Heartbeats: each process says it is alive, so `sofamon status` can tell who is not."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from typing import Any
+
+import redis
+
+from shared.keys import Keys
+
+HEARTBEAT_TTL = 300
+
+
+def process_name(role: str) -> str:
+    return f"{role}:{socket.gethostname()}:{os.getpid()}"
+
+
+def beat(conn: redis.Redis, keys: Keys, name: str, **info: Any) -> None:
+    body = {"name": name, "at": time.time(), **info}
+    conn.set(keys.heartbeat(name), json.dumps(body), ex=HEARTBEAT_TTL)
+
+
+def clear(conn: redis.Redis, keys: Keys, name: str) -> None:
+    conn.delete(keys.heartbeat(name))
+
+
+def read_all(conn: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
+    found = []
+    for key in conn.scan_iter(match=keys.heartbeats, count=500):
+        raw = conn.get(key)
+        if raw:
+            found.append(json.loads(raw))
+    return sorted(found, key=lambda b: b["name"])

@@ -1,0 +1,53 @@
+"""Alert jobs on the RQ queue `alerts`: the arguments carry an alert id, never a webhook URL."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+from rq.job import Job, JobStatus
+
+from shared.keys import ALERTS_QUEUE
+from shared.outbox import job_id
+
+log = logging.getLogger(__name__)
+
+DELIVER = "notifier.deliver.deliver_alert"
+# 5xx and timeouts: tried again after these pauses; after the last one the job stays in RQ's failed registry.
+RETRY_INTERVALS = [5, 15, 60, 180, 600]
+JOB_TIMEOUT = 900
+
+
+def alerts_queue(conn: redis.Redis) -> Queue:
+    return Queue(ALERTS_QUEUE, connection=conn)
+
+
+def enqueue_alert(queue: Queue, alert_id: int) -> bool:
+    """Enqueue the delivery of an alert once; False when a job for it already exists.
+
+    A job that finished is gone (result_ttl=0), so an alert that is still pending afterwards
+    (its webhook was broken) can be enqueued again; a failed job waits for `rq requeue`.
+    """
+    try:
+        queue.enqueue_call(
+            DELIVER,
+            args=(alert_id,),
+            job_id=job_id(alert_id),
+            description=f"deliver alert {alert_id}",
+            timeout=JOB_TIMEOUT,
+            result_ttl=0,
+            failure_ttl=30 * 24 * 3600,
+            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            unique=True,
+        )
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def job_status(conn: redis.Redis, alert_id: int) -> JobStatus | None:
+    try:
+        return Job.fetch(job_id(alert_id), connection=conn).get_status()
+    except Exception:  # noqa: BLE001 - rq raises NoSuchJobError or a deserialisation error
+        return None

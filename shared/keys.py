@@ -1,0 +1,71 @@
+"""Names of every Redis key the project uses, all under one prefix."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.settings import Settings
+
+ALERTS_QUEUE = "alerts"
+PROCESSOR_GROUP = "processor"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Keys":
+        return cls(settings.redis_prefix)
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    @property
+    def fetched(self) -> str:
+        """The stream of everything the fetcher fetched, in order: the record replay works from."""
+        return self._k("stream", "fetched")
+
+    @property
+    def dead_letters(self) -> str:
+        return self._k("stream", "dead")
+
+    @property
+    def watched_events(self) -> str:
+        """Sorted set: event id -> kick-off, for events with an alerted tip (the fetcher polls their odds)."""
+        return self._k("watch", "events")
+
+    @property
+    def monitored(self) -> str:
+        """Hash: predictor id -> JSON state (nickname, last fetch, strikes, paused until)."""
+        return self._k("fetcher", "predictors")
+
+    @property
+    def fetcher_state(self) -> str:
+        """Hash: last cycle, next poll, leaderboard time, upstream backoff."""
+        return self._k("fetcher", "state")
+
+    def heartbeat(self, process: str) -> str:
+        return self._k("heartbeat", process)
+
+    @property
+    def heartbeats(self) -> str:
+        return self._k("heartbeat", "*")
+
+    def bucket(self, webhook: str) -> str:
+        return self._k("ratelimit", "webhook", webhook)
+
+    def sent_window(self, webhook: str) -> str:
+        return self._k("ratelimit", "window", webhook)
+
+    @property
+    def global_block(self) -> str:
+        return self._k("ratelimit", "global")
+
+    def webhook_lock(self, webhook: str) -> str:
+        return self._k("lock", "webhook", webhook)
+
+    def webhook_broken(self, webhook: str) -> str:
+        return self._k("webhook", "broken", webhook)
+
+    def health_throttle(self, topic: str) -> str:
+        return self._k("health", "throttle", topic)

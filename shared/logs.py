@@ -1,0 +1,66 @@
+"""Logging set-up: one line per event, and configured secrets masked wherever they appear."""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from urllib.parse import urlsplit
+
+from shared.settings import Settings
+
+# Webhook tokens and credentials in URLs are masked even when the exact secret is not configured.
+_WEBHOOK = re.compile(r"(/api/webhooks/\d+/)[\w\-.~]+")
+_USERINFO = re.compile(r"(\w+://)[^/\s:@]+:[^/\s@]+@")
+
+
+def _secret_parts(secret: str) -> list[str]:
+    """The secret and its components that could be printed on their own (token, password)."""
+    parts = [secret]
+    try:
+        url = urlsplit(secret)
+    except ValueError:
+        return parts
+    if url.password:
+        parts.append(url.password)
+    tail = url.path.rstrip("/").rsplit("/", 1)[-1]
+    if "/webhooks/" in url.path and len(tail) >= 8:
+        parts.append(tail)
+    return parts
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        for part in _secret_parts(secret):
+            text = text.replace(part, "***")
+    text = _WEBHOOK.sub(r"\1***", text)
+    return _USERINFO.sub(r"\1***@", text)
+
+
+class RedactingFilter(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info:
+            # Tracebacks are where URLs leak (requests puts them in exception text): keep one line.
+            message = f"{message}: {record.exc_info[1]!r}" if record.exc_info[1] else message
+            record.exc_info = None
+            record.exc_text = None
+        record.msg = redact(message, self._secrets)
+        record.args = None
+        return True
+
+
+def setup_logging(settings: Settings, name: str) -> logging.Logger:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {name} %(levelname)s %(message)s"))
+    handler.addFilter(RedactingFilter(settings.secrets()))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # Libraries log request URLs at DEBUG/INFO; those URLs carry webhook tokens.
+    for noisy in ("urllib3", "rq.worker", "rq.queue"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    return logging.getLogger(name)

@@ -1,0 +1,126 @@
+"""The outbox: every alert is a row with its delivery state, so nothing is lost between processes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import TypeAdapter
+
+from shared.alerts import Alert
+from shared.storage import Database, Tx
+
+PENDING, SENDING, SENT, FAILED, DEAD = "pending", "sending", "sent", "failed", "dead"
+MAIN_WEBHOOK, HEALTH_WEBHOOK = "main", "health"
+
+_ALERT = TypeAdapter(Alert)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    webhook: str
+    alert: Alert
+    state: str
+    created_at: float
+
+
+def job_id(alert_id: int) -> str:
+    """The RQ job id of an alert: one job id per alert makes enqueueing idempotent."""
+    return f"alert-{alert_id}"
+
+
+def alert_id_of(job: str) -> int:
+    return int(job.removeprefix("alert-"))
+
+
+def insert(tx: Tx, alert: Alert, *, webhook: str, created_at: float,
+           predictor_id: str | None = None, event_id: int | None = None) -> int:
+    row = tx.one(
+        "INSERT INTO alerts (kind, webhook, predictor_id, event_id, payload, state, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (alert.kind, webhook, predictor_id, event_id, _ALERT.dump_json(alert).decode(), PENDING, created_at),
+    )
+    assert row is not None
+    return int(row[0])
+
+
+def _row(values: tuple) -> OutboxRow:
+    alert_id, webhook, payload, state, created_at = values
+    return OutboxRow(int(alert_id), webhook, _ALERT.validate_json(payload), state, float(created_at))
+
+
+def get(db: Database, alert_id: int) -> OutboxRow | None:
+    with db.tx() as tx:
+        values = tx.one("SELECT id, webhook, payload, state, created_at FROM alerts WHERE id = ?", (alert_id,))
+    return _row(values) if values else None
+
+
+def deliverable_ids(db: Database, now: float) -> list[int]:
+    """Alerts still to deliver: pending, or claimed by a notifier whose lease ran out (it died)."""
+    with db.tx() as tx:
+        rows = tx.all(
+            "SELECT id FROM alerts WHERE state = ? OR (state = ? AND lease_until < ?) ORDER BY id",
+            (PENDING, SENDING, now),
+        )
+    return [int(r[0]) for r in rows]
+
+
+def claim(db: Database, webhook: str, owner: str, now: float, lease_seconds: float, limit: int) -> list[OutboxRow]:
+    """Take the oldest deliverable alerts of a webhook; a row is claimed by one notifier only."""
+    with db.tx() as tx:
+        rows = tx.all(
+            "SELECT id, webhook, payload, state, created_at FROM alerts"
+            " WHERE webhook = ? AND (state = ? OR (state = ? AND lease_until < ?)) ORDER BY id LIMIT ?",
+            (webhook, PENDING, SENDING, now, limit),
+        )
+        claimed = []
+        for values in rows:
+            taken = tx.execute(
+                "UPDATE alerts SET state = ?, lease_owner = ?, lease_until = ?, attempts = attempts + 1"
+                " WHERE id = ? AND (state = ? OR (state = ? AND lease_until < ?))",
+                (SENDING, owner, now + lease_seconds, values[0], PENDING, SENDING, now),
+            )
+            if taken == 1:
+                claimed.append(_row(values))
+    return claimed
+
+
+def mark_sent(db: Database, ids: list[int], message_id: str, now: float) -> None:
+    with db.tx() as tx:
+        for alert_id in ids:
+            tx.execute(
+                "UPDATE alerts SET state = ?, message_id = ?, sent_at = ?, error = NULL, lease_owner = NULL,"
+                " lease_until = NULL WHERE id = ?",
+                (SENT, message_id, now, alert_id),
+            )
+
+
+def release(db: Database, ids: list[int], error: str | None = None) -> None:
+    """Give claimed alerts back (delivery will be tried again)."""
+    with db.tx() as tx:
+        for alert_id in ids:
+            tx.execute(
+                "UPDATE alerts SET state = ?, error = ?, lease_owner = NULL, lease_until = NULL"
+                " WHERE id = ? AND state = ?",
+                (PENDING, error, alert_id, SENDING),
+            )
+
+
+def mark_failed(db: Database, ids: list[int], error: str) -> None:
+    with db.tx() as tx:
+        for alert_id in ids:
+            tx.execute(
+                "UPDATE alerts SET state = ?, error = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                (FAILED, error, alert_id),
+            )
+
+
+def count_sent_since(db: Database, since: float) -> int:
+    with db.tx() as tx:
+        row = tx.one("SELECT COUNT(*) FROM alerts WHERE state = ? AND sent_at >= ?", (SENT, since))
+    return int(row[0]) if row else 0
+
+
+def count_by_state(db: Database) -> dict[str, int]:
+    with db.tx() as tx:
+        rows = tx.all("SELECT state, COUNT(*) FROM alerts GROUP BY state")
+    return {state: int(n) for state, n in rows}

@@ -1,0 +1,202 @@
+"""The database: SQLite (default, WAL) or PostgreSQL through one small interface and one schema."""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the database is unreachable or busy right now", not "the data is wrong".
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError, psycopg.OperationalError)
+
+# Each migration runs once, in order; the schema_version table records how far a database is.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE predictors (
+        id TEXT PRIMARY KEY,
+        nickname TEXT NOT NULL,
+        slug TEXT,
+        stats TEXT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE tips (
+        tip_key TEXT PRIMARY KEY,
+        predictor_id TEXT NOT NULL,
+        event_id BIGINT NOT NULL,
+        vote TEXT NOT NULL,
+        vote_type INTEGER,
+        odds_decimal DOUBLE PRECISION,
+        odds_fractional TEXT,
+        start_ts BIGINT NOT NULL,
+        home TEXT NOT NULL,
+        away TEXT NOT NULL,
+        alert_id BIGINT,
+        movement_armed INTEGER NOT NULL DEFAULT 1,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX tips_event ON tips (event_id);
+    CREATE TABLE odds_history (
+        id {serial},
+        event_id BIGINT NOT NULL,
+        market_id INTEGER NOT NULL,
+        choice TEXT NOT NULL,
+        fractional TEXT NOT NULL,
+        decimal DOUBLE PRECISION NOT NULL,
+        observed_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX odds_history_event ON odds_history (event_id, market_id, choice, observed_at);
+    CREATE TABLE alerts (
+        id {serial},
+        kind TEXT NOT NULL,
+        webhook TEXT NOT NULL,
+        predictor_id TEXT,
+        event_id BIGINT,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        created_at DOUBLE PRECISION NOT NULL,
+        sent_at DOUBLE PRECISION,
+        message_id TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_until DOUBLE PRECISION
+    );
+    CREATE INDEX alerts_pending ON alerts (webhook, state, id);
+    CREATE INDEX alerts_sent ON alerts (state, sent_at);
+    """,
+]
+
+
+class Database:
+    """A connection that reconnects after failures; `tx()` is the only way to run SQL.
+
+    SQL is written once with `?` placeholders; for PostgreSQL they become `%s`.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        self._conn: Any = None
+
+    # -- connection -------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self.dialect == "postgresql":
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        path = self.sqlite_path
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so writers queue instead of deadlocking.
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    @property
+    def sqlite_path(self) -> str:
+        return self.url.removeprefix("sqlite:///") or ":memory:"
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    @contextmanager
+    def tx(self) -> Iterator["Tx"]:
+        """A transaction: committed when the block ends, rolled back on any error."""
+        conn = self._connection()
+        try:
+            if self.dialect == "postgresql":
+                with conn.transaction():
+                    with conn.cursor() as cur:
+                        yield Tx(cur, self.dialect)
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Tx(conn.cursor(), self.dialect)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except TRANSIENT_ERRORS:
+            # Drop the connection so the next transaction starts on a fresh one.
+            self.close()
+            raise
+
+    # -- schema -----------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Bring the schema up to date; returns the number of migrations applied."""
+        serial = "BIGSERIAL PRIMARY KEY" if self.dialect == "postgresql" else "INTEGER PRIMARY KEY AUTOINCREMENT"
+        applied = 0
+        with self.tx() as tx:
+            if self.dialect == "postgresql":
+                # Two processes starting at once must not both run a migration.
+                tx.execute("SELECT pg_advisory_xact_lock(7391)")
+            tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = tx.one("SELECT MAX(version) FROM schema_version")
+            current = row[0] if row and row[0] is not None else 0
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in script.format(serial=serial).split(";"):
+                    if statement.strip():
+                        tx.execute(statement)
+                tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                applied += 1
+        return applied
+
+    def size_bytes(self) -> int | None:
+        if self.dialect == "postgresql":
+            with self.tx() as tx:
+                row = tx.one("SELECT pg_database_size(current_database())")
+            return int(row[0]) if row else None
+        path = self.sqlite_path
+        files = [path, path + "-wal"]
+        return sum(os.path.getsize(f) for f in files if os.path.exists(f)) if path != ":memory:" else None
+
+
+class Tx:
+    """A cursor inside a transaction, with the placeholder style of its database."""
+
+    def __init__(self, cursor: Any, dialect: str) -> None:
+        self._cur = cursor
+        self._dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        if self._dialect == "postgresql":
+            sql = sql.replace("?", "%s")
+        self._cur.execute(sql, tuple(params))
+        return self._cur.rowcount
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.execute(sql, params)
+        return [tuple(row) for row in self._cur.fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        self.execute(sql, params)
+        row = self._cur.fetchone()
+        return tuple(row) if row is not None else None
+
+
+def open_database(url: str) -> Database:
+    db = Database(url)
+    db.migrate()
+    return db
+
+
+def now() -> float:
+    return time.time()
