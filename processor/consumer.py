@@ -1,0 +1,75 @@
+"""Reading the fetched stream as a consumer group: own pending entries first, then orphans, then new."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+Entry = tuple[str, dict[bytes, bytes]]
+
+
+class StreamConsumer:
+    def __init__(self, conn: redis.Redis, stream: str, group: str, consumer: str, claim_idle_ms: int = 60_000) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer
+        self.claim_idle_ms = claim_idle_ms
+
+    def ensure_group(self) -> None:
+        """Create the group at the start of the stream, so nothing fetched before the first run is skipped."""
+        try:
+            self.conn.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    def read(self, count: int, block_ms: int | None) -> list[Entry]:
+        """The next entries to handle; an entry stays pending until `ack`, so a crash loses nothing."""
+        return self.own_pending(count) or self.claim_orphans(count) or self.new(count, block_ms)
+
+    def own_pending(self, count: int) -> list[Entry]:
+        """Entries this consumer read before (a restart, or a failure that left them unacknowledged)."""
+        return self._entries(self.conn.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=count))
+
+    def claim_orphans(self, count: int) -> list[Entry]:
+        """Entries left pending by a consumer that died, after they sat idle long enough."""
+        reply = self.conn.xautoclaim(self.stream, self.group, self.consumer, self.claim_idle_ms, "0-0", count=count)
+        return [(_text(i), f) for i, f in reply[1] if f]
+
+    def new(self, count: int, block_ms: int | None) -> list[Entry]:
+        reply = self.conn.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+        return self._entries(reply)
+
+    def ack(self, entry_id: str) -> None:
+        self.conn.xack(self.stream, self.group, entry_id)
+
+    def dead_letter(self, dead_stream: str, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
+        """Park an entry that can never be processed, with the reason, and move on (atomically)."""
+        record = {_text(k): _text(v) for k, v in fields.items()}
+        body = {"source_id": entry_id, "source_stream": self.stream, "reason": reason, "fields": json.dumps(record)}
+        with self.conn.pipeline(transaction=True) as pipe:
+            pipe.xadd(dead_stream, body)
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.execute()
+
+    def _entries(self, reply: Any) -> list[Entry]:
+        entries: list[Entry] = []
+        for _stream, items in reply or []:
+            for entry_id, fields in items:
+                if fields:  # an entry trimmed away while pending comes back empty
+                    entries.append((_text(entry_id), fields))
+                else:
+                    self.ack(_text(entry_id))
+        return entries
+
+    def lag(self) -> dict[str, int | None]:
+        for group in self.conn.xinfo_groups(self.stream):
+            if _text(group["name"]) == self.group:
+                return {"pending": int(group["pending"]), "lag": group.get("lag")}
+        return {"pending": 0, "lag": None}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

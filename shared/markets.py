@@ -1,0 +1,46 @@
+"""Markets a tip can be on: names for people, and which odds choice a vote corresponds to."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+MARKET_NAMES = {1: "Full time", 5: "Both teams to score", 6: "First team to score"}
+
+
+def market_name(vote_type: int | None) -> str:
+    if vote_type is None:
+        return "Tip"
+    return MARKET_NAMES.get(vote_type, f"Market {vote_type}")
+
+
+def pick_label(vote: str, vote_type: int | None, home: str, away: str) -> str:
+    """What a person reads for a vote: `1` on full time is the home team, `noGoal` is "No goal"."""
+    lowered = vote.lower()
+    if vote_type in (1, 6, None) and vote == "1":
+        return f"{home} to win" if vote_type != 6 else f"{home} to score first"
+    if vote_type in (1, 6, None) and vote == "2":
+        return f"{away} to win" if vote_type != 6 else f"{away} to score first"
+    if vote_type in (1, None) and lowered == "x":
+        return "Draw"
+    if lowered == "nogoal":
+        return "No goal"
+    if vote_type == 5 and lowered in ("yes", "no"):
+        return "Both teams to score" if lowered == "yes" else "Not both teams to score"
+    return vote
+
+
+def choice_name(vote: str, vote_type: int | None, home: str, away: str) -> str | None:
+    """The odds choice a vote is priced by (`marketId` = `voteType`), or None when unknown."""
+    lowered = vote.lower()
+    if vote_type == 1 and vote in ("1", "X", "x", "2"):
+        return vote.upper()
+    if vote_type == 5 and lowered in ("yes", "no"):
+        return lowered.capitalize()
+    if vote_type == 6:
+        return {"1": home, "2": away, "nogoal": "No goal"}.get(lowered)
+    return None
+
+
+def decimal_odds(fractional: str) -> float:
+    """Decimal odds from a fraction like `6/5` (2.2); the fraction is what Sofascore's price is."""
+    numerator, _, denominator = fractional.partition("/")
+    return float(1 + Fraction(int(numerator), int(denominator or 1)))

@@ -1,0 +1,92 @@
+"""Shared test fixtures: real Redis (a db of its own), both databases, settings built per test."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from shared.settings import Settings
+from shared.storage import Database
+
+# Pipeline tests own this Redis db: it is flushed before and after each test that uses it.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """No test reads the developer's .env or environment for project settings."""
+    for name in list(os.environ):
+        if name in Settings.model_fields or name.upper() in {f.upper() for f in Settings.model_fields}:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    conn = redis.Redis.from_url(TEST_REDIS_URL)
+    conn.flushdb()
+    yield TEST_REDIS_URL
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(redis_url)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path}/monitor.db"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A schema of its own in the `test` database, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(TEST_PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{TEST_PG_URL}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(TEST_PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Storage tests run on both databases."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def make_settings(sqlite_url: str) -> Callable[..., Settings]:
+    """Settings for a test: its own Redis prefix and SQLite file unless overridden."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "redis_url": TEST_REDIS_URL,
+            "redis_prefix": prefix,
+            "database_url": sqlite_url,
+            "_env_file": None,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make

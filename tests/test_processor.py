@@ -1,0 +1,188 @@
+"""The processor against real Redis and both databases: dedup, grouping, movement, dead letters."""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+
+from processor.main import Processor
+from shared import outbox
+from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
+from shared.models import FetchRecord
+from shared.settings import Settings
+from shared.storage import Database
+from tests.fakes.sofascore import REF_NOW, load_fixture
+
+GURU = "6a1f0c2e9b3d4e5f60718293"
+TACTICO = "5e8d7c6b5a4f3e2d1c0b9a87"
+FAR_EVENT = 15981204  # GoalGuru's two tips, ~111 days after REF_NOW
+FAR_LOOKAHEAD = 24 * 200
+
+
+def put(conn: redis.Redis, settings: Settings, kind: str, subject: str, payload: Any, at: float = REF_NOW) -> str:
+    record = FetchRecord(kind=kind, subject=subject, fetched_at=at, payload=json.dumps(payload))
+    return conn.xadd(Keys.of(settings).fetched, record.to_fields()).decode()
+
+
+def alerts(db: Database) -> list[tuple]:
+    with db.tx() as tx:
+        return tx.all("SELECT id, kind, predictor_id, event_id, payload, state FROM alerts ORDER BY id")
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], database_url: str, redis_url: str) -> Settings:
+    return make_settings(database_url=database_url, time_lookahead_hours=FAR_LOOKAHEAD)
+
+
+@pytest.fixture
+def database(settings: Settings) -> Database:
+    db = Database(settings.database_url)
+    db.migrate()
+    yield db
+    db.close()
+
+
+def burst(settings: Settings, conn: redis.Redis, db: Database, name: str = "p1") -> Processor:
+    processor = Processor(settings, conn, db, name=name)
+    assert processor.run(burst=True) == 0
+    return processor
+
+
+def feed_round_one(conn: redis.Redis, settings: Settings) -> None:
+    put(conn, settings, "leaderboard", "top", load_fixture("vote-ranking.json"))
+    put(conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
+
+
+def test_new_tips_alerted_once_grouped_per_match(settings: Settings, redis_conn: redis.Redis, database: Database) -> None:
+    feed_round_one(redis_conn, settings)
+    burst(settings, redis_conn, database)
+    rows = alerts(database)
+    # +3 h match and the two tips on the far match; the started match is past its grace period.
+    assert sorted(r[3] for r in rows) == [15979901, FAR_EVENT]
+    far = json.loads(next(r[4] for r in rows if r[3] == FAR_EVENT))
+    assert far["kind"] == "new_tip"
+    assert [(t["market"], t["odds"]) for t in far["tips"]] == [("Full time", 2.2), ("Both teams to score", 1.8)]
+    assert far["predictor"]["nickname"] == "GoalGuru_88"
+    assert far["predictor"]["all_time"]["yield_pct"] == pytest.approx(13.2, abs=0.01)
+    assert far["match"]["custom_id"] == "pRkbsQx"
+    queue = Queue(ALERTS_QUEUE, connection=redis_conn)
+    assert sorted(queue.job_ids) == sorted(outbox.job_id(r[0]) for r in rows)
+    assert all(queue.fetch_job(j).args == (outbox.alert_id_of(j),) for j in queue.job_ids)
+    assert redis_conn.zscore(Keys.of(settings).watched_events, str(FAR_EVENT)) is not None
+
+    # A re-fetch of the same page, later, and a restart: nothing new.
+    put(redis_conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"), at=REF_NOW + 300)
+    burst(settings, redis_conn, Database(settings.database_url), name="p2")
+    assert len(alerts(database)) == 2
+
+
+def test_tip_beyond_lookahead_is_alerted_once_it_comes_within(make_settings, database_url, redis_conn) -> None:
+    settings = make_settings(database_url=database_url, time_lookahead_hours=24)
+    db = Database(settings.database_url)
+    db.migrate()
+    page = load_fixture(f"user-{GURU}-page0.json")
+    put(redis_conn, settings, "predictions", GURU, page)
+    burst(settings, redis_conn, db)
+    assert [r[3] for r in alerts(db)] == [15979901]
+    start = next(p["startDateTimestamp"] for p in page["predictions"] if p["eventId"] == FAR_EVENT)
+    put(redis_conn, settings, "predictions", GURU, page, at=start - 23 * 3600)
+    burst(settings, redis_conn, db)
+    assert [r[3] for r in alerts(db)] == [15979901, FAR_EVENT]
+
+
+def test_line_movement_alerts_once_and_rearms(settings: Settings, redis_conn: redis.Redis, database: Database) -> None:
+    feed_round_one(redis_conn, settings)
+    odds = load_fixture(f"event-{FAR_EVENT}-odds-all.json")
+    put(redis_conn, settings, "odds", str(FAR_EVENT), odds, at=REF_NOW + 60)
+    put(redis_conn, settings, "odds", str(FAR_EVENT), odds, at=REF_NOW + 120)
+    burst(settings, redis_conn, database)
+    moves = [json.loads(r[4]) for r in alerts(database) if r[1] == "line_movement"]
+    # Full time "1": 6/5 -> 4/5 is -18.2 %; BTTS yes -4 % stays quiet; the second fetch repeats nothing.
+    assert len(moves) == 1
+    assert moves[0]["tip_odds"] == 2.2 and moves[0]["current_odds"] == 1.8
+    assert moves[0]["delta"] == pytest.approx(-0.1818, abs=1e-4)
+    assert moves[0]["match"]["event_slug"] == "northbridge-fc-eastvale-united"
+
+    back = json.loads(json.dumps(odds))
+    back["markets"][0]["choices"][0]["fractionalValue"] = "11/10"  # 2.10: -4.5 %, below half: re-armed
+    put(redis_conn, settings, "odds", str(FAR_EVENT), back, at=REF_NOW + 180)
+    put(redis_conn, settings, "odds", str(FAR_EVENT), odds, at=REF_NOW + 240)
+    burst(settings, redis_conn, database)
+    assert sum(1 for r in alerts(database) if r[1] == "line_movement") == 2
+    with database.tx() as tx:
+        history = tx.all("SELECT fractional FROM odds_history WHERE event_id = ? AND market_id = 1 ORDER BY id",
+                         (FAR_EVENT,))
+    assert [h[0] for h in history] == ["4/5", "4/5", "11/10", "4/5"]
+
+
+def test_two_processors_at_once_alert_each_tip_once(settings: Settings, redis_conn: redis.Redis,
+                                                    database: Database) -> None:
+    page = load_fixture(f"user-{GURU}-page0.json")
+    for i in range(20):
+        put(redis_conn, settings, "predictions", GURU, page, at=REF_NOW + i)
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+
+    def worker(name: str) -> None:
+        db = Database(settings.database_url)
+        conn = redis.Redis.from_url(settings.redis_url)
+        processor = Processor(settings, conn, db, name=name)
+        barrier.wait()
+        results.append(processor.run(burst=True))
+        results.append(processor.handled)
+
+    threads = [threading.Thread(target=worker, args=(f"p{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results[0] == 0 and results[2] == 0
+    assert results[1] + results[3] == 20
+    assert sorted(r[3] for r in alerts(database)) == [15979901, FAR_EVENT]
+
+
+def test_bad_entries_go_to_dead_letters_and_processing_goes_on(settings: Settings, redis_conn: redis.Redis,
+                                                               database: Database) -> None:
+    keys = Keys.of(settings)
+    redis_conn.xadd(keys.fetched, {"kind": "predictions", "subject": GURU})  # no payload
+    put(redis_conn, settings, "predictions", GURU, {"predictions": [{"eventId": "not a number"}]})
+    redis_conn.xadd(keys.fetched, {"kind": "odds", "subject": "1", "fetched_at": "1", "payload": "{not json"})
+    put(redis_conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
+    burst(settings, redis_conn, database)
+    dead = redis_conn.xrange(keys.dead_letters)
+    assert len(dead) == 3
+    assert all(fields[b"reason"] for _id, fields in dead)
+    assert len(alerts(database)) == 2
+    assert redis_conn.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0
+
+
+def test_restart_takes_up_own_pending_and_orphans(settings: Settings, redis_conn: redis.Redis,
+                                                  database: Database) -> None:
+    keys = Keys.of(settings)
+    feed_round_one(redis_conn, settings)
+    first = Processor(settings, redis_conn, database, name="crashed")
+    first.consumer.ensure_group()
+    assert len(first.consumer.new(10, None)) == 2  # read, never acknowledged: it "died"
+    # Its own restart picks them up...
+    again = Processor(settings, redis_conn, database, name="crashed")
+    assert [i for i, _ in again.consumer.own_pending(10)]
+    # ...and so does another consumer once they sat idle long enough.
+    other = Processor(settings, redis_conn, database, name="other")
+    other.consumer.claim_idle_ms = 0
+    assert other.run(burst=True) == 0
+    assert redis_conn.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0
+    assert len(alerts(database)) == 2
+
+
+def test_health_entries_become_health_alerts(settings: Settings, redis_conn: redis.Redis, database: Database) -> None:
+    put(redis_conn, settings, "health", "upstream_blocked", {"message": "HTTP 403 challenge; paused 60 s"})
+    burst(settings, redis_conn, database)
+    rows = alerts(database)
+    assert len(rows) == 1 and rows[0][1] == "health"
+    with database.tx() as tx:
+        assert tx.one("SELECT webhook FROM alerts")[0] == outbox.HEALTH_WEBHOOK

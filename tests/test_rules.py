@@ -1,0 +1,96 @@
+"""Pure rules of the processor: alertability, movement, market mapping."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from processor.alertable import group_by_match, is_alertable
+from processor.movement import current_price, decide, decimal_of, delta
+from shared.markets import choice_name, decimal_odds, pick_label
+from shared.models import EventOdds, Prediction, PredictionsPage
+from tests.fakes.sofascore import REF_NOW, load_fixture
+
+GURU = "6a1f0c2e9b3d4e5f60718293"
+
+
+def _page(name: str) -> PredictionsPage:
+    return PredictionsPage.model_validate(load_fixture(name))
+
+
+def _by_event(page: PredictionsPage, event_id: int) -> Prediction:
+    return next(p for p in page.predictions if p.event_id == event_id)
+
+
+def test_alertable_follows_status_lookahead_and_grace() -> None:
+    page = _page(f"user-{GURU}-page0.json")
+    soon, started, far = _by_event(page, 15979901), _by_event(page, 15976650), _by_event(page, 15981204)
+    assert is_alertable(soon, REF_NOW, 24, 5)  # +3 h
+    assert not is_alertable(soon, REF_NOW, 2, 5)  # beyond a 2 h look-ahead
+    assert not is_alertable(far, REF_NOW, 24, 5)  # ~111 days ahead: later, once within
+    assert is_alertable(far, far.start_date_timestamp - 3600, 24, 5)
+    assert not is_alertable(started, REF_NOW, 24, 5)  # kicked off 25 min ago
+    assert is_alertable(started, REF_NOW, 24, 30)  # inside a 30 min grace period
+
+
+@pytest.mark.parametrize("status", ["finished", "canceled", "postponed"])
+def test_finished_canceled_postponed_never_alert(status: str) -> None:
+    tip = _by_event(_page(f"user-{GURU}-page0.json"), 15979901).model_copy(deep=True)
+    tip.status.type = status
+    assert not is_alertable(tip, REF_NOW, 24, 5)
+
+
+def test_tip_identity_falls_back_without_id() -> None:
+    page = _page("user-5e8d7c6b5a4f3e2d1c0b9a87-page0.json")
+    no_id = _by_event(page, 15943002)
+    assert no_id.id is None
+    assert no_id.tip_key("u1") == f"u1:15943002::{no_id.vote}"
+    assert _by_event(page, 15981377).tip_key("u1").startswith("u1:6a2b")
+
+
+def test_two_tips_on_one_match_group_together() -> None:
+    page = _page(f"user-{GURU}-page0.json")
+    groups = group_by_match(page.predictions)
+    assert [p.vote for p in groups[15981204]] == ["1", "yes"]
+    assert len(groups) == 3
+
+
+def test_fractions_give_exact_decimal_odds() -> None:
+    assert decimal_odds("6/5") == pytest.approx(2.2)
+    assert decimal_of("6/5", 9.99) == Fraction(11, 5)
+    assert decimal_of(None, 2.5) == Fraction(5, 2)
+    assert decimal_of(None, None) is None
+
+
+def test_movement_found_for_each_market_kind() -> None:
+    odds = EventOdds.model_validate(load_fixture("event-15981204-odds-all.json"))
+    home_win = current_price(odds, "1", 1, "Northbridge FC", "Eastvale United")
+    assert home_win is not None and home_win.decimal == Fraction(9, 5)
+    assert float(delta(Fraction(11, 5), home_win.decimal)) == pytest.approx(-0.1818, abs=1e-4)
+    btts = current_price(odds, "yes", 5, "Northbridge FC", "Eastvale United")
+    assert btts is not None and btts.fractional == "8/11"
+    other = EventOdds.model_validate(load_fixture("event-15981377-odds-all.json"))
+    no_goal = current_price(other, "noGoal", 6, "Real Costa Azul", "Atlético Serrania")
+    assert no_goal is not None and no_goal.decimal == 10
+    first_home = current_price(other, "1", 6, "Real Costa Azul", "Atlético Serrania")
+    assert first_home is not None and first_home.choice == "Real Costa Azul"
+    assert current_price(other, "1", 99, "a", "b") is None
+
+
+def test_alert_once_and_rearm_below_half_threshold() -> None:
+    armed = True
+    seen = []
+    for d in ["-0.10", "-0.16", "-0.20", "-0.10", "-0.07", "0.15", "0.15"]:
+        decision = decide(Fraction(d), armed, 0.15)
+        seen.append(decision.alert)
+        armed = decision.armed
+    assert seen == [False, True, False, False, False, True, False]
+
+
+def test_pick_labels_and_choice_names() -> None:
+    assert pick_label("1", 1, "A", "B") == "A to win"
+    assert pick_label("X", 1, "A", "B") == "Draw"
+    assert pick_label("noGoal", 6, "A", "B") == "No goal"
+    assert choice_name("yes", 5, "A", "B") == "Yes"
+    assert choice_name("2", 6, "A", "B") == "B"
+    assert choice_name("2", None, "A", "B") is None
