@@ -35,6 +35,24 @@ def _init_db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    """rq-dashboard on the project's Redis; the password goes through the environment, not `ps`."""
+    import os
+    import shutil
+
+    env = dict(os.environ)
+    command = [shutil.which("rq-dashboard") or "rq-dashboard", "--bind", settings.rq_dashboard_host,
+               "--port", str(settings.rq_dashboard_port), "--redis-url", settings.redis_url]
+    if settings.rq_dashboard_username and settings.rq_dashboard_password:
+        env["RQ_DASHBOARD_USERNAME"] = settings.rq_dashboard_username
+        env["RQ_DASHBOARD_PASSWORD"] = settings.rq_dashboard_password.get_secret_value()
+    else:
+        env.pop("RQ_DASHBOARD_USERNAME", None)
+        env.pop("RQ_DASHBOARD_PASSWORD", None)
+    os.execvpe(command[0], command, env)
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sofamon", description="Discord alerts for Sofascore's top predictors")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     notify.set_defaults(handler=_notify)
     init_db = sub.add_parser("init-db", help="create or migrate the database")
     init_db.set_defaults(handler=_init_db)
+    dashboard = sub.add_parser("dashboard", help="run rq-dashboard on 127.0.0.1 for this project's Redis")
+    dashboard.set_defaults(handler=_dashboard)
     return parser
 
 

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     leaderboard_refresh_minutes: float = Field(30.0, gt=0)
     stream_retention_days: float = Field(7.0, gt=0)
     log_level: str = "INFO"
+    # rq-dashboard: loopback only unless the operator says otherwise; basic auth when both are set.
+    rq_dashboard_host: str = "127.0.0.1"
+    rq_dashboard_port: int = Field(9181, ge=1, le=65535)
+    rq_dashboard_username: str | None = None
+    rq_dashboard_password: SecretStr | None = None
 
     @field_validator("target_users", mode="before")
     @classmethod
@@ -96,7 +101,8 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every configured secret, so the log filter can mask it wherever it shows up."""
-        values = [s.get_secret_value() for s in (self.discord_webhook_url, self.discord_health_webhook_url, self.proxy_url) if s]
+        values = [s.get_secret_value() for s in (self.discord_webhook_url, self.discord_health_webhook_url, self.proxy_url,
+                                                self.rq_dashboard_password) if s]
         return [v for v in values if v]
 
 

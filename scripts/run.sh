@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make run`: database ready, embedded Redis when none answers, every process under supervisord (foreground).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p var/log var/supervisor.d var/redis
+chmod 0700 var
+.venv/bin/sofamon init-db
+rm -f var/supervisor.d/redis.conf
+if .venv/bin/python -m shared.redisprobe; then
+    echo "using the Redis at REDIS_URL"
+else
+    redis_bin=$(command -v redis-server || echo "$PWD/.venv/bin/redis-server")
+    echo "no Redis answers at REDIS_URL: running $redis_bin under supervisord (data in var/redis)"
+    cat > var/supervisor.d/redis.conf <<CONF
+[program:redis]
+command=$redis_bin --bind 127.0.0.1 --port 6379 --dir %(here)s/../redis --appendonly yes --save "" --protected-mode yes
+priority=10
+autorestart=true
+startsecs=2
+stopwaitsecs=30
+stdout_logfile=%(here)s/../log/redis.log
+stdout_logfile_maxbytes=10MB
+stdout_logfile_backups=3
+redirect_stderr=true
+CONF
+fi
+exec .venv/bin/supervisord -n -c supervisord.conf
