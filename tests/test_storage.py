@@ -1,0 +1,76 @@
+"""Storage on both databases: migrations, and the outbox's claim/lease rules."""
+from __future__ import annotations
+
+import threading
+
+from shared import outbox
+from shared.alerts import HealthAlert
+from shared.storage import Database
+
+
+def _add(db: Database, n: int, webhook: str = outbox.MAIN_WEBHOOK) -> list[int]:
+    with db.tx() as tx:
+        return [outbox.insert(tx, HealthAlert(title=f"a{i}", message="m"), webhook=webhook, created_at=1000.0 + i)
+                for i in range(n)]
+
+
+def test_migrations_are_idempotent(db: Database) -> None:
+    assert db.migrate() == 0
+    assert db.size_bytes() is None or db.size_bytes() > 0
+
+
+def test_claim_takes_oldest_first_and_only_once(db: Database) -> None:
+    ids = _add(db, 5)
+    _add(db, 2, webhook=outbox.HEALTH_WEBHOOK)
+    first = outbox.claim(db, outbox.MAIN_WEBHOOK, "n1", now=2000.0, lease_seconds=60, limit=3)
+    second = outbox.claim(db, outbox.MAIN_WEBHOOK, "n2", now=2000.0, lease_seconds=60, limit=3)
+    assert [r.id for r in first] == ids[:3]
+    assert [r.id for r in second] == ids[3:]
+    assert outbox.claim(db, outbox.MAIN_WEBHOOK, "n3", now=2000.0, lease_seconds=60, limit=3) == []
+
+
+def test_expired_lease_is_claimable_again(db: Database) -> None:
+    ids = _add(db, 2)
+    outbox.claim(db, outbox.MAIN_WEBHOOK, "dead", now=2000.0, lease_seconds=60, limit=10)
+    assert outbox.deliverable_ids(db, now=2030.0) == []
+    assert outbox.deliverable_ids(db, now=2061.0) == ids
+    again = outbox.claim(db, outbox.MAIN_WEBHOOK, "alive", now=2061.0, lease_seconds=60, limit=10)
+    assert [r.id for r in again] == ids
+
+
+def test_sent_released_and_failed_states(db: Database) -> None:
+    a, b, c = _add(db, 3)
+    outbox.claim(db, outbox.MAIN_WEBHOOK, "n1", now=2000.0, lease_seconds=60, limit=10)
+    outbox.mark_sent(db, [a], "123456", now=2001.0)
+    outbox.release(db, [b], error="HTTP 503")
+    outbox.mark_failed(db, [c], "Invalid Form Body")
+    assert outbox.get(db, a).state == outbox.SENT
+    assert outbox.get(db, b).state == outbox.PENDING
+    assert outbox.get(db, c).state == outbox.FAILED
+    assert outbox.count_sent_since(db, 2000.0) == 1
+    assert outbox.count_by_state(db) == {outbox.SENT: 1, outbox.PENDING: 1, outbox.FAILED: 1}
+    assert outbox.deliverable_ids(db, now=2002.0) == [b]
+
+
+def test_concurrent_claims_never_share_an_alert(database_url: str) -> None:
+    setup = Database(database_url)
+    setup.migrate()
+    ids = _add(setup, 60)
+    taken: dict[str, list[int]] = {}
+
+    def claimer(name: str) -> None:
+        db = Database(database_url)
+        got: list[int] = []
+        while rows := outbox.claim(db, outbox.MAIN_WEBHOOK, name, now=2000.0, lease_seconds=60, limit=4):
+            got.extend(r.id for r in rows)
+        taken[name] = got
+        db.close()
+
+    threads = [threading.Thread(target=claimer, args=(f"c{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    everything = [i for got in taken.values() for i in got]
+    assert sorted(everything) == ids
+    setup.close()
