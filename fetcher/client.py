@@ -1,0 +1,248 @@
+"""HTTP client for Sofascore's JSON API: a Chrome-like TLS session and a verdict for every answer."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import tls_client
+
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLIENT_IDENTIFIER = "chrome_146"
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/146.0.0.0 Safari/537.36"
+)
+# What Chrome sends for an XHR made by www.sofascore.com; no Origin (same-origin GETs carry none).
+BROWSER_HEADERS: dict[str, str] = {
+    "User-Agent": USER_AGENT,
+    "Accept": "application/json, text/plain, */*",
+    "Accept-Language": "en-GB,en;q=0.9",
+    "Accept-Encoding": "gzip, deflate, br",
+    "Referer": "https://www.sofascore.com/",
+    "X-Requested-With": "XMLHttpRequest",
+    "sec-ch-ua-mobile": "?0",
+    "sec-ch-ua-platform": '"Windows"',
+    "sec-fetch-dest": "empty",
+    "sec-fetch-mode": "cors",
+    "sec-fetch-site": "same-origin",
+}
+
+# A bogus Retry-After must not silence the fetcher for days.
+MAX_RETRY_AFTER = 6 * 3600.0
+
+ResultKind = Literal["ok", "not_found", "challenge", "rate_limited", "error"]
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one request came to. `reason` is short and safe to log: never exception text (it may hold the proxy)."""
+
+    kind: ResultKind
+    status: int | None = None
+    text: str = ""
+    reason: str = ""
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+    @property
+    def blocks_upstream(self) -> bool:
+        """A challenge or a 429 is about us, not about one predictor: everything has to stop."""
+        return self.kind in ("challenge", "rate_limited")
+
+    def describe(self) -> str:
+        """One human phrase, e.g. `challenge page (HTTP 403)`."""
+        if self.kind == "challenge":
+            return f"challenge page (HTTP {self.status})"
+        if self.kind == "rate_limited":
+            extra = f", Retry-After {self.retry_after:.0f} s" if self.retry_after is not None else ""
+            return f"rate limited (HTTP {self.status}{extra})"
+        if self.kind == "not_found":
+            return "not found (HTTP 404)"
+        return self.reason or "error"
+
+
+def ranking_path() -> str:
+    return "/user-account/vote-ranking"
+
+
+def predictions_path(user_id: str, page: int = 0) -> str:
+    return f"/user-account/{user_id}/predictions?page={page}"
+
+
+def odds_path(event_id: int | str) -> str:
+    return f"/event/{event_id}/odds/1/all"
+
+
+# -- classification -------------------------------------------------------------------------------
+
+
+def _header(headers: Mapping[str, Any], name: str) -> str | None:
+    """A header's value; tls_client gives a list when a header was sent more than once."""
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            if isinstance(value, list):
+                return str(value[0]) if value else None
+            return str(value)
+    return None
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _looks_like_html(content_type: str | None, text: str) -> bool:
+    if content_type and "html" in content_type.lower():
+        return True
+    return text.lstrip()[:1] == "<"
+
+
+def classify(status: int, headers: Mapping[str, Any], text: str, *, now: float | None = None) -> FetchResult:
+    """Sort an HTTP answer into ok / not_found / challenge / rate_limited / error."""
+    if status == 429:
+        retry = parse_retry_after(_header(headers, "Retry-After"), time.time() if now is None else now)
+        return FetchResult("rate_limited", status, reason="HTTP 429", retry_after=retry)
+    if status == 403 or _header(headers, "cf-mitigated"):
+        return FetchResult("challenge", status, reason=f"HTTP {status}")
+    if status >= 500:
+        # Checked before the HTML test: Cloudflare's 5xx origin-error pages are HTML but are outages, not challenges.
+        return FetchResult("error", status, reason=f"HTTP {status}")
+    if _looks_like_html(_header(headers, "Content-Type"), text):
+        return FetchResult("challenge", status, reason=f"HTML page (HTTP {status})")
+    if status == 404:
+        return FetchResult("not_found", status, reason="HTTP 404")
+    if status != 200:
+        return FetchResult("error", status, reason=f"HTTP {status}")
+    try:
+        json.loads(text)
+    except ValueError:
+        return FetchResult("error", status, reason="invalid JSON (HTTP 200)")
+    return FetchResult("ok", status, text=text)
+
+
+def classify_exception(error: BaseException) -> FetchResult:
+    """A failed request as a safe result: the exception text is only inspected, never kept."""
+    text = str(error).lower()
+    if "timeout" in text or "deadline exceeded" in text:
+        return FetchResult("error", None, reason="timeout")
+    if isinstance(error, tls_client.exceptions.TLSClientException):
+        return FetchResult("error", None, reason="connection error")
+    return FetchResult("error", None, reason=f"request failed ({type(error).__name__})")
+
+
+# -- client ---------------------------------------------------------------------------------------
+
+
+def new_session(settings: Settings) -> tls_client.Session:
+    session = tls_client.Session(client_identifier=CLIENT_IDENTIFIER, random_tls_extension_order=True)
+    session.headers.clear()
+    session.headers.update(BROWSER_HEADERS)
+    if settings.proxy_url is not None:
+        session.proxies = settings.proxy_url.get_secret_value()
+    session.timeout_seconds = settings.http_timeout_seconds
+    return session
+
+
+class SofascoreClient:
+    """At most `http_concurrency` requests in flight; each worker thread owns its Session and cookie jar.
+
+    tls-client's native library hangs in a process forked after it made a request, so nothing here forks.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session_factory: Callable[[Settings], tls_client.Session] = new_session,
+    ) -> None:
+        self._settings = settings
+        self._base = settings.sofascore_base_url
+        self._session_factory = session_factory
+        self._local = threading.local()
+        self._sessions: list[tls_client.Session] = []
+        self._sessions_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=settings.http_concurrency, thread_name_prefix="sofascore")
+
+    def _session(self) -> tls_client.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._session_factory(self._settings)
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def _request(self, path: str) -> FetchResult:
+        """Runs in a worker thread."""
+        try:
+            response = self._session().get(self._base + path, timeout=self._settings.http_timeout_seconds)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a result; its text is not kept
+            return classify_exception(error)
+        return classify(response.status_code, response.headers, response.text)
+
+    def get(self, path: str) -> FetchResult:
+        """One request (through the pool, so it shares the thread-local sessions)."""
+        return self._pool.submit(self._request, path).result()
+
+    def fetch_many(self, paths: Sequence[str], halt: threading.Event) -> Iterator[tuple[int, FetchResult]]:
+        """(index, result) as requests complete.
+
+        A request not yet started once `halt` is set is skipped (not yielded); the first challenge or 429
+        sets `halt` from the worker itself, so queued requests see it before the caller does.
+        """
+
+        def guarded(path: str) -> FetchResult | None:
+            if halt.is_set():
+                return None
+            result = self._request(path)
+            if result.blocks_upstream:
+                halt.set()
+            return result
+
+        futures: dict[Future[FetchResult | None], int] = {
+            self._pool.submit(guarded, path): index for index, path in enumerate(paths)
+        }
+        for future in as_completed(futures):
+            result = future.result()
+            if result is not None:
+                yield futures[future], result
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            try:
+                session.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+    def __enter__(self) -> "SofascoreClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

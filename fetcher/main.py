@@ -1,0 +1,136 @@
+"""`sofamon fetch`: poll Sofascore on the schedule and write what comes back into Redis."""
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import redis
+
+from fetcher.client import SofascoreClient
+from fetcher.cycle import Fetcher
+from shared import heartbeat
+from shared.keys import Keys
+from shared.logs import setup_logging
+from shared.redisconn import connect
+from shared.settings import Settings
+
+log = logging.getLogger("fetcher")
+
+# The heartbeat expires after 300 s while a night-time sleep lasts up to 15 min: beat while sleeping too.
+BEAT_EVERY = 60.0
+REDIS_RETRY_SECONDS = 10.0
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event, fetcher: Fetcher) -> Iterator[None]:
+    """SIGTERM/SIGINT: finish the request in hand, write it, then leave (handlers only in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        fetcher.request_stop()
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _beat(conn: redis.Redis, keys: Keys, name: str, fetcher: Fetcher) -> None:
+    try:
+        heartbeat.beat(conn, keys, name, next_poll_at=fetcher.next_poll_at, last_cycle_at=fetcher.last_cycle_at)
+    except redis.RedisError:
+        pass  # the cycle already logged that Redis is away
+
+
+def _load_state(fetcher: Fetcher, stop: threading.Event, once: bool) -> bool:
+    """Read the stored state before the first request; without it a restart would forget a block."""
+    while True:
+        try:
+            fetcher.load_state()
+            return True
+        except redis.RedisError as error:
+            log.error("Redis unreachable (%s)%s", type(error).__name__,
+                      "" if once else f"; retrying in {REDIS_RETRY_SECONDS:.0f} s")
+        if once or stop.wait(REDIS_RETRY_SECONDS):
+            return False
+
+
+def _sleep(stop: threading.Event, seconds: float, beat: Callable[[], None]) -> None:
+    """Sleep until the next poll or a stop signal, beating every minute so the heartbeat never lapses."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0 or stop.wait(min(left, BEAT_EVERY)):
+            return
+        beat()
+
+
+def _cycle(fetcher: Fetcher) -> None:
+    try:
+        fetcher.run_cycle()
+    except Exception as error:  # noqa: BLE001 - one bad cycle must not end the process
+        log.error("cycle failed: %s: %s", type(error).__name__, str(error)[:200])
+
+
+def run(
+    settings: Settings,
+    once: bool,
+    *,
+    clock: Callable[[], float] = time.time,
+    stop: threading.Event | None = None,
+    rng: random.Random | None = None,
+) -> int:
+    """Exit status: 0 after `once` or a stop signal; 1 when Redis is unreachable (or unwritten data) with `once`."""
+    setup_logging(settings, "fetcher")
+    stop = stop or threading.Event()
+    rng = rng or random.Random()
+    conn = connect(settings)
+    keys = Keys.of(settings)
+    name = heartbeat.process_name("fetcher")
+    try:
+        with SofascoreClient(settings) as client:
+            fetcher = Fetcher(settings, conn, client, clock=clock)
+            with _stop_on_signals(stop, fetcher):
+                if not _load_state(fetcher, stop, once):
+                    return 1 if once else 0
+                if once:
+                    _cycle(fetcher)
+                    _beat(conn, keys, name, fetcher)
+                    fetcher.flush_pending()
+                    return 1 if fetcher.pending else 0
+                _loop(fetcher, stop, rng, lambda: _beat(conn, keys, name, fetcher))
+                try:
+                    heartbeat.clear(conn, keys, name)
+                except redis.RedisError:
+                    pass
+                return 0
+    finally:
+        conn.close()
+
+
+def _loop(fetcher: Fetcher, stop: threading.Event, rng: random.Random, beat: Callable[[], None]) -> None:
+    log.info("fetcher started")
+    while not stop.is_set():
+        _cycle(fetcher)
+        if stop.is_set():
+            break
+        delay = fetcher.next_delay(rng)
+        fetcher.schedule_next(fetcher.clock() + delay)
+        beat()
+        log.info("Next poll in %.0f s", delay)
+        _sleep(stop, delay, beat)
+    fetcher.flush_pending()
+    if fetcher.pending:
+        log.error("%d fetched record(s) not written: Redis unavailable", fetcher.pending)
+    log.info("fetcher stopped")

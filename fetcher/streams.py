@@ -1,0 +1,45 @@
+"""Writing to the `fetched` stream: every payload as received, plus health notes for the processor."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import redis
+
+from shared.keys import Keys
+from shared.models import FetchRecord
+
+HEALTH_BLOCKED = "upstream_blocked"
+HEALTH_RECOVERED = "upstream_recovered"
+
+
+def min_id(retention_days: float, wall_now: float) -> str:
+    """The oldest stream id to keep: trimming is by age, so replay always has `retention_days` of history."""
+    return str(int((wall_now - retention_days * 86400) * 1000))
+
+
+def append(
+    conn: redis.Redis,
+    keys: Keys,
+    record: FetchRecord,
+    retention_days: float,
+    *,
+    wall_clock: Callable[[], float] = time.time,
+) -> str:
+    """XADD one record; returns its stream id.
+
+    Trimmed against the wall clock, not an injected one: Redis stamps entry ids with its own clock.
+    """
+    entry_id = conn.xadd(
+        keys.fetched,
+        record.to_fields(),  # type: ignore[arg-type]
+        minid=min_id(retention_days, wall_clock()),
+        approximate=True,
+    )
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def health_record(subject: str, message: str, until: float, fetched_at: float) -> FetchRecord:
+    payload = json.dumps({"message": message, "until": until})
+    return FetchRecord(kind="health", subject=subject, fetched_at=fetched_at, payload=payload)

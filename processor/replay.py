@@ -1,0 +1,415 @@
+"""`sofamon replay`: run stored entries of the fetched stream through the processor's logic again.
+
+Choosing entries (all filters combine):
+- `--from ID` / `--to ID`: stream ids, inclusive (`1795348800000-0`, or just the milliseconds);
+- `--since` / `--until`: a window on the entry's `fetched_at`: an ISO datetime (`2026-11-22T10:00`,
+  read in POLL_TIMEZONE unless it carries an offset) or a time ago (`30m`, `2h`, `1d`);
+- `--predictor ID` (repeatable): the predictions of those predictors, plus every leaderboard entry
+  (the statistics the alerts show) and every odds entry (odds only alert tips already known);
+- `--kind` (repeatable): the kinds to take; by default leaderboard, predictions and odds. Health
+  entries are left out unless asked for: nothing deduplicates them, so re-injecting one alerts again.
+
+`--dry-run` runs the entries, in stream order, through `processor.handle.Handler` on a scratch SQLite
+database that starts empty, and prints one line per alert they produce. It only reads the stream:
+no Redis writes, no real database, no RQ jobs. Without `--dry-run` the chosen entries are re-injected:
+copies of their fields (fetched_at included) are appended to the fetched stream for the running
+processor, whose dedup keeps already-alerted tips quiet.
+
+Caveat of re-injection: line movement is judged against each tip's current armed state, so replaying
+odds entries that swung a price back and forth (re-arm, then move) can alert that movement again.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any, TextIO
+
+import redis
+from pydantic import ValidationError
+
+from processor.handle import BadRecord, Handler, Rules, parse
+from shared.keys import Keys
+from shared.models import FetchRecord
+from shared.settings import Settings
+from shared.storage import Database
+
+KINDS = ("leaderboard", "predictions", "odds", "health")
+DEFAULT_KINDS = frozenset({"leaderboard", "predictions", "odds"})
+BATCH = 200
+PROGRESS_AFTER = 200  # entries: shorter replays never show a progress bar
+
+_STREAM_ID = re.compile(r"^(\d+)(?:-(\d+))?$")
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+# -- arguments -------------------------------------------------------------------------------------
+
+
+def parse_when(text: str, now: float, tz: tzinfo) -> float:
+    """`2h`, `30m`, `1d` ago, or an ISO datetime (naive: in `tz`); a Unix time in seconds also works."""
+    text = text.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is neither a time ago (30m, 2h, 1d) nor an ISO datetime "
+                             "(2026-11-22T10:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.timestamp()
+
+
+def stream_id(text: str) -> str:
+    """A stream id as given (`ms-seq` or `ms`), checked."""
+    if not _STREAM_ID.match(text.strip()):
+        raise ValueError(f"{text!r} is not a stream id (like 1795348800000-0)")
+    return text.strip()
+
+
+def _id_key(entry_id: str, *, upper: bool) -> tuple[int, int]:
+    """An id as a comparable pair; a bare `ms` is the first (or, as an upper bound, last) id of that ms."""
+    match = _STREAM_ID.match(entry_id)
+    assert match is not None
+    seq = match.group(2)
+    return int(match.group(1)), int(seq) if seq is not None else (2**64 - 1 if upper else 0)
+
+
+# -- selection -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    first: str = "-"
+    last: str = "+"
+    since: float | None = None
+    until: float | None = None
+    predictors: frozenset[str] = frozenset()
+    kinds: frozenset[str] = DEFAULT_KINDS
+
+    def admits(self, fields: dict[str, str]) -> bool:
+        """Whether the filters keep an entry; a field a filter needs but cannot read keeps it (to be reported)."""
+        kind = fields.get("kind")
+        if kind is not None and kind not in self.kinds:
+            return False
+        if self.since is not None or self.until is not None:
+            try:
+                at = float(fields["fetched_at"])
+            except (KeyError, ValueError):
+                at = None
+            if at is not None and ((self.since is not None and at < self.since)
+                                   or (self.until is not None and at > self.until)):
+                return False
+        if self.predictors:
+            if kind == "predictions":
+                return fields.get("subject") in self.predictors
+            return kind in ("leaderboard", "odds") or kind is None
+        return True
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _decoded(fields: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in fields.items()}
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+    return text
+
+
+def bounds(conn: redis.Redis, stream: str, selection: Selection) -> tuple[str, str] | None:
+    """The id range to read, its end clamped to the stream's last id now.
+
+    Clamping matters: re-injected copies land after that id, so the scan can never reach them.
+    """
+    newest = conn.xrevrange(stream, count=1)
+    if not newest:
+        return None
+    last = _text(newest[0][0])
+    if selection.last != "+" and _id_key(selection.last, upper=True) < _id_key(last, upper=True):
+        last = selection.last
+    return selection.first, last
+
+
+def scan(conn: redis.Redis, stream: str, first: str, last: str, batch: int | None = None
+         ) -> Iterator[tuple[str, dict[Any, Any]]]:
+    """Entries from `first` to `last` inclusive, read `batch` at a time (the stream may be large)."""
+    batch = batch or BATCH
+    start = first
+    while True:
+        chunk = conn.xrange(stream, min=start, max=last, count=batch)
+        for entry_id, fields in chunk:
+            yield _text(entry_id), fields
+        if len(chunk) < batch:
+            return
+        start = "(" + _text(chunk[-1][0])
+
+
+# -- progress --------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on stderr for long replays, by position in the id range (no total needed)."""
+
+    def __init__(self, first_id: str | None, last_id: str, out: TextIO | None = None, label: str = "replay") -> None:
+        self.out = out if out is not None else sys.stderr
+        self.enabled = bool(getattr(self.out, "isatty", lambda: False)())
+        self.lo = _id_key(first_id, upper=False)[0] if first_id and first_id != "-" else None
+        self.hi = _id_key(last_id, upper=True)[0]
+        self.label = label
+        self.count = 0
+        self.shown = False
+        self._drawn_at = float("-inf")
+
+    def step(self, entry_id: str) -> None:
+        self.count += 1
+        if not self.enabled:
+            return
+        ms = _id_key(entry_id, upper=False)[0]
+        if self.lo is None:
+            self.lo = ms
+        if self.count <= PROGRESS_AFTER:
+            return
+        now = time.monotonic()
+        if now - self._drawn_at < 0.1:
+            return
+        self._drawn_at = now
+        span = max(self.hi - self.lo, 1)
+        fraction = min(max((ms - self.lo) / span, 0.0), 1.0)
+        width = 30
+        filled = int(fraction * width)
+        self.out.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction * 100:3.0f}%"
+                       f"  {self.count:,} entries")
+        self.out.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.out.write("\r" + " " * 70 + "\r")
+            self.out.flush()
+
+
+# -- results ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertLine:
+    """One alert a replay produced, as read back from the scratch database."""
+
+    alert_id: int
+    kind: str
+    predictor_id: str | None
+    predictor: str
+    match: str
+    event_id: int | None
+    detail: str
+    entry_id: str
+
+    @property
+    def key(self) -> tuple[str | None, int | None, str]:
+        return self.predictor_id, self.event_id, self.kind
+
+
+@dataclass
+class Result:
+    stream: str
+    dry_run: bool
+    selected: Counter = field(default_factory=Counter)  # by kind
+    unparseable: list[tuple[str, str]] = field(default_factory=list)  # (entry id, reason)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # the handler failed otherwise (a bug)
+    alerts: list[AlertLine] = field(default_factory=list)
+    reinjected: int = 0
+    first_id: str | None = None
+    last_id: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.selected.values())
+
+
+def _odds_text(value: Any) -> str:
+    return f"@{value:.2f}" if isinstance(value, (int, float)) and value else ""
+
+
+def _alert_line(row: tuple, entry_id: str) -> AlertLine:
+    alert_id, kind, predictor_id, event_id, payload = row
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        body = {}
+    predictor = (body.get("predictor") or {}).get("nickname") or predictor_id or "-"
+    match = body.get("match") or {}
+    match_text = f"{match.get('home', '?')} vs {match.get('away', '?')}" if match else "-"
+    if kind == "new_tip":
+        tips = body.get("tips") or []
+        detail = "; ".join(f"{t.get('market')}: {t.get('pick')} {_odds_text(t.get('odds'))}".rstrip() for t in tips)
+    elif kind == "line_movement":
+        tip = body.get("tip") or {}
+        detail = (f"{tip.get('market')}: {tip.get('pick')} {_odds_text(body.get('tip_odds'))} ->"
+                  f" {_odds_text(body.get('current_odds'))} ({float(body.get('delta') or 0) * 100:+.1f}%)")
+    else:
+        match_text = str(body.get("title", "-"))
+        detail = str(body.get("message", ""))[:120]
+    return AlertLine(int(alert_id), kind, predictor_id, str(predictor), match_text,
+                     int(event_id) if event_id is not None else None, detail, entry_id)
+
+
+# -- dry run ---------------------------------------------------------------------------------------
+
+
+def dry_run(conn: redis.Redis, settings: Settings, selection: Selection, progress_out: TextIO | None = None) -> Result:
+    """What the chosen entries produce on an empty database; reads the stream and nothing else."""
+    stream = Keys.of(settings).fetched
+    result = Result(stream=stream, dry_run=True)
+    span = bounds(conn, stream, selection)
+    if span is None:
+        return result
+    with tempfile.TemporaryDirectory(prefix="sofamon-replay-") as scratch:
+        db = Database(f"sqlite:///{scratch}/replay.db")
+        try:
+            db.migrate()
+            handler = Handler(db, Rules.of(settings))
+            origin: dict[int, str] = {}
+            progress = Progress(span[0], span[1], progress_out)
+            try:
+                for entry_id, raw in scan(conn, stream, *span):
+                    progress.step(entry_id)
+                    fields = _decoded(raw)
+                    if not selection.admits(fields):
+                        continue
+                    result.first_id = result.first_id or entry_id
+                    result.last_id = entry_id
+                    try:
+                        record = FetchRecord.from_fields(raw)
+                        outcome = handler.handle(record)
+                    except (BadRecord, ValidationError) as error:
+                        result.unparseable.append((entry_id, _reason(error)))
+                        continue
+                    except Exception as error:  # noqa: BLE001 - a replay reports a handler bug, it does not stop
+                        result.errors.append((entry_id, f"{type(error).__name__}: {_reason(error)}"))
+                        continue
+                    result.selected[record.kind] += 1
+                    for alert_id in outcome.alert_ids:
+                        origin[alert_id] = entry_id
+            finally:
+                progress.close()
+            with db.tx() as tx:
+                rows = tx.all("SELECT id, kind, predictor_id, event_id, payload FROM alerts ORDER BY id")
+            result.alerts = [_alert_line(row, origin.get(int(row[0]), "?")) for row in rows]
+        finally:
+            db.close()
+    return result
+
+
+# -- re-injection ----------------------------------------------------------------------------------
+
+
+def reinject(conn: redis.Redis, settings: Settings, selection: Selection, progress_out: TextIO | None = None) -> Result:
+    """Append copies of the chosen entries (fields unchanged) to the fetched stream; unparseable ones stay out."""
+    stream = Keys.of(settings).fetched
+    result = Result(stream=stream, dry_run=False)
+    span = bounds(conn, stream, selection)
+    if span is None:
+        return result
+    progress = Progress(span[0], span[1], progress_out, label="re-inject")
+    pipe = conn.pipeline(transaction=False)
+    queued = 0
+    try:
+        for entry_id, raw in scan(conn, stream, *span):
+            progress.step(entry_id)
+            fields = _decoded(raw)
+            if not selection.admits(fields):
+                continue
+            result.first_id = result.first_id or entry_id
+            result.last_id = entry_id
+            try:
+                record = FetchRecord.from_fields(raw)
+                parse(record)
+            except (BadRecord, ValidationError) as error:
+                # It would only land in dead letters again.
+                result.unparseable.append((entry_id, _reason(error)))
+                continue
+            result.selected[record.kind] += 1
+            pipe.xadd(stream, raw)
+            queued += 1
+            if queued >= BATCH:
+                result.reinjected += len(pipe.execute())
+                queued = 0
+        if queued:
+            result.reinjected += len(pipe.execute())
+    finally:
+        progress.close()
+        pipe.reset()
+    return result
+
+
+# -- text ------------------------------------------------------------------------------------------
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def render(result: Result, max_listed: int = 20) -> str:
+    lines: list[str] = []
+    kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(result.selected.items())) or "none"
+    span = f" ({result.first_id} .. {result.last_id})" if result.first_id else ""
+    if result.dry_run:
+        if result.alerts:
+            rows = [["KIND", "PREDICTOR", "MATCH", "EVENT", "DETAIL", "ENTRY"]]
+            rows += [[a.kind, a.predictor, a.match, str(a.event_id or "-"), a.detail, a.entry_id] for a in result.alerts]
+            lines += _table(rows)
+            lines.append("")
+        lines.append(f"dry run: {result.total:,} entries replayed{span}: {kinds}")
+        lines.append(f"{len(result.alerts):,} alert(s) would be produced on an empty database;"
+                     " nothing was sent, written or enqueued")
+    else:
+        lines.append(f"re-injected {result.reinjected:,} entries onto {result.stream}{span}: {kinds}")
+        if result.reinjected:
+            lines.append("the processor handles them next; tips already alerted are not alerted again")
+        if result.selected.get("odds"):
+            lines.append("note: odds entries were re-injected; a price that swung back and forth in that"
+                         " window can alert its line movement again")
+    if result.unparseable:
+        lines.append(f"{len(result.unparseable):,} unparseable entr{'y' if len(result.unparseable) == 1 else 'ies'}"
+                     f" skipped{' (not re-injected)' if not result.dry_run else ''}:")
+        lines += [f"  {entry_id}  {reason}" for entry_id, reason in result.unparseable[:max_listed]]
+        if len(result.unparseable) > max_listed:
+            lines.append(f"  ... and {len(result.unparseable) - max_listed:,} more")
+    if result.errors:
+        lines.append(f"{len(result.errors):,} entr{'y' if len(result.errors) == 1 else 'ies'} made the processor"
+                     " fail (a bug: the running processor would stop on them):")
+        lines += [f"  {entry_id}  {reason}" for entry_id, reason in result.errors[:max_listed]]
+    return "\n".join(lines)
+
+
+def run(settings: Settings, selection: Selection, dry: bool, out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout
+    conn = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=60)
+    try:
+        result = (dry_run if dry else reinject)(conn, settings, selection)
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        print(f"sofamon replay: Redis unreachable: {type(error).__name__}: {_reason(error)}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    print(render(result), file=out)
+    return 0

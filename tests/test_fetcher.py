@@ -1,0 +1,641 @@
+"""The fetcher against a local fake Sofascore and a real Redis (db 15, a key prefix per test)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import redis
+import tls_client
+
+from fetcher import streams
+from fetcher.client import SofascoreClient, classify, classify_exception
+from fetcher.cycle import Fetcher
+from fetcher.main import run
+from shared.keys import Keys
+from shared.models import FetchRecord
+from shared.redisconn import connect
+from shared.settings import Settings
+from tests.fakes.sofascore import REF_NOW, FakeSofascore
+
+GOAL_GURU = "6a1f0c2e9b3d4e5f60718293"
+TACTICO = "5e8d7c6b5a4f3e2d1c0b9a87"
+VALUE_HUNTER = "64b2a9d1c3e5f70819a2b3c4"
+WITH_PAGES = {GOAL_GURU, TACTICO, VALUE_HUNTER}
+CHROME_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/146.0.0.0 Safari/537.36")
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """`run()` installs its own stderr handler on the root logger; put pytest's set-up back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSofascore]:
+    # A fixed clock on the fake: fixture timestamps are served unshifted, so payloads are reproducible.
+    with FakeSofascore(clock=lambda: REF_NOW) as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(REF_NOW)
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], fake: FakeSofascore) -> Settings:
+    return make_settings(sofascore_base_url=fake.base_url)
+
+
+@pytest.fixture
+def open_fetcher(redis_conn: redis.Redis, clock: Clock) -> Iterator[Callable[..., Fetcher]]:
+    """Builds Fetchers (each with its own client, like a restarted process) that load the stored state."""
+    clients: list[SofascoreClient] = []
+
+    def build(settings: Settings, conn: redis.Redis | None = None, load: bool = True) -> Fetcher:
+        client = SofascoreClient(settings)
+        clients.append(client)
+        fetcher = Fetcher(settings, conn or redis_conn, client, clock=clock)
+        if load:
+            fetcher.load_state()
+        return fetcher
+
+    yield build
+    for client in clients:
+        client.close()
+
+
+def ranked_ids(fake: FakeSofascore, n: int = 9) -> list[str]:
+    return [entry["id"] for entry in fake.ranking[:n]]
+
+
+def pages_only(fake: FakeSofascore) -> None:
+    """Monitored users without prediction pages answer 404 (as real users that went private do)."""
+    for uid in ranked_ids(fake):
+        if uid not in WITH_PAGES:
+            fake.set_mode("notfound", f"/user-account/{uid}/")
+
+
+def records(conn: redis.Redis, settings: Settings) -> list[FetchRecord]:
+    return [FetchRecord.from_fields(fields) for _, fields in conn.xrange(Keys.of(settings).fetched)]
+
+
+def of_kind(conn: redis.Redis, settings: Settings, kind: str) -> list[FetchRecord]:
+    return [r for r in records(conn, settings) if r.kind == kind]
+
+
+def state(conn: redis.Redis, settings: Settings) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in conn.hgetall(Keys.of(settings).fetcher_state).items()}
+
+
+def predictor(conn: redis.Redis, settings: Settings, pid: str) -> dict[str, Any]:
+    raw = conn.hget(Keys.of(settings).monitored, pid)
+    assert raw is not None, f"{pid} is not in the monitored hash"
+    return json.loads(raw)
+
+
+def served(fake: FakeSofascore, path: str) -> str:
+    """What the fake answers on `path`, fetched independently (its clock is fixed, so it answers the same)."""
+    with urllib.request.urlopen(fake.base_url + path, timeout=5) as response:
+        return response.read().decode("utf-8")
+
+
+def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING and text in r.getMessage()]
+
+
+# -- a full cycle through run(once=True) ------------------------------------------------------------
+
+
+def test_once_writes_leaderboard_predictions_and_odds_exactly_as_received(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis
+) -> None:
+    pages_only(fake)
+    keys = Keys.of(settings)
+    redis_conn.zadd(keys.watched_events, {
+        "15981204": REF_NOW + 86400,
+        "15981377": REF_NOW + 3600,
+        "15976650": REF_NOW - 1500,  # kicked off 25 min ago: dropped, not polled
+    })
+
+    assert run(settings, once=True, clock=lambda: REF_NOW) == 0
+
+    written = records(redis_conn, settings)
+    assert [r.kind for r in written].count("leaderboard") == 1
+    assert written[0].kind == "leaderboard" and written[0].subject == "top"
+    predictions = {r.subject: r for r in written if r.kind == "predictions"}
+    assert set(predictions) == WITH_PAGES
+    odds = {r.subject: r for r in written if r.kind == "odds"}
+    assert set(odds) == {"15981204", "15981377"}
+    assert len(written) == 1 + 3 + 2
+    assert all(r.fetched_at == REF_NOW for r in written)
+
+    # Raw text, not re-serialised JSON (the fake answers compact JSON, json.dumps would add spaces).
+    assert written[0].payload == served(fake, "/user-account/vote-ranking")
+    for uid, record in predictions.items():
+        assert record.payload == served(fake, f"/user-account/{uid}/predictions?page=0")
+    for eid, record in odds.items():
+        assert record.payload == served(fake, f"/event/{eid}/odds/1/all")
+
+    assert fake.count("/event/15976650/") == 0
+    assert redis_conn.zrange(keys.watched_events, 0, -1) == [b"15981377", b"15981204"]
+
+    # Nine predictors pass the default filters; the six without pages got a 404 and a 30 min pause.
+    stored = state(redis_conn, settings)
+    assert json.loads(stored["monitored"]) == ranked_ids(fake)
+    assert float(stored["leaderboard_at"]) == REF_NOW and float(stored["last_cycle_at"]) == REF_NOW
+    assert stored["backoff_until"] == "" and stored["blocked_since"] == ""
+    for uid in ranked_ids(fake):
+        info = predictor(redis_conn, settings, uid)
+        if uid in WITH_PAGES:
+            assert (info["last_status"], info["last_fetch"], info["paused_until"]) == ("ok", REF_NOW, None)
+        else:
+            assert (info["last_status"], info["paused_until"]) == ("not_found", REF_NOW + 1800)
+    assert predictor(redis_conn, settings, GOAL_GURU)["nickname"] == "GoalGuru_88"
+
+    beats = [json.loads(redis_conn.get(k)) for k in redis_conn.scan_iter(match=keys.heartbeats)]
+    assert len(beats) == 1 and beats[0]["last_cycle_at"] == REF_NOW
+
+
+def test_requests_carry_chrome_headers(fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis) -> None:
+    redis_conn.zadd(Keys.of(settings).watched_events, {"15981204": REF_NOW + 60})
+    assert run(settings, once=True, clock=lambda: REF_NOW) == 0
+    assert fake.count("/user-account/vote-ranking") == 1 and fake.count("/event/") == 1
+    assert len(fake.requests) == 11
+    for request in fake.requests:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        assert headers["user-agent"] == CHROME_UA
+        assert headers["referer"] == "https://www.sofascore.com/"
+        assert headers["x-requested-with"] == "XMLHttpRequest"
+        assert headers["accept"] == "application/json, text/plain, */*"
+        assert headers["accept-language"] == "en-GB,en;q=0.9"
+        assert "origin" not in headers
+    assert all(r.path.endswith("/predictions?page=0") for r in fake.requests if "/predictions" in r.path)
+
+
+def test_once_exits_1_when_redis_is_unreachable(
+    fake: FakeSofascore, make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(sofascore_base_url=fake.base_url, redis_url="redis://127.0.0.1:1/0")
+    assert run(settings, once=True) == 1
+    assert fake.requests == []  # nothing fetched that could not be written
+    err = capsys.readouterr().err
+    assert "Redis unreachable" in err and "Traceback" not in err
+
+
+# -- upstream blocks ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["challenge", "html200"])
+def test_challenge_on_the_leaderboard_stops_every_request(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, open_fetcher: Callable[..., Fetcher],
+    mode: str,
+) -> None:
+    fake.set_mode(mode, "/user-account/vote-ranking")
+    redis_conn.zadd(Keys.of(settings).watched_events, {"15981204": REF_NOW + 60})
+    fetcher = open_fetcher(settings.model_copy(update={"target_users": [GOAL_GURU]}))
+    report = fetcher.run_cycle()
+    assert report.halted
+    assert len(fake.requests) == 1  # not even the target user or the watched event
+    assert [r.subject for r in of_kind(redis_conn, settings, "health")] == ["upstream_blocked"]
+    assert of_kind(redis_conn, settings, "leaderboard") == []
+
+
+def test_challenge_mid_cycle_pauses_everything_until_the_backoff_ends(
+    fake: FakeSofascore, make_settings: Callable[..., Settings], redis_conn: redis.Redis,
+    open_fetcher: Callable[..., Fetcher], clock: Clock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # One request at a time, so "no further requests" is exact.
+    settings = make_settings(sofascore_base_url=fake.base_url, http_concurrency=1)
+    fake.set_mode("challenge", f"/user-account/{GOAL_GURU}/", count=1)
+    redis_conn.zadd(Keys.of(settings).watched_events, {"15981204": REF_NOW + 86400})
+    caplog.set_level(logging.INFO)
+
+    fetcher = open_fetcher(settings)
+    fetcher.run_cycle()
+    assert [r.path.split("?")[0] for r in fake.requests] == [
+        "/api/v1/user-account/vote-ranking", f"/api/v1/user-account/{GOAL_GURU}/predictions"]
+    lines = warnings_about(caplog, "GoalGuru_88")
+    assert [r.getMessage() for r in lines] == [
+        "predictions for GoalGuru_88 (6a1f…): challenge page (HTTP 403); upstream paused 60 s"]
+    assert lines[0].exc_info is None
+
+    stored = state(redis_conn, settings)
+    assert float(stored["backoff_until"]) == REF_NOW + 60
+    assert float(stored["backoff_seconds"]) == 60 and float(stored["blocked_since"]) == REF_NOW
+    health = of_kind(redis_conn, settings, "health")
+    assert [h.subject for h in health] == ["upstream_blocked"]
+    body = health[0].json_payload()
+    assert body["until"] == REF_NOW + 60 and "blocking" in body["message"]
+    assert predictor(redis_conn, settings, GOAL_GURU)["strikes"] == 0  # not the predictor's fault
+    assert fetcher.next_delay(random.Random(1)) == pytest.approx(60)
+
+    # A restart inside the backoff remembers it and sends nothing.
+    clock.advance(30)
+    restarted = open_fetcher(settings)
+    report = restarted.run_cycle()
+    assert report.skipped_blocked and len(fake.requests) == 2
+
+    # After the backoff the cycle runs again; the first success ends the block, announced once.
+    clock.advance(31)
+    restarted.run_cycle()
+    assert fake.count(f"/user-account/{GOAL_GURU}/") == 2
+    assert fake.count("/event/15981204/") == 1
+    assert fake.count("/user-account/vote-ranking") == 1  # the leaderboard is not due for 30 min
+    assert [h.subject for h in of_kind(redis_conn, settings, "health")] == ["upstream_blocked", "upstream_recovered"]
+    recovered = of_kind(redis_conn, settings, "health")[1]
+    assert recovered.fetched_at == REF_NOW + 61
+    stored = state(redis_conn, settings)
+    assert stored["backoff_until"] == "" and stored["blocked_since"] == ""
+    assert {r.subject for r in of_kind(redis_conn, settings, "predictions")} == set(ranked_ids(fake))
+
+
+def test_consecutive_challenges_double_the_backoff_and_alert_once(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, open_fetcher: Callable[..., Fetcher],
+    clock: Clock,
+) -> None:
+    fake.set_mode("challenge", "/user-account/vote-ranking")
+    fetcher = open_fetcher(settings)
+    fetcher.run_cycle()
+    clock.advance(60)
+    fetcher.run_cycle()
+    assert float(state(redis_conn, settings)["backoff_until"]) == REF_NOW + 60 + 120
+    clock.advance(120)
+    fetcher.run_cycle()
+    assert float(state(redis_conn, settings)["backoff_until"]) == REF_NOW + 180 + 240
+    assert fake.count() == 3
+    assert [h.subject for h in of_kind(redis_conn, settings, "health")] == ["upstream_blocked"]
+
+
+def test_429_honours_a_longer_retry_after(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, open_fetcher: Callable[..., Fetcher],
+    clock: Clock,
+) -> None:
+    fake.set_mode("ratelimit", "/user-account/vote-ranking", count=1, retry_after=120)
+    fetcher = open_fetcher(settings)
+    fetcher.run_cycle()
+    assert len(fake.requests) == 1
+    assert float(state(redis_conn, settings)["backoff_until"]) - REF_NOW >= 120
+    clock.advance(90)  # past the 60 s ladder step, still inside Retry-After
+    assert fetcher.run_cycle().skipped_blocked and len(fake.requests) == 1
+    assert fetcher.next_delay(random.Random(1)) == pytest.approx(30)
+    clock.advance(30)
+    fetcher.run_cycle()
+    assert of_kind(redis_conn, settings, "leaderboard") != []
+    assert [h.subject for h in of_kind(redis_conn, settings, "health")] == ["upstream_blocked", "upstream_recovered"]
+
+
+# -- per-predictor failures ---------------------------------------------------------------------------
+
+
+def test_404_pauses_only_that_predictor_for_30_minutes(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, open_fetcher: Callable[..., Fetcher],
+    clock: Clock,
+) -> None:
+    fake.set_mode("notfound", f"/user-account/{GOAL_GURU}/", count=1)
+    fetcher = open_fetcher(settings)
+    fetcher.run_cycle()
+    assert predictor(redis_conn, settings, GOAL_GURU)["paused_until"] == REF_NOW + 1800
+    subjects = {r.subject for r in of_kind(redis_conn, settings, "predictions")}
+    assert GOAL_GURU not in subjects and {TACTICO, VALUE_HUNTER} <= subjects
+    assert state(redis_conn, settings)["backoff_until"] == ""
+
+    clock.advance(300)
+    fetcher.run_cycle()
+    assert fake.count(f"/user-account/{GOAL_GURU}/") == 1
+    assert fake.count(f"/user-account/{TACTICO}/") == 2
+
+    clock.advance(1500)  # 30 min after the 404
+    fetcher.run_cycle()
+    assert fake.count(f"/user-account/{GOAL_GURU}/") == 2
+    assert GOAL_GURU in {r.subject for r in of_kind(redis_conn, settings, "predictions")}
+    assert predictor(redis_conn, settings, GOAL_GURU)["paused_until"] is None
+
+
+def test_three_server_errors_in_a_row_pause_a_predictor(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, open_fetcher: Callable[..., Fetcher],
+    clock: Clock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake.set_mode("error", f"/user-account/{TACTICO}/")
+    fetcher = open_fetcher(settings)
+    for cycle in range(3):
+        fetcher.run_cycle()
+        info = predictor(redis_conn, settings, TACTICO)
+        if cycle < 2:
+            assert info["strikes"] == cycle + 1 and info["paused_until"] is None
+        clock.advance(300)
+    assert info["paused_until"] == REF_NOW + 600 + 1800
+    assert warnings_about(caplog, "Tactico.ES")[-1].getMessage() == (
+        "predictions for Tactico.ES (5e8d…): HTTP 500; 3 failures in a row; predictor paused 30 min")
+    fetcher.run_cycle()
+    assert fake.count(f"/user-account/{TACTICO}/") == 3
+    assert fake.count(f"/user-account/{GOAL_GURU}/") == 4  # the others are unaffected
+    assert state(redis_conn, settings)["backoff_until"] == ""  # a 500 is no reason to stop everything
+    assert TACTICO not in {r.subject for r in of_kind(redis_conn, settings, "predictions")}
+
+
+def test_malformed_json_logs_one_line_and_writes_nothing(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, open_fetcher: Callable[..., Fetcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake.set_mode("malformed", f"/user-account/{GOAL_GURU}/")
+    open_fetcher(settings).run_cycle()
+    lines = [r for r in caplog.records if GOAL_GURU[:4] in r.getMessage() and r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in lines] == [
+        "predictions for GoalGuru_88 (6a1f…): invalid JSON (HTTP 200); failure 1/3"]
+    assert lines[0].exc_info is None and "Traceback" not in caplog.text
+    subjects = {r.subject for r in of_kind(redis_conn, settings, "predictions")}
+    assert GOAL_GURU not in subjects and {TACTICO, VALUE_HUNTER} <= subjects
+    assert predictor(redis_conn, settings, GOAL_GURU)["strikes"] == 1
+
+
+def test_a_slow_answer_times_out_and_counts_as_a_failure(
+    fake: FakeSofascore, make_settings: Callable[..., Settings], redis_conn: redis.Redis,
+    open_fetcher: Callable[..., Fetcher], caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(sofascore_base_url=fake.base_url, http_timeout_seconds=0.3)
+    fake.set_mode("slow", f"/user-account/{GOAL_GURU}/", delay=3)
+    started = time.monotonic()
+    open_fetcher(settings).run_cycle()
+    assert time.monotonic() - started < 2.5  # it gave up instead of waiting 3 s
+    assert [r.getMessage() for r in warnings_about(caplog, "GoalGuru_88")] == [
+        "predictions for GoalGuru_88 (6a1f…): timeout; failure 1/3"]
+    assert predictor(redis_conn, settings, GOAL_GURU)["strikes"] == 1
+    assert GOAL_GURU not in {r.subject for r in of_kind(redis_conn, settings, "predictions")}
+
+
+# -- who is polled --------------------------------------------------------------------------------------
+
+
+def test_target_users_are_polled_even_off_the_leaderboard(
+    fake: FakeSofascore, make_settings: Callable[..., Settings], redis_conn: redis.Redis,
+    open_fetcher: Callable[..., Fetcher],
+) -> None:
+    outsider = "7777777777777777aaaaaaaa"
+    fake.add_prediction(outsider, {"eventId": 1, "vote": "1"})
+    settings = make_settings(sofascore_base_url=fake.base_url, top_predictors_limit=1, target_users=outsider)
+    open_fetcher(settings).run_cycle()
+    assert {r.subject for r in of_kind(redis_conn, settings, "predictions")} == {GOAL_GURU, outsider}
+    assert predictor(redis_conn, settings, outsider)["nickname"] is None
+    assert json.loads(state(redis_conn, settings)["monitored"]) == [GOAL_GURU, outsider]
+
+
+def test_without_any_leaderboard_the_targets_are_still_polled(
+    fake: FakeSofascore, make_settings: Callable[..., Settings], redis_conn: redis.Redis,
+    open_fetcher: Callable[..., Fetcher], caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake.set_mode("error", "/user-account/vote-ranking")
+    settings = make_settings(sofascore_base_url=fake.base_url, target_users=f"{TACTICO}")
+    open_fetcher(settings).run_cycle()
+    assert [r.subject for r in records(redis_conn, settings)] == [TACTICO]
+    assert [r.getMessage() for r in warnings_about(caplog, "leaderboard")] == [
+        "leaderboard: HTTP 500; polling TARGET_USERS only"]
+
+
+def test_a_failed_refresh_keeps_the_previous_list(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, open_fetcher: Callable[..., Fetcher],
+    clock: Clock,
+) -> None:
+    fetcher = open_fetcher(settings)
+    fetcher.run_cycle()
+    clock.advance(31 * 60)
+    fake.set_mode("error", "/user-account/vote-ranking")
+    fetcher.run_cycle()
+    assert fake.count("/user-account/vote-ranking") == 2
+    assert fake.count(f"/user-account/{GOAL_GURU}/") == 2
+    assert json.loads(state(redis_conn, settings)["monitored"]) == ranked_ids(fake)
+    assert float(state(redis_conn, settings)["leaderboard_at"]) == REF_NOW  # retried next cycle
+
+
+def test_a_leaderboard_of_unexpected_shape_keeps_the_previous_list(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, open_fetcher: Callable[..., Fetcher],
+    clock: Clock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    expected = ranked_ids(fake)
+    fetcher = open_fetcher(settings)
+    fetcher.run_cycle()
+    clock.advance(31 * 60)
+    with fake.lock:
+        fake.ranking = [{"nickname": "no id, no stats"}]
+    fetcher.run_cycle()
+    assert [r.getMessage() for r in warnings_about(caplog, "leaderboard")] == [
+        "leaderboard: unexpected JSON (2 validation error(s)); keeping the previous 9 predictor(s)"]
+    assert fake.count(f"/user-account/{GOAL_GURU}/") == 2
+    assert json.loads(state(redis_conn, settings)["monitored"]) == expected
+
+
+# -- Redis trouble ----------------------------------------------------------------------------------------
+
+
+def test_redis_going_away_keeps_state_in_memory_until_it_returns(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, open_fetcher: Callable[..., Fetcher],
+    clock: Clock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    gone = connect(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    fetcher = open_fetcher(settings, conn=gone, load=False)
+    fetcher.run_cycle()
+    assert len([r for r in caplog.records if "Redis unavailable" in r.getMessage()]) == 1
+    assert fetcher.pending == 1 + 9  # leaderboard + nine prediction pages, nothing lost
+    assert "Traceback" not in caplog.text
+
+    fetcher.conn = redis_conn  # Redis is back
+    clock.advance(300)
+    fetcher.run_cycle()
+    assert fetcher.pending == 0
+    written = records(redis_conn, settings)
+    assert [r.kind for r in written].count("leaderboard") == 1
+    assert len(of_kind(redis_conn, settings, "predictions")) == 18
+    assert written[0].fetched_at == REF_NOW and written[-1].fetched_at == REF_NOW + 300
+    assert float(state(redis_conn, settings)["leaderboard_at"]) == REF_NOW
+
+
+def test_stream_is_trimmed_by_age_not_length(settings: Settings, redis_conn: redis.Redis) -> None:
+    keys = Keys.of(settings)
+    now = time.time()
+    old_ms = int((now - 10 * 86400) * 1000)
+    for i in range(250):
+        redis_conn.xadd(keys.fetched, {"n": i}, id=f"{old_ms + i}-0")
+    recent_ms = int((now - 86400) * 1000)
+    for i in range(5):
+        redis_conn.xadd(keys.fetched, {"recent": i}, id=f"{recent_ms + i}-0")
+    record = FetchRecord(kind="leaderboard", subject="top", fetched_at=now, payload="{}")
+    entry_id = streams.append(redis_conn, keys, record, settings.stream_retention_days)
+    remaining = redis_conn.xrange(keys.fetched)
+    assert len(remaining) < 255 - 100  # whole old nodes dropped (approximate trimming)
+    assert [f for _, f in remaining if b"recent" in f] == [{b"recent": str(i).encode()} for i in range(5)]
+    assert remaining[-1][0].decode() == entry_id
+    assert streams.min_id(7, 1_000_000.0) == str((1_000_000 - 7 * 86400) * 1000)
+
+
+# -- the client -----------------------------------------------------------------------------------------
+
+
+def test_proxy_secret_never_reaches_the_log(
+    fake: FakeSofascore, make_settings: Callable[..., Settings], open_fetcher: Callable[..., Fetcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(sofascore_base_url=fake.base_url, proxy_url="http://scraper:hunter2secret@127.0.0.1:9")
+    open_fetcher(settings).run_cycle()
+    assert fake.requests == []  # everything went to the (dead) proxy
+    assert [r.getMessage() for r in warnings_about(caplog, "leaderboard")] == [
+        "leaderboard: connection error; nobody to poll yet"]
+    assert "hunter2secret" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "kind", "reason"),
+    [
+        (200, {"Content-Type": "application/json"}, '{"a":1}', "ok", ""),
+        (404, {"Content-Type": "application/json"}, '{"error":{}}', "not_found", "HTTP 404"),
+        (403, {"Content-Type": "application/json"}, "{}", "challenge", "HTTP 403"),
+        (200, {"Content-Type": "text/html"}, "<!DOCTYPE html><html>", "challenge", "HTML page (HTTP 200)"),
+        (200, {}, "  <html>Just a moment...", "challenge", "HTML page (HTTP 200)"),
+        (200, {"cf-mitigated": ["challenge"]}, "{}", "challenge", "HTTP 200"),
+        (429, {"Retry-After": "120"}, "{}", "rate_limited", "HTTP 429"),
+        (500, {}, "{}", "error", "HTTP 500"),
+        (502, {"Content-Type": "text/html"}, "<html>Bad gateway</html>", "error", "HTTP 502"),
+        (200, {"Content-Type": "application/json"}, '{"predictions": [', "error", "invalid JSON (HTTP 200)"),
+        (200, {}, "", "error", "invalid JSON (HTTP 200)"),
+        (400, {}, "{}", "error", "HTTP 400"),
+    ],
+)
+def test_classify(status: int, headers: dict[str, Any], body: str, kind: str, reason: str) -> None:
+    result = classify(status, headers, body, now=REF_NOW)
+    assert (result.kind, result.reason) == (kind, reason)
+    assert result.text == (body if kind == "ok" else "")
+
+
+def test_retry_after_as_seconds_or_date() -> None:
+    assert classify(429, {"retry-after": "120"}, "").retry_after == 120
+    date = "Sun, 22 Nov 2026 12:05:00 GMT"  # REF_NOW + 5 min
+    assert classify(429, {"Retry-After": date}, "", now=REF_NOW).retry_after == 300
+    assert classify(429, {}, "").retry_after is None
+    assert classify(429, {"Retry-After": "soon"}, "").retry_after is None
+
+
+def test_exceptions_become_safe_reasons() -> None:
+    secret = "http://scraper:hunter2secret@proxy.example:8080"
+    timeout = tls_client.exceptions.TLSClientException(
+        f'failed to do request: Get "{secret}": net/http: request canceled (Client.Timeout exceeded)')
+    refused = tls_client.exceptions.TLSClientException(f"proxyconnect tcp {secret}: connection refused")
+    assert classify_exception(timeout).reason == "timeout"
+    assert classify_exception(refused).reason == "connection error"
+    assert classify_exception(RuntimeError(secret)).reason == "request failed (RuntimeError)"
+    for error in (timeout, refused):
+        assert "hunter2secret" not in repr(classify_exception(error))
+
+
+def test_concurrency_is_capped_and_each_thread_has_its_own_session(make_settings: Callable[..., Settings]) -> None:
+    lock = threading.Lock()
+    release = threading.Event()
+    in_flight, peak = 0, 0
+    full = threading.Event()
+    sessions: list[Any] = []
+
+    class Response:
+        status_code, headers, text = 200, {}, "{}"
+
+    class Session:
+        def __init__(self) -> None:
+            self.threads: set[int] = set()
+
+        def get(self, url: str, timeout: float) -> Response:
+            nonlocal in_flight, peak
+            with lock:
+                self.threads.add(threading.get_ident())
+                in_flight += 1
+                peak = max(peak, in_flight)
+                if in_flight >= 3:
+                    full.set()
+            release.wait(5)
+            with lock:
+                in_flight -= 1
+            return Response()
+
+        def close(self) -> None:
+            pass
+
+    def factory(settings: Settings) -> Session:
+        session = Session()
+        sessions.append(session)
+        return session
+
+    settings = make_settings(http_concurrency=3)
+    with SofascoreClient(settings, session_factory=factory) as client:  # type: ignore[arg-type]
+        results: list[Any] = []
+        consumer = threading.Thread(target=lambda: results.extend(client.fetch_many(["/x"] * 10, threading.Event())))
+        consumer.start()
+        assert full.wait(5)
+        # Three requests are held open; a fourth would arrive now if the cap did not hold.
+        assert not release.wait(0.2)
+        assert peak == 3
+        release.set()
+        consumer.join(5)
+    assert len(results) == 10 and all(r.ok for _, r in results)
+    assert len(sessions) == 3 and all(len(s.threads) == 1 for s in sessions)
+
+
+# -- the process ------------------------------------------------------------------------------------------
+
+
+def test_sigterm_stops_the_loop_promptly_with_status_0(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, tmp_path: Any,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k.upper() not in {f.upper() for f in Settings.model_fields}}
+    env.update(REDIS_URL=settings.redis_url, REDIS_PREFIX=settings.redis_prefix,
+               SOFASCORE_BASE_URL=fake.base_url, DATABASE_URL=settings.database_url)
+    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "fetch"], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    killer = threading.Timer(20, proc.kill)  # a hung child must not hang the suite
+    killer.start()
+    try:
+        lines = []
+        for line in proc.stderr:  # type: ignore[union-attr]
+            lines.append(line)
+            if "Next poll in" in line:
+                break
+        assert any("Next poll in" in line for line in lines), "".join(lines)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - started < 5
+        rest = proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        killer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    assert "fetcher stopped" in rest and "Traceback" not in rest
+    keys = Keys.of(settings)
+    assert redis_conn.xlen(keys.fetched) >= 1
+    assert list(redis_conn.scan_iter(match=keys.heartbeats)) == []  # a clean exit clears its heartbeat
+    assert state(redis_conn, settings)["next_poll_at"] != ""

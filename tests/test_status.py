@@ -1,0 +1,260 @@
+"""`sofamon status`: the pure report on fixed data, then the command against real Redis and both databases."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+
+from shared import heartbeat, outbox
+from shared.alerts import HealthAlert
+from shared.cli import main
+from shared.jobs import enqueue_alert
+from shared.keys import ALERTS_QUEUE, Keys
+from shared.settings import Settings
+from shared.status import ALIVE_SECONDS, STALE_CYCLE_SECONDS, Snapshot, build_report, human_ago, human_bytes, render
+from shared.storage import Database
+
+NOW = 1_795_348_800.0
+GURU = "6a1f0c2e9b3d4e5f60718293"
+TACTICO = "5e8d7c6b5a4f3e2d1c0b9a87"
+
+
+# -- the pure report -------------------------------------------------------------------------------
+
+
+def healthy_snapshot(**changes: Any) -> Snapshot:
+    snap = Snapshot(
+        now=NOW,
+        redis_url="redis://127.0.0.1:6379/0",
+        database_dialect="sqlite",
+        heartbeats=[
+            {"name": "fetcher:box:11", "at": NOW - 10, "last_cycle_at": NOW - 200, "next_poll_at": NOW + 100},
+            {"name": "processor:processor-box", "at": NOW - 5, "handled": 42, "pending": 0, "lag": 0},
+            {"name": "notifier:box:13", "at": NOW - 30},
+        ],
+        fetcher_state={"last_cycle_at": repr(NOW - 200), "next_poll_at": repr(NOW + 100),
+                       "leaderboard_at": repr(NOW - 900), "backoff_until": "", "backoff_seconds": "0.0",
+                       "blocked_since": "", "monitored": json.dumps([GURU, TACTICO])},
+        monitored={
+            TACTICO: json.dumps({"nickname": "Tactico.ES", "last_fetch": NOW - 1500, "strikes": 0,
+                                 "paused_until": NOW + 600, "last_status": "not_found"}),
+            GURU: json.dumps({"nickname": "GoalGuru_88", "last_fetch": NOW - 200, "strikes": 1,
+                              "paused_until": None, "last_status": "ok"}),
+        },
+        fetched_stream="sofamon:stream:fetched", fetched_length=1234,
+        dead_stream="sofamon:stream:dead", dead_length=2,
+        group={"pending": 3, "lag": 7, "consumers": 1, "last_delivered_id": "1-0"},
+        queue={"queued": 4, "scheduled": 1, "started": 0, "failed": 2, "workers": 1},
+        sent_last_hour=3, sent_last_day=12, alerts_by_state={"sent": 12, "pending": 4},
+        database_size=3 * 1024 * 1024 + 200 * 1024,
+    )
+    for name, value in changes.items():
+        setattr(snap, name, value)
+    return snap
+
+
+def test_healthy_report_has_every_section_and_no_problems() -> None:
+    report = build_report(healthy_snapshot())
+    assert report["healthy"] is True and report["problems"] == []
+    assert {r: report["processes"][r]["alive"] for r in ("fetcher", "processor", "notifier")} == \
+        {"fetcher": True, "processor": True, "notifier": True}
+    assert report["fetcher"]["last_cycle_ago"] == 200 and report["fetcher"]["next_poll_in"] == 100
+    # Leaderboard order (the fetcher's `monitored` list), the pause judged against the snapshot's time.
+    assert [(p["nickname"], p["paused"]) for p in report["predictors"]] == [("GoalGuru_88", False), ("Tactico.ES", True)]
+    assert report["streams"]["group"]["lag"] == 7 and report["queue"]["failed"] == 2
+    assert report["alerts"]["by_state"] == {"pending": 4, "sent": 12}
+    text = render(report)
+    assert "healthy" in text and "UNHEALTHY" not in text
+    assert "3.2 MiB" in text and "3 min ago" in text and "PAUSED until" in text and "1,234 entries" in text
+    assert "pending 3, lag 7" in text and "failed 2" in text and "3 in the last hour, 12 in the last day" in text
+    assert "(handled=42, pending=0, lag=0)" in text and "next_poll_at" not in text
+
+
+@pytest.mark.parametrize("beats", [
+    [{"name": "fetcher:box:11", "at": NOW - 10}, {"name": "processor:p", "at": NOW - 5}],
+    [{"name": "fetcher:box:11", "at": NOW - 10}, {"name": "processor:p", "at": NOW - 5},
+     {"name": "notifier:box:13", "at": NOW - ALIVE_SECONDS - 60}],
+], ids=["no-notifier-heartbeat", "old-notifier-heartbeat"])
+def test_a_stopped_notifier_is_a_named_problem(beats: list[dict[str, Any]]) -> None:
+    report = build_report(healthy_snapshot(heartbeats=beats))
+    assert report["healthy"] is False
+    assert len(report["problems"]) == 1 and "notifier" in report["problems"][0]
+    assert report["processes"]["notifier"]["alive"] is False
+    assert "no live notifier heartbeat" in render(report)
+
+
+def test_a_stale_fetch_cycle_is_a_problem_but_a_backoff_alone_is_not() -> None:
+    blocked = dict(healthy_snapshot().fetcher_state, backoff_until=repr(NOW + 600), backoff_seconds="240.0",
+                   blocked_since=repr(NOW - 1200))
+    report = build_report(healthy_snapshot(fetcher_state=blocked))
+    assert report["healthy"] is True and report["fetcher"]["upstream"]["blocked"] is True
+    assert "BLOCKED until" in render(report) and "backoff 4 min" in render(report)
+
+    stale = dict(blocked, last_cycle_at=repr(NOW - STALE_CYCLE_SECONDS - 60))
+    report = build_report(healthy_snapshot(fetcher_state=stale))
+    assert report["problems"] == ["the fetcher's last cycle was 46 min ago (limit 45 min)"]
+    assert build_report(healthy_snapshot(fetcher_state={}))["problems"] == \
+        ["the fetcher has not recorded a completed cycle"]
+
+
+def test_unreadable_and_missing_fields_are_tolerated() -> None:
+    snap = healthy_snapshot(
+        heartbeats=[{"name": "fetcher:x", "at": "garbage"}, {"name": "processor:p", "at": NOW},
+                    {"name": "notifier:n", "at": NOW}],
+        fetcher_state={"last_cycle_at": repr(NOW), "monitored": "{not json"},
+        monitored={"x": "{not json", "y": json.dumps({"nickname": "Y"})},
+        group=None, queue=None, database_size=None,
+    )
+    report = build_report(snap)
+    assert report["problems"] == ["no live fetcher heartbeat (none found)"]
+    assert sorted(p["id"] for p in report["predictors"]) == ["x", "y"]
+    render(report)  # does not raise
+
+
+def test_unreachable_redis_is_one_line() -> None:
+    report = build_report(healthy_snapshot(redis_error="unreachable: ConnectionError: refused"))
+    assert report["healthy"] is False
+    assert render(report).splitlines() == ["UNHEALTHY: Redis at redis://127.0.0.1:6379/0 unreachable:"
+                                           " ConnectionError: refused"]
+
+
+def test_human_units() -> None:
+    assert [human_bytes(n) for n in (512, 2048, 5 * 1024**2, 3 * 1024**3)] == ["512 B", "2.0 KiB", "5.0 MiB", "3.0 GiB"]
+    assert [human_ago(s) for s in (0.2, 12, 180, 7300, 3 * 86400)] == \
+        ["just now", "12 s ago", "3 min ago", "2 h 2 min ago", "3 d ago"]
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], database_url: str, redis_url: str, db: Database,
+             monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings in the environment too, for `shared.cli.main`."""
+    settings = make_settings(database_url=database_url)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("REDIS_PREFIX", settings.redis_prefix)
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    return settings
+
+
+def everything_running(conn: redis.Redis, settings: Settings, db: Database, *, notifier: bool = True) -> None:
+    keys = Keys.of(settings)
+    now = time.time()
+    heartbeat.beat(conn, keys, "fetcher:box:101")
+    heartbeat.beat(conn, keys, "processor:processor-box", handled=5, pending=0, lag=0)
+    if notifier:
+        heartbeat.beat(conn, keys, "notifier:box:103")
+    conn.hset(keys.fetcher_state, mapping={
+        "last_cycle_at": repr(now - 120), "next_poll_at": repr(now + 180), "leaderboard_at": repr(now - 600),
+        "backoff_until": repr(now + 300), "backoff_seconds": "120.0", "blocked_since": repr(now - 400),
+        "monitored": json.dumps([GURU]),
+    })
+    conn.hset(keys.monitored, mapping={
+        GURU: json.dumps({"nickname": "GoalGuru_88", "last_fetch": now - 120, "strikes": 0, "paused_until": None,
+                          "last_status": "ok"}),
+        TACTICO: json.dumps({"nickname": "Tactico.ES", "last_fetch": now - 4000, "paused_until": now + 900}),
+    })
+    conn.xadd(keys.fetched, {"kind": "health", "subject": "x", "fetched_at": "1", "payload": "{}"})
+    conn.xgroup_create(keys.fetched, "processor", id="0")
+    with db.tx() as tx:
+        sent = outbox.insert(tx, HealthAlert(title="t", message="m"), webhook="health", created_at=now - 60)
+        pending = outbox.insert(tx, HealthAlert(title="t", message="m"), webhook="health", created_at=now)
+    outbox.mark_sent(db, [sent], "msg-1", now - 30)
+    queue = Queue(ALERTS_QUEUE, connection=conn)
+    assert enqueue_alert(queue, pending)
+
+
+def test_status_of_a_healthy_pipeline_exits_0(settings: Settings, redis_conn: redis.Redis, db: Database,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    everything_running(redis_conn, settings, db)
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "sofamon status: healthy" in out
+    for expected in ("fetcher:box:101", "processor:processor-box", "notifier:box:103", "2 min ago", "BLOCKED until",
+                     "GoalGuru_88", "PAUSED until", "1 entries", "lag 1", "queued 1", "failed 0",
+                     "1 in the last hour, 1 in the last day", "pending 1, sent 1"):
+        assert expected in out, expected
+    assert "KiB" in out or "MiB" in out
+    assert out.rstrip().endswith("problems\n  none")
+
+
+@pytest.mark.parametrize("stopped", ["gone", "old"])
+def test_a_stopped_notifier_exits_1_and_is_named(stopped: str, settings: Settings, redis_conn: redis.Redis,
+                                                 db: Database, capsys: pytest.CaptureFixture[str]) -> None:
+    everything_running(redis_conn, settings, db, notifier=False)
+    if stopped == "old":
+        # Stopped two minutes ago: its heartbeat has not expired from Redis yet, but it is too old.
+        keys = Keys.of(settings)
+        redis_conn.set(keys.heartbeat("notifier:box:103"),
+                       json.dumps({"name": "notifier:box:103", "at": time.time() - 120}), ex=300)
+    assert main(["status"]) == 1
+    out = capsys.readouterr().out
+    assert "sofamon status: UNHEALTHY" in out
+    expected = "no live notifier heartbeat (last seen 2 min ago)" if stopped == "old" \
+        else "no live notifier heartbeat (none found)"
+    assert f"  - {expected}" in out
+
+
+def test_status_json_has_the_sections(settings: Settings, redis_conn: redis.Redis, db: Database,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    everything_running(redis_conn, settings, db)
+    assert main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["healthy"] is True and report["problems"] == []
+    for section in ("redis", "processes", "fetcher", "predictors", "streams", "queue", "alerts", "database"):
+        assert report[section] is not None, section
+    assert report["queue"]["queued"] == 1 and report["queue"]["failed"] == 0
+    assert report["streams"]["fetched"]["length"] == 1 and report["streams"]["group"]["lag"] == 1
+    assert report["alerts"]["sent_last_hour"] == 1 and report["alerts"]["by_state"] == {"pending": 1, "sent": 1}
+    assert report["fetcher"]["upstream"]["blocked"] is True
+    assert [p["nickname"] for p in report["predictors"]] == ["GoalGuru_88", "Tactico.ES"]
+    assert report["database"]["size_bytes"] > 0
+
+
+def test_status_reads_and_never_writes(settings: Settings, redis_conn: redis.Redis, db: Database) -> None:
+    everything_running(redis_conn, settings, db)
+    before = {k: redis_conn.dump(k) for k in redis_conn.keys("*")}
+    main(["status"])
+    assert {k: redis_conn.dump(k) for k in redis_conn.keys("*")} == before
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_redis_exits_1_with_one_line(sqlite_url: str) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+           "REDIS_URL": f"redis://:hunter2@127.0.0.1:{closed_port()}/0", "DATABASE_URL": sqlite_url}
+    Database(sqlite_url).migrate()
+    result = subprocess.run([sys.executable, "-m", "shared.cli", "status"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("UNHEALTHY: Redis at redis://:***@127.0.0.1:")
+    assert "unreachable" in lines[0] and "hunter2" not in result.stdout
+
+
+def test_unreachable_database_exits_1_and_is_named(make_settings: Callable[..., Settings], redis_conn: redis.Redis,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(database_url=f"postgresql://postgres@127.0.0.1:{closed_port()}/test")
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("REDIS_PREFIX", settings.redis_prefix)
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    assert main(["status", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["database"]["reachable"] is False
+    assert any(p.startswith("database unavailable (postgresql)") for p in report["problems"])
