@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import redis
 from rq import Queue, Retry
@@ -23,12 +24,14 @@ def alerts_queue(conn: redis.Redis) -> Queue:
     return Queue(ALERTS_QUEUE, connection=conn)
 
 
-def enqueue_alert(queue: Queue, alert_id: int) -> bool:
+def enqueue_alert(queue: Queue, alert_id: int, *, retry_intervals: Sequence[int] | None = None) -> bool:
     """Enqueue the delivery of an alert once; False when a job for it already exists.
 
     A job that finished is gone (result_ttl=0), so an alert that is still pending afterwards
     (its webhook was broken) can be enqueued again; a failed job waits for `rq requeue`.
+    `retry_intervals` replaces RETRY_INTERVALS (tests use short ones; empty: no retry).
     """
+    intervals = list(RETRY_INTERVALS if retry_intervals is None else retry_intervals)
     try:
         queue.enqueue_call(
             DELIVER,
@@ -38,7 +41,7 @@ def enqueue_alert(queue: Queue, alert_id: int) -> bool:
             timeout=JOB_TIMEOUT,
             result_ttl=0,
             failure_ttl=30 * 24 * 3600,
-            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
             unique=True,
         )
     except DuplicateJobError:

@@ -124,3 +124,30 @@ def count_by_state(db: Database) -> dict[str, int]:
     with db.tx() as tx:
         rows = tx.all("SELECT state, COUNT(*) FROM alerts GROUP BY state")
     return {state: int(n) for state, n in rows}
+
+
+def deliverable_ids_of(db: Database, webhook: str, now: float) -> list[int]:
+    """`deliverable_ids` of one webhook."""
+    with db.tx() as tx:
+        rows = tx.all(
+            "SELECT id FROM alerts WHERE webhook = ? AND (state = ? OR (state = ? AND lease_until < ?)) ORDER BY id",
+            (webhook, PENDING, SENDING, now),
+        )
+    return [int(r[0]) for r in rows]
+
+
+def lease_owners(db: Database) -> list[str]:
+    """Who holds claimed (sending) alerts right now."""
+    with db.tx() as tx:
+        rows = tx.all("SELECT DISTINCT lease_owner FROM alerts WHERE state = ? AND lease_owner IS NOT NULL", (SENDING,))
+    return sorted(str(r[0]) for r in rows)
+
+
+def release_owner(db: Database, owner: str, error: str | None = None) -> int:
+    """Give back every alert claimed by `owner` (a notifier known to be dead); returns how many."""
+    with db.tx() as tx:
+        return tx.execute(
+            "UPDATE alerts SET state = ?, error = ?, lease_owner = NULL, lease_until = NULL"
+            " WHERE state = ? AND lease_owner = ?",
+            (PENDING, error, SENDING, owner),
+        )

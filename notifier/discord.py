@@ -1,0 +1,155 @@
+"""One call to a Discord webhook, and what Discord's answer means for the alerts in it.
+
+The webhook URL carries its token: it never appears in anything this module returns or
+raises. requests' exceptions name the URL, so they are caught here and replaced by short
+safe texts ("timeout", "connection error").
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from notifier.ratelimit import RateLimitHeaders, parse_headers
+
+SENT, RATE_LIMITED, BROKEN, INVALID, TRANSIENT = "sent", "rate_limited", "broken", "invalid", "transient"
+DEFAULT_TIMEOUT = 10.0
+USER_AGENT = "DiscordBot (sofascore-monitor, 0.1)"
+ERROR_MAX = 300
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """Discord's answer, classified. `error` is safe to log and store (never the URL)."""
+
+    outcome: str
+    status: int | None = None
+    message_id: str | None = None
+    retry_after: float = 0.0
+    is_global: bool = False
+    scope: str | None = None
+    error: str | None = None
+    headers: RateLimitHeaders = field(default_factory=RateLimitHeaders)
+
+
+def with_wait(url: str) -> str:
+    """The URL with `wait=true`, so Discord answers with the message (and its id)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "wait"]
+    query.append(("wait", "true"))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def new_session() -> requests.Session:
+    session = requests.Session()
+    session.headers.update({"User-Agent": USER_AGENT})
+    return session
+
+
+def _scrub(text: str, url: str) -> str:
+    """Anything Discord (or a proxy) said, without the URL or its parts, on one short line."""
+    parts = urlsplit(url)
+    secrets = [url, parts.path] + [p for p in parts.path.split("/") if len(p) >= 8]
+    for secret in sorted(set(s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = re.sub(r"/api(?:/v\d+)?/webhooks/[^\s\"']+", "/api/webhooks/***", text)
+    text = " ".join(text.split())
+    return text[: ERROR_MAX - 1] + "…" if len(text) > ERROR_MAX else text
+
+
+def _flatten_errors(errors: Any, path: str = "") -> list[str]:
+    """Discord's nested `errors` object as `embeds.0.title: Must be 256 or fewer in length.`."""
+    found: list[str] = []
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            if key == "_errors" and isinstance(value, list):
+                for item in value:
+                    message = item.get("message") if isinstance(item, dict) else str(item)
+                    found.append(f"{path or 'body'}: {message}")
+            else:
+                found.extend(_flatten_errors(value, f"{path}.{key}" if path else str(key)))
+    return found
+
+
+def describe_error(body: Any, status: int) -> str:
+    """A short text of Discord's error JSON: code, message and the first field errors."""
+    if not isinstance(body, dict):
+        return f"HTTP {status}"
+    text = f"HTTP {status}"
+    if body.get("code") not in (None, 0):
+        text += f" code {body.get('code')}"
+    if body.get("message"):
+        text += f": {body.get('message')}"
+    details = _flatten_errors(body.get("errors"))
+    if details:
+        text += " (" + "; ".join(details[:5]) + (f"; +{len(details) - 5} more" if len(details) > 5 else "") + ")"
+    return text
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _retry_after(body: Any, response: requests.Response, headers: RateLimitHeaders) -> float:
+    if isinstance(body, dict):
+        try:
+            value = float(body.get("retry_after"))  # type: ignore[arg-type]
+            if value >= 0:
+                return value
+        except (TypeError, ValueError):
+            pass
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        pass
+    return headers.reset_after if headers.reset_after is not None else 1.0
+
+
+def classify(response: requests.Response, url: str) -> PostResult:
+    """Map one HTTP answer to sent / rate_limited / broken / invalid / transient."""
+    status = response.status_code
+    headers = parse_headers(response.headers)
+    body = _json(response)
+    if 200 <= status < 300:
+        message_id = str(body.get("id")) if isinstance(body, dict) and body.get("id") else "unknown"
+        return PostResult(SENT, status, message_id=message_id, headers=headers)
+    if status == 429:
+        is_global = bool(body.get("global")) if isinstance(body, dict) else False
+        return PostResult(RATE_LIMITED, status, retry_after=_retry_after(body, response, headers),
+                          is_global=is_global or headers.is_global, scope=headers.scope or ("global" if is_global else None),
+                          error="rate limited", headers=headers)
+    error = _scrub(describe_error(body, status), url)
+    if status in (401, 403, 404):
+        return PostResult(BROKEN, status, error=error, headers=headers)
+    if 400 <= status < 500 and status != 408:
+        return PostResult(INVALID, status, error=error, headers=headers)
+    return PostResult(TRANSIENT, status, error=error, headers=headers)
+
+
+def post(session: requests.Session, url: str, body: dict[str, Any], *,
+         timeout: float = DEFAULT_TIMEOUT) -> PostResult:
+    """POST one message to a webhook and classify the answer; never raises for network errors."""
+    error: str | None = None
+    try:
+        response = session.post(with_wait(url), data=json.dumps(body), timeout=timeout,
+                                headers={"Content-Type": "application/json"}, allow_redirects=False)
+    except requests.Timeout:
+        error = "timeout"
+    except requests.ConnectionError:
+        error = "connection error"
+    except requests.RequestException as exc:
+        error = f"request error ({type(exc).__name__})"
+    if error is not None:
+        # Built outside the except blocks: nothing chains the original exception (and its URL).
+        return PostResult(TRANSIENT, None, error=error)
+    try:
+        return classify(response, url)
+    finally:
+        response.close()

@@ -1,0 +1,71 @@
+"""Health alerts from the notifier: outbox rows for the "health" webhook, throttled per topic.
+
+Each topic can raise one alert per throttle period (Redis `SET NX EX`), shared by every
+notifier process, so a failing webhook or a restart loop never floods the health channel.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Literal
+
+from notifier.context import NotifierContext
+from shared import outbox
+from shared.alerts import HealthAlert
+from shared.jobs import enqueue_alert
+
+log = logging.getLogger(__name__)
+
+STARTED = "notifier-started"
+STOPPED = "notifier-stopped"
+
+
+def broken_topic(webhook: str) -> str:
+    return f"webhook-broken:{webhook}"
+
+
+def failing_topic(webhook: str) -> str:
+    return f"delivery-failing:{webhook}"
+
+
+def emit(ctx: NotifierContext, topic: str, title: str, message: str,
+         level: Literal["info", "warning", "error"] = "warning", *, throttle_seconds: int | None = None) -> int | None:
+    """Insert and enqueue a health alert unless the topic raised one recently; its id or None."""
+    seconds = ctx.config.health_throttle_seconds if throttle_seconds is None else throttle_seconds
+    if not ctx.redis.set(ctx.keys.health_throttle(topic), str(int(time.time())), nx=True, ex=max(1, int(seconds))):
+        log.debug("health alert %s throttled", topic)
+        return None
+    alert = HealthAlert(title=title, message=message, level=level)
+    with ctx.db.tx() as tx:
+        alert_id = outbox.insert(tx, alert, webhook=outbox.HEALTH_WEBHOOK, created_at=time.time())
+    enqueue_alert(ctx.queue, alert_id, retry_intervals=ctx.config.retry_intervals)
+    log.info("health alert %s: %s (alert %s)", topic, title, alert_id)
+    return alert_id
+
+
+def notifier_started(ctx: NotifierContext) -> int | None:
+    return emit(ctx, STARTED, "Notifier started", f"Notifier {ctx.owner} started delivering alerts.", "info")
+
+
+def notifier_stopped(ctx: NotifierContext) -> int | None:
+    return emit(ctx, STOPPED, "Notifier stopped", f"Notifier {ctx.owner} stopped.", "warning")
+
+
+def webhook_broken(ctx: NotifierContext, webhook: str, status: int | None, fingerprint: str) -> int | None:
+    return emit(
+        ctx, broken_topic(webhook), f"Discord webhook '{webhook}' is broken",
+        f"Discord answered {status} for the '{webhook}' webhook (URL fingerprint {fingerprint}): it was deleted"
+        " or its token is wrong. Its alerts stay pending; set a working URL and restart the notifier"
+        " to deliver them.",
+        "error",
+    )
+
+
+def delivery_failing(ctx: NotifierContext, webhook: str, alert_id: int, error: str) -> int | None:
+    return emit(
+        ctx, failing_topic(webhook), f"Delivery to '{webhook}' failing",
+        f"Alert {alert_id} could not be delivered to the '{webhook}' webhook after every retry ({error})."
+        " The alert stays pending in the outbox and its job is in RQ's failed registry"
+        " (`rq requeue --queue alerts --all` once Discord answers again).",
+        "error",
+    )

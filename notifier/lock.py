@@ -1,0 +1,92 @@
+"""The per-webhook lock: alerts of one webhook go out one message at a time, oldest first,
+whatever the number of notifier processes.
+
+`SET key token NX PX ttl`, renewed by a thread while held, released by compare-and-delete
+in Lua, so a process never deletes a lock that expired and was taken by another. The token
+starts with the owner name (`notifier:<host>:<pid>`), so a lock left by a process killed on
+this host can be taken over at once instead of after its TTL.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import redis
+
+from notifier.liveness import owner_dead
+
+log = logging.getLogger(__name__)
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class WebhookLock:
+    def __init__(self, conn: redis.Redis, key: str, owner: str, ttl: float = 30.0) -> None:
+        self.conn = conn
+        self.key = key
+        self.owner = owner
+        self.ttl_ms = max(1000, int(ttl * 1000))
+        self.token = f"{owner}|{uuid.uuid4().hex}"
+        self._release = conn.register_script(_RELEASE)
+        self._renew = conn.register_script(_RENEW)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost = False
+
+    def try_acquire(self) -> bool:
+        if self.conn.set(self.key, self.token, nx=True, px=self.ttl_ms):
+            self.lost = False
+            self._start_renewing()
+            return True
+        return False
+
+    def holder(self) -> str | None:
+        raw = self.conn.get(self.key)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    def take_over_if_dead(self) -> str | None:
+        """Delete the lock when its holder is a dead process of this host; returns that owner."""
+        token = self.holder()
+        if not token:
+            return None
+        owner = token.partition("|")[0]
+        if owner == self.owner or not owner_dead(owner):
+            return None
+        if self._release(keys=[self.key], args=[token]):
+            log.warning("took over lock %s from dead notifier %s", self.key, owner)
+            return owner
+        return None
+
+    def _start_renewing(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._renew_loop, name="webhook-lock", daemon=True)
+        self._thread.start()
+
+    def _renew_loop(self) -> None:
+        interval = self.ttl_ms / 3000
+        while not self._stop.wait(interval):
+            try:
+                if not self._renew(keys=[self.key], args=[self.token, self.ttl_ms]):
+                    self.lost = True
+                    log.warning("lost lock %s", self.key)
+                    return
+            except redis.RedisError as error:
+                log.warning("could not renew lock %s: %s", self.key, type(error).__name__)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        try:
+            self._release(keys=[self.key], args=[self.token])
+        except redis.RedisError as error:
+            log.warning("could not release lock %s: %s (it expires by itself)", self.key, type(error).__name__)

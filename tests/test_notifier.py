@@ -1,0 +1,549 @@
+"""The notifier end to end against the fake Discord: outbox -> RQ job -> webhook.
+
+Every test runs `notifier.main.run(settings, burst=True)` in-process (or the job itself)
+with real Redis and both databases; the fake's small buckets can only be learnt from headers.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+import re
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from pydantic import SecretStr
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
+
+import notifier.deliver
+import notifier.main
+from notifier import context, health, sweeper
+from notifier.context import NotifierConfig
+from notifier.deliver import deliver_alert, fingerprint
+from notifier.lock import WebhookLock
+from notifier.main import run
+from shared import outbox
+from shared.alerts import MatchInfo, NewTipAlert, PredictorInfo, StatsSummary, TipLine
+from shared.jobs import alerts_queue, enqueue_alert
+from shared.keys import Keys
+from shared.settings import Settings
+from shared.storage import Database
+from tests.fakes.discord import DEFAULT_WEBHOOK_TOKEN, FakeDiscord
+
+CONFIG = NotifierConfig(retry_intervals=(0, 1), lease_seconds=5, lock_ttl=5, lock_poll=0.05, http_timeout=2.0,
+                        health_throttle_seconds=60)
+HEALTH_TOKEN = "tok-HEALTH-secret-xyz"
+ALERT_ID = re.compile(r"alert #(\d+)")
+
+
+# -- helpers (also used by test_notifier_procs) ------------------------------------------------------------
+def make_alert(i: int, nickname: str | None = None) -> NewTipAlert:
+    return NewTipAlert(
+        predictor=PredictorInfo(id=f"p{i % 7}", nickname=nickname or f"Predictor {i % 7}",
+                                all_time=StatsSummary(total=200, win_rate=56.0, yield_pct=8.5, profit=17.0,
+                                                      avg_odds=2.05),
+                                current=StatsSummary(total=12, win_rate=50.0, yield_pct=-3.0, profit=-0.36,
+                                                     avg_odds=1.9)),
+        match=MatchInfo(event_id=10_000 + i, home=f"Home {i}", away=f"Away {i}", sport_slug="football",
+                        event_slug=f"home-{i}-away-{i}", custom_id=f"c{i}", start_ts=1_900_000_000 + i),
+        tips=[TipLine(market="Full time", pick=f"Home {i} to win", odds=1.5 + i % 10 / 10)],
+    )
+
+
+def insert_alerts(db: Database, n: int, webhook: str = "main") -> list[int]:
+    ids = []
+    for i in range(n):
+        with db.tx() as tx:
+            ids.append(outbox.insert(tx, make_alert(i), webhook=webhook, created_at=time.time()))
+    return ids
+
+
+def enqueue(conn: redis.Redis, ids: list[int], intervals: tuple[int, ...] = CONFIG.retry_intervals) -> None:
+    queue = alerts_queue(conn)
+    for alert_id in ids:
+        assert enqueue_alert(queue, alert_id, retry_intervals=intervals)
+
+
+def delivered_ids(fake: FakeDiscord, webhook_id: str = "111") -> list[int]:
+    """Alert ids in the order the fake accepted them (from each embed's footer)."""
+    return [int(ALERT_ID.search(e["footer"]["text"]).group(1))  # type: ignore[union-attr]
+            for m in fake.accepted if m["webhook_id"] == webhook_id for e in m["payload"]["embeds"]]
+
+
+def states(db: Database, webhook: str | None = None) -> dict[int, tuple[str, str | None, str | None]]:
+    """id -> (state, message_id, error)."""
+    with db.tx() as tx:
+        if webhook:
+            rows = tx.all("SELECT id, state, message_id, error FROM alerts WHERE webhook = ? ORDER BY id", (webhook,))
+        else:
+            rows = tx.all("SELECT id, state, message_id, error FROM alerts ORDER BY id")
+    return {int(r[0]): (r[1], r[2], r[3]) for r in rows}
+
+
+def health_rows(db: Database) -> list[str]:
+    with db.tx() as tx:
+        rows = tx.all("SELECT payload FROM alerts WHERE webhook = 'health' ORDER BY id")
+    return [r[0] for r in rows]
+
+
+def redis_dump(conn: redis.Redis) -> list[bytes]:
+    """Every value in the Redis db (decompressed where RQ compresses), for secret scans."""
+    values: list[bytes] = []
+    for key in conn.scan_iter(count=1000):
+        values.append(key)
+        kind = conn.type(key).decode()
+        if kind == "string":
+            values.append(conn.get(key) or b"")
+        elif kind == "hash":
+            for field, value in conn.hgetall(key).items():
+                values += [field, value]
+        elif kind == "list":
+            values += conn.lrange(key, 0, -1)
+        elif kind == "set":
+            values += list(conn.smembers(key))
+        elif kind == "zset":
+            values += [m for m, _ in conn.zrange(key, 0, -1, withscores=True)]
+        elif kind == "stream":
+            for _, entry in conn.xrange(key):
+                for field, value in entry.items():
+                    values += [field, value]
+    expanded = []
+    for value in values:
+        expanded.append(value)
+        for decode in (lambda v: zlib.decompress(v), lambda v: zlib.decompress(base64.b64decode(v))):
+            try:
+                expanded.append(decode(value))
+            except Exception:  # noqa: BLE001 - most values are not compressed
+                pass
+    return expanded
+
+
+@pytest.fixture
+def raw_logs(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Log records as emitted, before the redacting filter could mask anything."""
+    real = notifier.main.setup_logging
+
+    def setup(settings: Settings, name: str) -> logging.Logger:
+        logger = real(settings, name)
+        logging.getLogger().handlers.insert(0, caplog.handler)
+        return logger
+
+    monkeypatch.setattr(notifier.main, "setup_logging", setup)
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDiscord]:
+    with FakeDiscord(webhooks={"111": DEFAULT_WEBHOOK_TOKEN, "999": HEALTH_TOKEN}, bucket_limit=3,
+                     bucket_window=1.0, channel_per_minute=None) as server:
+        yield server
+
+
+@pytest.fixture
+def settings_for(make_settings: Callable[..., Settings], database_url: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"database_url": database_url, "discord_messages_per_minute": 1000}
+        values.update(overrides)
+        return make_settings(**values)
+
+    return make
+
+
+def run_burst(settings: Settings, config: NotifierConfig = CONFIG) -> None:
+    assert run(settings, burst=True, config=config) == 0
+
+
+# -- delivery -----------------------------------------------------------------------------------------
+def test_burst_delivers_each_alert_once_oldest_first(fake: FakeDiscord, settings_for: Callable[..., Settings],
+                                                    db: Database, redis_conn: redis.Redis) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    ids = insert_alerts(db, 45)
+    enqueue(redis_conn, ids)
+    started = time.monotonic()
+    run_burst(settings)
+
+    assert delivered_ids(fake) == ids  # each exactly once, oldest first
+    assert fake.count_429 == 0
+    # 45 alerts in 5 messages; a bucket of 3 per second had to be learnt and waited for.
+    assert len(fake.accepted) == 5 and time.monotonic() - started >= 0.9
+    message_of = {aid: m["message_id"] for m in fake.accepted
+                  for aid in (int(ALERT_ID.search(e["footer"]["text"]).group(1)) for e in m["payload"]["embeds"])}
+    assert states(db) == {aid: ("sent", message_of[aid], None) for aid in ids}
+    bucket = redis_conn.hgetall(Keys.of(settings).bucket("main"))
+    assert bucket[b"limit"] == b"3" and bucket[b"bucket"]
+    assert alerts_queue(redis_conn).count == 0
+
+
+def test_job_for_an_already_sent_alert_sends_nothing(fake: FakeDiscord, settings_for: Callable[..., Settings],
+                                                     db: Database, redis_conn: redis.Redis) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    ids = insert_alerts(db, 3)
+    enqueue(redis_conn, ids)
+    run_burst(settings)
+    assert len(fake.accepted) == 1
+    enqueue(redis_conn, ids)  # the finished jobs are gone: new jobs for the same, sent, alerts
+    run_burst(settings)
+    assert len(fake.accepted) == 1 and fake.responses == [200]
+
+
+def test_enqueueing_an_existing_job_id_runs_it_once(fake: FakeDiscord, settings_for: Callable[..., Settings],
+                                                    db: Database, redis_conn: redis.Redis) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    [alert_id] = insert_alerts(db, 1)
+    queue = alerts_queue(redis_conn)
+    assert enqueue_alert(queue, alert_id, retry_intervals=(0,)) is True
+    assert enqueue_alert(queue, alert_id, retry_intervals=(0,)) is False
+    assert queue.count == 1
+    run_burst(settings)
+    assert delivered_ids(fake) == [alert_id]
+    assert fake.responses == [200]
+
+
+def test_dry_run_prints_and_marks_sent(settings_for: Callable[..., Settings], db: Database,
+                                       redis_conn: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = settings_for()  # no webhook URL at all
+    ids = insert_alerts(db, 3)
+    enqueue(redis_conn, ids)
+    run_burst(settings)
+    out = capsys.readouterr().out
+    for i, alert_id in enumerate(ids):
+        assert f"[alert #{alert_id}] [NEW TIP] Home {i} vs Away {i}" in out
+    assert out.index(f"[alert #{ids[0]}]") < out.index(f"[alert #{ids[2]}]")
+    assert states(db) == {aid: ("sent", "dry-run", None) for aid in ids}
+
+
+# -- Discord's answers ------------------------------------------------------------------------------------
+def test_429_is_waited_out_not_a_failure(fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database,
+                                         redis_conn: redis.Redis, raw_logs: pytest.LogCaptureFixture) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    ids = insert_alerts(db, 3)
+    enqueue(redis_conn, ids, intervals=())  # no retry at all: a 429 must not need one
+    fake.fail_next(1, 429, retry_after=0.5)
+    started = time.monotonic()
+    run_burst(settings)
+    assert fake.responses == [429, 200]
+    assert time.monotonic() - started >= 0.5
+    assert delivered_ids(fake) == ids
+    assert all(state == "sent" for state, _, _ in states(db).values())
+    assert FailedJobRegistry(queue=alerts_queue(redis_conn)).count == 0
+    assert any("1 rate-limit answers (429)" in r.getMessage() for r in raw_logs.records)
+
+
+def test_5xx_storm_is_retried_until_discord_recovers(fake: FakeDiscord, settings_for: Callable[..., Settings],
+                                                     db: Database, redis_conn: redis.Redis) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    [alert_id] = insert_alerts(db, 1)
+    enqueue(redis_conn, [alert_id], intervals=(0, 2))
+    fake.fail_next(2, 503)  # the first attempt and the immediate retry fail
+    started = time.monotonic()
+    run_burst(settings)
+    assert fake.responses == [503, 503, 200]
+    # The last retry was scheduled 2 s later (RQ's scheduler works in whole seconds): the burst waited for it.
+    assert time.monotonic() - started >= 0.95
+    assert delivered_ids(fake) == [alert_id]
+    assert states(db)[alert_id][0] == "sent"
+    assert FailedJobRegistry(queue=alerts_queue(redis_conn)).count == 0
+
+
+def test_several_jobs_during_a_storm_keep_the_order(fake: FakeDiscord, settings_for: Callable[..., Settings],
+                                                   db: Database, redis_conn: redis.Redis) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    ids = insert_alerts(db, 5)
+    enqueue(redis_conn, ids, intervals=(0, 0, 0))
+    fake.fail_next(4, 500)
+    run_burst(settings)
+    assert delivered_ids(fake) == ids
+    assert fake.responses.count(200) == 1
+
+
+def test_after_the_last_retry_the_job_is_failed_and_the_alert_pending(
+        fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database, redis_conn: redis.Redis,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))  # no health URL: health alerts are printed
+    [alert_id] = insert_alerts(db, 1)
+    enqueue(redis_conn, [alert_id], intervals=(0, 0))
+    fake.fail_next(100, 502)
+    run_burst(settings)
+    assert fake.responses == [502, 502, 502]
+    registry = FailedJobRegistry(queue=alerts_queue(redis_conn))
+    assert registry.get_job_ids() == [f"alert-{alert_id}"]
+    result = Job.fetch(f"alert-{alert_id}", connection=redis_conn).latest_result()
+    assert result is not None and "DeliveryError" in result.exc_string and "HTTP 502" in result.exc_string
+    assert states(db)[alert_id][0] == "pending" and "HTTP 502" in (states(db)[alert_id][2] or "")
+    # One (throttled) health alert says so; it went to the dry run since no health URL is set.
+    [payload] = health_rows(db)
+    assert "Delivery to 'main' failing" in payload
+    assert "[HEALTH ERROR] Delivery to 'main' failing" in capsys.readouterr().out
+
+
+def test_a_timeout_is_retried(fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database,
+                              redis_conn: redis.Redis) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    ids = insert_alerts(db, 3)
+    enqueue(redis_conn, ids, intervals=(0,))
+    fake.timeout_next(1, delay=1.0)
+    run_burst(settings, dataclasses.replace(CONFIG, http_timeout=0.3))
+    # Discord posted the first message although its answer came too late: the retry posts it again
+    # (the documented duplicate window of timeouts); every alert ends up sent.
+    assert delivered_ids(fake) == ids + ids
+    assert all(state == "sent" for state, _, _ in states(db).values())
+    assert FailedJobRegistry(queue=alerts_queue(redis_conn)).count == 0
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_broken_webhook_waits_for_a_new_url(fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database,
+                                            redis_conn: redis.Redis, status: int) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"), discord_health_webhook_url=fake.url("999"))
+    ids = insert_alerts(db, 5)
+    enqueue(redis_conn, ids)
+    fake.set_broken("111", status)
+    run_burst(settings)
+    assert fake.responses.count(status) == 1  # one request found it broken; no retries against it
+    assert all(state == "pending" for state, _, _ in states(db, "main").values())
+    keys = Keys.of(settings)
+    assert redis_conn.get(keys.webhook_broken("main")) == fingerprint(fake.url("111")).encode()
+    [health_embed] = [e for m in fake.accepted if m["webhook_id"] == "999" for e in m["payload"]["embeds"]]
+    assert "broken" in health_embed["title"] and str(status) in health_embed["description"]
+    assert FailedJobRegistry(queue=alerts_queue(redis_conn)).count == 0
+
+    # Restarted with the same URL: still nothing is sent to it.
+    run_burst(settings)
+    assert fake.responses.count(status) == 1 and len(health_rows(db)) == 1
+
+    # A new URL: the mark is cleared at start and the pending alerts go out, in order.
+    fake.add_webhook("222", "tok-NEW-abc")
+    run_burst(settings_for(discord_webhook_url=fake.url("222"), discord_health_webhook_url=fake.url("999")))
+    assert delivered_ids(fake, "222") == ids
+    assert redis_conn.get(keys.webhook_broken("main")) is None
+    assert all(state == "sent" for state, _, _ in states(db, "main").values())
+
+
+def test_invalid_alert_is_failed_and_the_others_delivered(fake: FakeDiscord, settings_for: Callable[..., Settings],
+                                                          db: Database, redis_conn: redis.Redis,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    ids = insert_alerts(db, 5)
+    bad = ids[2]
+    real_render = notifier.deliver.render
+
+    def render(alert: Any, *, alert_id: int, created_at: float) -> dict:
+        embed = real_render(alert, alert_id=alert_id, created_at=created_at)
+        if alert_id == bad:
+            embed["fields"][0]["value"] = "v" * 1500  # over Discord's 1024: refused with 400
+        return embed
+
+    monkeypatch.setattr(notifier.deliver, "render", render)
+    enqueue(redis_conn, ids)
+    run_burst(settings)
+    assert delivered_ids(fake) == [i for i in ids if i != bad]
+    assert fake.count_400 == 2  # the message of five, then the bad alert alone
+    final = states(db)
+    assert final[bad][0] == "failed"
+    assert "50035" in (final[bad][2] or "") and "embeds.0.fields.0.value" in (final[bad][2] or "")
+    assert all(final[i][0] == "sent" for i in ids if i != bad)
+    assert FailedJobRegistry(queue=alerts_queue(redis_conn)).count == 0
+
+
+def test_channel_limit_is_waited_for_without_429(settings_for: Callable[..., Settings], db: Database,
+                                                 redis_conn: redis.Redis) -> None:
+    """Discord does not announce the ~30/minute channel limit; the notifier must keep to it itself."""
+    with FakeDiscord(bucket_limit=50, bucket_window=1.0, channel_per_minute=2) as fake:
+        settings = settings_for(discord_webhook_url=fake.url("111"), discord_messages_per_minute=2)
+        ids = insert_alerts(db, 25)  # three messages of up to ten
+        ctx = context.create(settings, CONFIG, db=Database(settings.database_url), conn=redis_conn)
+        context.install(ctx)
+        results: list[str] = []
+        job = threading.Thread(target=lambda: results.append(deliver_alert(ids[-1])))
+        try:
+            job.start()
+            deadline = time.monotonic() + 10
+            while len(fake.accepted) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert len(fake.accepted) == 2
+            job.join(timeout=1.5)  # it is waiting for the minute to pass, not asking Discord
+            assert job.is_alive() and len(fake.accepted) == 2 and fake.count_429 == 0
+            assert fake.responses == [200, 200]
+        finally:
+            ctx.stopping.set()
+            job.join(timeout=5)
+            context.reset()
+            ctx.db.close()
+    assert results == ["stopping"]
+    assert delivered_ids(fake) == ids[:20]
+    assert [s for s, _, _ in states(db).values()].count("pending") == 5
+
+
+# -- secrets ----------------------------------------------------------------------------------------------
+def test_webhook_token_never_reaches_logs_redis_or_jobs(fake: FakeDiscord, settings_for: Callable[..., Settings],
+                                                        db: Database, redis_conn: redis.Redis,
+                                                        raw_logs: pytest.LogCaptureFixture,
+                                                        capfd: pytest.CaptureFixture[str]) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"), discord_health_webhook_url=fake.url("999"),
+                            log_level="DEBUG")
+    first = insert_alerts(db, 1)
+    enqueue(redis_conn, first, intervals=(0,))
+    fake.fail_next(1, 429, retry_after=0.2)
+    fake.fail_next(2, 500)  # the job and its only retry: it ends in the failed registry
+    run_burst(settings)
+    assert fake.responses[:3] == [429, 500, 500]  # then the health alert about it
+    fake.timeout_next(1, delay=0.6)
+    more = insert_alerts(db, 12)
+    enqueue(redis_conn, more, intervals=(0,))
+    run_burst(settings, dataclasses.replace(CONFIG, http_timeout=0.2))
+    fake.set_broken("111", 401)
+    last = insert_alerts(db, 1)
+    enqueue(redis_conn, last, intervals=(0,))
+    run_burst(settings)
+    # Nobody listens there: requests' connection errors name the URL.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/api/webhooks/333/{DEFAULT_WEBHOOK_TOKEN}"
+    unreachable = insert_alerts(db, 1)
+    enqueue(redis_conn, unreachable, intervals=(0,))
+    run_burst(settings.model_copy(update={"discord_webhook_url": SecretStr(closed)}))
+    assert states(db)[unreachable[0]][2] == "connection error"
+
+    # The scenario really went through 429, 5xx, failed job, timeout and 401.
+    assert {429, 500, 401, 200} <= set(fake.responses)
+    assert FailedJobRegistry(queue=alerts_queue(redis_conn)).count >= 1
+    tokens = (DEFAULT_WEBHOOK_TOKEN, HEALTH_TOKEN)
+    messages = [r.getMessage() for r in raw_logs.records]
+    assert messages and any("rate-limit" in m for m in messages)
+    for token in tokens:
+        assert not any(token in m for m in messages), "token in a log record"
+        assert token not in raw_logs.text
+        out, err = capfd.readouterr()
+        assert token not in out and token not in err
+        dump = redis_dump(redis_conn)
+        assert any(b"alert-" in v for v in dump)  # the scan sees RQ's job records ...
+        assert any(b"DeliveryError" in v for v in dump)  # ... and their (compressed) failure texts
+        assert not any(token.encode() in v for v in dump), "token in Redis"
+        with db.tx() as tx:
+            for row in tx.all("SELECT payload, COALESCE(error, ''), COALESCE(message_id, '') FROM alerts"):
+                assert token not in " ".join(row)
+
+
+# -- sweeper, lock, health ----------------------------------------------------------------------------------
+@pytest.fixture
+def ctx(settings_for: Callable[..., Settings], db: Database, redis_conn: redis.Redis) -> Iterator[context.NotifierContext]:
+    settings = settings_for(discord_webhook_url="http://127.0.0.1:9/api/webhooks/1/tok-NOT-USED")
+    yield context.create(settings, CONFIG, db=db, conn=redis_conn)
+
+
+def test_sweeper_gives_every_deliverable_alert_a_job(ctx: context.NotifierContext, db: Database,
+                                                     redis_conn: redis.Redis) -> None:
+    lost, dead, failed, queued, done = insert_alerts(db, 5)
+    queue = alerts_queue(redis_conn)
+    for alert_id in (dead, failed, queued):
+        enqueue_alert(queue, alert_id, retry_intervals=())
+    # `dead`: started by a worker that no longer exists (kill -9).
+    job = Job.fetch(f"alert-{dead}", connection=redis_conn)
+    queue.remove(job)
+    job.worker_name = "vanished-worker"
+    job.set_status(JobStatus.STARTED)
+    job.save()
+    Job.fetch(f"alert-{failed}", connection=redis_conn).set_status(JobStatus.FAILED)
+    queue.remove(f"alert-{failed}")
+    outbox.mark_sent(db, [done], "m1", time.time())
+
+    report = sweeper.sweep(ctx, at_start=True)
+    assert report["enqueued"] == 1 and report["replaced"] == 1 and report["failed"] == 1 and report["waiting"] == 1
+    assert set(queue.get_job_ids()) == {f"alert-{lost}", f"alert-{dead}", f"alert-{queued}"}
+    assert Job.fetch(f"alert-{failed}", connection=redis_conn).get_status() == JobStatus.FAILED
+    assert sweeper.sweep(ctx)["enqueued"] == 0  # nothing left to repair
+
+
+def test_sweeper_releases_alerts_of_a_dead_notifier(ctx: context.NotifierContext, db: Database) -> None:
+    ids = insert_alerts(db, 3)
+    dead_owner = f"notifier:{socket.gethostname()}:999999"
+    assert len(outbox.claim(db, "main", dead_owner, time.time(), 600, 2)) == 2
+    report = sweeper.sweep(ctx)
+    assert report["released"] == 2
+    assert [s for s, _, _ in states(db).values()] == ["pending"] * 3
+    assert report["enqueued"] == len(ids)
+
+
+def test_sweeper_clears_a_broken_mark_of_an_old_url(ctx: context.NotifierContext, redis_conn: redis.Redis,
+                                                    db: Database) -> None:
+    insert_alerts(db, 2)
+    current = ctx.webhook_url("main")
+    assert current is not None
+    redis_conn.set(ctx.keys.webhook_broken("main"), fingerprint(current))
+    assert sweeper.sweep(ctx, at_start=True)["broken"] == 2  # same URL: still broken, no job
+    assert alerts_queue(redis_conn).count == 0
+    redis_conn.set(ctx.keys.webhook_broken("main"), "0123456789ab")
+    report = sweeper.sweep(ctx, at_start=True)
+    assert report["cleared_broken"] == 1 and report["enqueued"] == 2
+    assert redis_conn.get(ctx.keys.webhook_broken("main")) is None
+
+
+def test_health_alerts_are_throttled_per_topic(ctx: context.NotifierContext, db: Database,
+                                               redis_conn: redis.Redis) -> None:
+    first = health.webhook_broken(ctx, "main", 404, "abc")
+    assert first is not None
+    assert health.webhook_broken(ctx, "main", 404, "abc") is None
+    assert health.notifier_started(ctx) is not None
+    assert len(health_rows(db)) == 2
+    assert alerts_queue(redis_conn).get_job_ids() == [f"alert-{first}", f"alert-{first + 1}"]
+    assert redis_conn.ttl(ctx.keys.health_throttle(health.broken_topic("main"))) > 0
+
+
+def test_webhook_lock_is_exclusive_and_released_by_its_owner_only(redis_conn: redis.Redis) -> None:
+    key = "test:lock:webhook:main"
+    first = WebhookLock(redis_conn, key, "notifier:host-a:1", ttl=2)
+    second = WebhookLock(redis_conn, key, "notifier:host-b:2", ttl=2)
+    assert first.try_acquire()
+    assert not second.try_acquire()
+    second.release()  # not its lock: nothing happens
+    assert redis_conn.get(key) == first.token.encode()
+    assert second.take_over_if_dead() is None  # another host: cannot tell, so not taken
+    first.release()
+    assert redis_conn.get(key) is None
+    assert second.try_acquire()
+    time.sleep(1.0)  # renewed while held (TTL 2 s, renewed every ~0.7 s)
+    assert redis_conn.pttl(key) > 1200
+    second.release()
+
+
+def test_lock_of_a_dead_process_on_this_host_is_taken_over(redis_conn: redis.Redis) -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # gone (and reaped): its pid is dead
+    key = "test:lock:webhook:main"
+    redis_conn.set(key, f"notifier:{socket.gethostname()}:{child.pid}|abc")
+    me = WebhookLock(redis_conn, key, "notifier:me:1")
+    assert me.take_over_if_dead() == f"notifier:{socket.gethostname()}:{child.pid}"
+    assert me.try_acquire()
+    me.release()
+
+
+def test_job_waits_for_the_lock_and_finds_its_alert_done(ctx: context.NotifierContext, db: Database,
+                                                         redis_conn: redis.Redis) -> None:
+    [alert_id] = insert_alerts(db, 1)
+    holder = WebhookLock(redis_conn, ctx.keys.webhook_lock("main"), "notifier:other-host:1", ttl=5)
+    assert holder.try_acquire()
+    context.install(ctx)
+    results: list[str] = []
+    job = threading.Thread(target=lambda: results.append(deliver_alert(alert_id)))
+    try:
+        job.start()
+        job.join(timeout=0.5)
+        assert job.is_alive()  # another notifier is draining this webhook
+        outbox.mark_sent(db, [alert_id], "by-the-other", time.time())
+        job.join(timeout=5)
+        assert results == ["already done"]
+    finally:
+        ctx.stopping.set()
+        holder.release()
+        job.join(timeout=5)
+        context.reset()

@@ -1,0 +1,112 @@
+"""One webhook call: Discord's answers classified, and the URL never in what comes back."""
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from notifier import discord
+from notifier.embed import message
+from tests.fakes.discord import DEFAULT_WEBHOOK_TOKEN, FakeDiscord
+
+BODY = message([{"title": "hello", "description": "world"}])
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDiscord]:
+    with FakeDiscord(bucket_limit=2, bucket_window=5.0, channel_per_minute=None) as server:
+        yield server
+
+
+def _safe(result: discord.PostResult) -> None:
+    assert DEFAULT_WEBHOOK_TOKEN not in repr(result)
+    assert "/api/webhooks/" not in repr(result)
+
+
+def test_sent_with_message_id_and_headers(fake: FakeDiscord) -> None:
+    result = discord.post(discord.new_session(), fake.url(), BODY)
+    assert result.outcome == discord.SENT and result.status == 200
+    assert result.message_id == fake.accepted[0]["message_id"]
+    assert result.headers.limit == 2 and result.headers.remaining == 1
+    assert result.headers.bucket and 0 < (result.headers.reset_after or 0) <= 5.0
+    assert fake.accepted[0]["payload"] == BODY
+
+
+def test_rate_limited(fake: FakeDiscord) -> None:
+    session = discord.new_session()
+    for _ in range(2):
+        assert discord.post(session, fake.url(), BODY).outcome == discord.SENT
+    result = discord.post(session, fake.url(), BODY)
+    assert result.outcome == discord.RATE_LIMITED and result.status == 429
+    assert 0 < result.retry_after <= 5.0 and result.is_global is False and result.scope == "user"
+    assert result.headers.remaining == 0
+
+
+def test_hidden_channel_limit_is_rate_limited_with_shared_scope() -> None:
+    with FakeDiscord(bucket_limit=10, channel_per_minute=1) as fake:
+        session = discord.new_session()
+        assert discord.post(session, fake.url(), BODY).outcome == discord.SENT
+        result = discord.post(session, fake.url(), BODY)
+    assert result.outcome == discord.RATE_LIMITED and result.scope == "shared" and result.retry_after > 50
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_broken(fake: FakeDiscord, status: int) -> None:
+    fake.set_broken("111", status)
+    result = discord.post(discord.new_session(), fake.url(), BODY)
+    assert result.outcome == discord.BROKEN and result.status == status
+    _safe(result)
+
+
+def test_wrong_token_is_broken(fake: FakeDiscord) -> None:
+    result = discord.post(discord.new_session(), fake.url().replace(DEFAULT_WEBHOOK_TOKEN, "other-token"), BODY)
+    assert result.outcome == discord.BROKEN and result.status == 401
+
+
+def test_invalid_embed_gives_discords_error_as_short_text(fake: FakeDiscord) -> None:
+    result = discord.post(discord.new_session(), fake.url(), message([{"title": "x" * 300}]))
+    assert result.outcome == discord.INVALID and result.status == 400
+    assert result.error is not None
+    assert "50035" in result.error and "embeds.0.title" in result.error and "256 or fewer" in result.error
+    assert len(result.error) <= discord.ERROR_MAX
+    _safe(result)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_are_transient(fake: FakeDiscord, status: int) -> None:
+    fake.fail_next(1, status)
+    result = discord.post(discord.new_session(), fake.url(), BODY)
+    assert result.outcome == discord.TRANSIENT and result.status == status and str(status) in (result.error or "")
+    _safe(result)
+
+
+def test_timeout_is_transient_and_safe(fake: FakeDiscord) -> None:
+    fake.timeout_next(1, delay=1.0)
+    result = discord.post(discord.new_session(), fake.url(), BODY, timeout=0.2)
+    assert result.outcome == discord.TRANSIENT and result.error == "timeout" and result.status is None
+    _safe(result)
+
+
+def test_connection_error_is_transient_and_safe() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api/webhooks/111/{DEFAULT_WEBHOOK_TOKEN}"
+    result = discord.post(discord.new_session(), url, BODY, timeout=1)
+    assert result.outcome == discord.TRANSIENT and result.error == "connection error"
+    _safe(result)
+
+
+def test_with_wait_keeps_other_query_parameters() -> None:
+    assert discord.with_wait("https://d/api/webhooks/1/t") == "https://d/api/webhooks/1/t?wait=true"
+    assert discord.with_wait("https://d/api/webhooks/1/t?thread_id=5&wait=false") == \
+        "https://d/api/webhooks/1/t?thread_id=5&wait=true"
+
+
+def test_describe_error_flattens_nested_errors() -> None:
+    body = {"code": 50035, "message": "Invalid Form Body", "errors": {"embeds": {"0": {"fields": {"1": {
+        "value": {"_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "This field is required"}]}}}}}}}
+    assert discord.describe_error(body, 400) == \
+        "HTTP 400 code 50035: Invalid Form Body (embeds.0.fields.1.value: This field is required)"
+    assert discord.describe_error("<html>", 502) == "HTTP 502"
