@@ -39,9 +39,11 @@ def _dashboard(settings: Settings, args: argparse.Namespace) -> int:
     """rq-dashboard on the project's Redis; the password goes through the environment, not `ps`."""
     import os
     import shutil
+    from pathlib import Path
 
+    beside = Path(sys.executable).parent / "rq-dashboard"  # supervisord's PATH need not include the venv
     env = dict(os.environ)
-    command = [shutil.which("rq-dashboard") or "rq-dashboard", "--bind", settings.rq_dashboard_host,
+    command = [str(beside) if beside.exists() else shutil.which("rq-dashboard") or "rq-dashboard", "--bind", settings.rq_dashboard_host,
                "--port", str(settings.rq_dashboard_port), "--redis-url", settings.redis_url]
     if settings.rq_dashboard_username and settings.rq_dashboard_password:
         env["RQ_DASHBOARD_USERNAME"] = settings.rq_dashboard_username
