@@ -94,8 +94,12 @@ class Processor:
             self.conn.zadd(self.keys.watched_events, {str(e): s for e, s in upcoming.items()})
         self._watch_synced = now
 
+    @property
+    def heartbeat_name(self) -> str:
+        return f"processor:{self.name}"
+
     def beat(self) -> None:
-        heartbeat.beat(self.conn, self.keys, f"processor:{self.name}", handled=self.handled, **self.consumer.lag())
+        heartbeat.beat(self.conn, self.keys, self.heartbeat_name, handled=self.handled, **self.consumer.lag())
 
     def run(self, burst: bool) -> int:
         pause = 1.0
@@ -149,3 +153,7 @@ def run(settings: Settings, burst: bool = False) -> int:
         return processor.run(burst)
     finally:
         db.close()
+        try:
+            heartbeat.clear(processor.conn, processor.keys, processor.heartbeat_name)
+        except REDIS_ERRORS:
+            pass
