@@ -1,7 +1,6 @@
 """The repository's own supervisord.conf, run in a scratch directory against the local fakes."""
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import socket
