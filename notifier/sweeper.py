@@ -102,7 +102,7 @@ def sweep(ctx: NotifierContext, *, at_start: bool = False) -> Counter[str]:
     report["released"] = release_dead_owners(ctx)
     now = time.time()
     for webhook in WEBHOOKS:
-        ids = outbox.deliverable_ids_of(ctx.db, webhook, now)
+        ids = outbox.deliverable_ids(ctx.db, now, webhook)
         url = ctx.webhook_url(webhook)
         if ids and url is not None and is_broken(ctx, webhook, url):
             report["broken"] += len(ids)

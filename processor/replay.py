@@ -269,6 +269,24 @@ def _alert_line(row: tuple, entry_id: str) -> AlertLine:
                      int(event_id) if event_id is not None else None, detail, entry_id)
 
 
+def _chosen(conn: redis.Redis, stream: str, span: tuple[str, str], selection: Selection, result: Result,
+            progress: Progress) -> Iterator[tuple[str, dict[Any, Any], FetchRecord]]:
+    """The entries of the span that the selection admits and that parse; the others are counted in `result`."""
+    for entry_id, raw in scan(conn, stream, *span):
+        progress.step(entry_id)
+        if not selection.admits(_decoded(raw)):
+            continue
+        result.first_id = result.first_id or entry_id
+        result.last_id = entry_id
+        try:
+            record = FetchRecord.from_fields(raw)
+            parse(record)
+        except (BadRecord, ValidationError) as error:
+            result.unparseable.append((entry_id, _reason(error)))
+            continue
+        yield entry_id, raw, record
+
+
 # -- dry run ---------------------------------------------------------------------------------------
 
 
@@ -287,15 +305,8 @@ def dry_run(conn: redis.Redis, settings: Settings, selection: Selection, progres
             origin: dict[int, str] = {}
             progress = Progress(span[0], span[1], progress_out)
             try:
-                for entry_id, raw in scan(conn, stream, *span):
-                    progress.step(entry_id)
-                    fields = _decoded(raw)
-                    if not selection.admits(fields):
-                        continue
-                    result.first_id = result.first_id or entry_id
-                    result.last_id = entry_id
+                for entry_id, _raw, record in _chosen(conn, stream, span, selection, result, progress):
                     try:
-                        record = FetchRecord.from_fields(raw)
                         outcome = handler.handle(record)
                     except (BadRecord, ValidationError) as error:
                         result.unparseable.append((entry_id, _reason(error)))
@@ -330,20 +341,8 @@ def reinject(conn: redis.Redis, settings: Settings, selection: Selection, progre
     pipe = conn.pipeline(transaction=False)
     queued = 0
     try:
-        for entry_id, raw in scan(conn, stream, *span):
-            progress.step(entry_id)
-            fields = _decoded(raw)
-            if not selection.admits(fields):
-                continue
-            result.first_id = result.first_id or entry_id
-            result.last_id = entry_id
-            try:
-                record = FetchRecord.from_fields(raw)
-                parse(record)
-            except (BadRecord, ValidationError) as error:
-                # It would only land in dead letters again.
-                result.unparseable.append((entry_id, _reason(error)))
-                continue
+        # Unparseable entries are left out: they would only land in dead letters again.
+        for _entry_id, raw, record in _chosen(conn, stream, span, selection, result, progress):
             result.selected[record.kind] += 1
             pipe.xadd(stream, raw)
             queued += 1

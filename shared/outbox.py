@@ -54,13 +54,15 @@ def get(db: Database, alert_id: int) -> OutboxRow | None:
     return _row(values) if values else None
 
 
-def deliverable_ids(db: Database, now: float) -> list[int]:
+def deliverable_ids(db: Database, now: float, webhook: str | None = None) -> list[int]:
     """Alerts still to deliver: pending, or claimed by a notifier whose lease ran out (it died)."""
+    where = "(state = ? OR (state = ? AND lease_until < ?))"
+    params: tuple = (PENDING, SENDING, now)
+    if webhook is not None:
+        where += " AND webhook = ?"
+        params += (webhook,)
     with db.tx() as tx:
-        rows = tx.all(
-            "SELECT id FROM alerts WHERE state = ? OR (state = ? AND lease_until < ?) ORDER BY id",
-            (PENDING, SENDING, now),
-        )
+        rows = tx.all(f"SELECT id FROM alerts WHERE {where} ORDER BY id", params)
     return [int(r[0]) for r in rows]
 
 
@@ -124,16 +126,6 @@ def count_by_state(db: Database) -> dict[str, int]:
     with db.tx() as tx:
         rows = tx.all("SELECT state, COUNT(*) FROM alerts GROUP BY state")
     return {state: int(n) for state, n in rows}
-
-
-def deliverable_ids_of(db: Database, webhook: str, now: float) -> list[int]:
-    """`deliverable_ids` of one webhook."""
-    with db.tx() as tx:
-        rows = tx.all(
-            "SELECT id FROM alerts WHERE webhook = ? AND (state = ? OR (state = ? AND lease_until < ?)) ORDER BY id",
-            (webhook, PENDING, SENDING, now),
-        )
-    return [int(r[0]) for r in rows]
 
 
 def lease_owners(db: Database) -> list[str]:

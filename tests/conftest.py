@@ -90,3 +90,12 @@ def make_settings(sqlite_url: str) -> Callable[..., Settings]:
         return Settings(**values)
 
     return make
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    """The migrated database of the test module's own `settings` fixture."""
+    db = Database(settings.database_url)
+    db.migrate()
+    yield db
+    db.close()

@@ -26,14 +26,6 @@ def settings(make_settings: Callable[..., Settings], database_url: str, redis_ur
     return settings
 
 
-@pytest.fixture
-def database(settings: Settings) -> Database:
-    db = Database(settings.database_url)
-    db.migrate()
-    yield db
-    db.close()
-
-
 def three_dead(conn: redis.Redis, settings: Settings, db: Database) -> list[str]:
     """Three unusable entries, processed: they end up as dead letters (their ids returned, in order)."""
     keys = Keys.of(settings)

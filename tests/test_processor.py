@@ -39,14 +39,6 @@ def settings(make_settings: Callable[..., Settings], database_url: str, redis_ur
     return make_settings(database_url=database_url, time_lookahead_hours=FAR_LOOKAHEAD)
 
 
-@pytest.fixture
-def database(settings: Settings) -> Database:
-    db = Database(settings.database_url)
-    db.migrate()
-    yield db
-    db.close()
-
-
 def burst(settings: Settings, conn: redis.Redis, db: Database, name: str = "p1") -> Processor:
     processor = Processor(settings, conn, db, name=name)
     assert processor.run(burst=True) == 0

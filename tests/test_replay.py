@@ -35,14 +35,6 @@ def settings(make_settings: Callable[..., Settings], database_url: str, redis_ur
     return settings
 
 
-@pytest.fixture
-def database(settings: Settings) -> Database:
-    db = Database(settings.database_url)
-    db.migrate()
-    yield db
-    db.close()
-
-
 def record_run(conn: redis.Redis, settings: Settings, db: Database) -> list[str]:
     """Six fetches a minute apart, processed for real: new tips of three predictors and a line movement."""
     ids = [
