@@ -1,6 +1,7 @@
 """The repository's own supervisord.conf, run in a scratch directory against the local fakes."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.conftest import TEST_REDIS_URL
 from tests.fakes.discord import FakeDiscord
@@ -156,3 +158,28 @@ def _other_addresses() -> list[str]:
     """This machine's non-loopback IPv4 addresses (none in some sandboxes)."""
     out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout if shutil.which("hostname") else ""
     return [a for a in out.split() if "." in a and not a.startswith("127.")]
+
+
+def test_dashboard_asks_for_basic_auth_when_configured(tmp_path: Path, redis_url: str) -> None:
+    port = DASHBOARD_PORT + 1
+    env = {"PATH": os.environ["PATH"], "REDIS_URL": TEST_REDIS_URL, "RQ_DASHBOARD_PORT": str(port),
+           "RQ_DASHBOARD_USERNAME": "operator", "RQ_DASHBOARD_PASSWORD": "s3cret-pass"}
+    proc = subprocess.Popen([str(VENV_BIN / "sofamon"), "dashboard"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def answers() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(answers, 30, "rq-dashboard to listen")
+        url = f"http://127.0.0.1:{port}/"
+        assert requests.get(url, timeout=10).status_code == 401
+        assert requests.get(url, auth=("operator", "s3cret-pass"), timeout=10).status_code == 200
+        # The password travels in the environment, not on the command line that `ps` shows.
+        assert "s3cret-pass" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+    finally:
+        proc.terminate()
+        proc.wait(30)
