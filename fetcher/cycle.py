@@ -101,6 +101,7 @@ class Fetcher:
         self.selected: list[Predictor] | None = None
         self.leaderboard_at: float | None = None
         self.last_cycle_at: float | None = None
+        self.last_success_at: float | None = None  # last good answer from Sofascore, for `sofamon status`
         self.next_poll_at: float | None = None
         self._pending: deque[FetchRecord] = deque(maxlen=PENDING_MAX)
         self._stopping = threading.Event()
@@ -115,6 +116,7 @@ class Fetcher:
         self.upstream = UpstreamBackoff.from_fields(fields)
         self.leaderboard_at = _opt_float(fields.get("leaderboard_at"))
         self.last_cycle_at = _opt_float(fields.get("last_cycle_at"))
+        self.last_success_at = _opt_float(fields.get("last_success_at"))
         self.next_poll_at = _opt_float(fields.get("next_poll_at"))
         self.predictors = {}
         for pid, raw in stored.items():
@@ -131,6 +133,7 @@ class Fetcher:
     def state_fields(self) -> dict[str, str]:
         fields = {
             "last_cycle_at": _fmt_ts(self.last_cycle_at),
+            "last_success_at": _fmt_ts(self.last_success_at),
             "next_poll_at": _fmt_ts(self.next_poll_at),
             "leaderboard_at": _fmt_ts(self.leaderboard_at),
             "monitored": json.dumps(None if self.selected is None else [p.id for p in self.selected]),
@@ -315,6 +318,7 @@ class Fetcher:
         if result.ok:
             self._emit(FetchRecord(kind=job.kind, subject=job.subject, fetched_at=now, payload=result.text))
             report.written += 1
+            self.last_success_at = now
             if state is not None:
                 record_result(state, "ok", now)
             self._transition(self.upstream.on_success(now), report)

@@ -8,10 +8,12 @@ printed as one line under "Problems"):
   that beat less than ALIVE_SECONDS (90 s) ago (heartbeats expire from Redis after 300 s);
 - the fetcher recorded a completed cycle less than STALE_CYCLE_SECONDS (45 min: three times the
   longest poll interval, the 15 min of the night) ago, or three times the longest day-time interval
-  when SCAN_INTERVAL_MINUTES is set higher than that.
+  when SCAN_INTERVAL_MINUTES is set higher than that;
+- the fetcher got a good answer from Sofascore within that same limit (a cycle whose requests all
+  fail still completes: without this check an unreachable or blocking Sofascore would look fine).
 
 Being in an upstream backoff is shown but is not a problem by itself: a backoff lasts 30 min at
-most, so a fetcher that stays blocked longer than that is caught by the stale-cycle check.
+most, so a fetcher that stays blocked longer than that is caught by the good-answer check.
 
 The module is split in two: `gather` does all the I/O (read-only: nothing is written anywhere)
 and returns a `Snapshot`; `build_report` is a pure function of a snapshot that computes the report
@@ -110,7 +112,11 @@ def _fetcher(state: dict[str, str], now: float, stale_after: float) -> dict[str,
     since = _float(state.get("blocked_since"))
     nxt = _float(state.get("next_poll_at"))
     board = _float(state.get("leaderboard_at"))
+    success = _float(state.get("last_success_at"))
     return {
+        "last_success_at": success,
+        "last_success_ago": _ago(success, now),
+        "failing": success is None or now - success > stale_after,
         "last_cycle_at": last,
         "last_cycle_ago": _ago(last, now),
         "next_poll_at": nxt,
@@ -204,6 +210,10 @@ def build_report(snap: Snapshot) -> dict[str, Any]:
         elif fetcher["stale"]:
             problems.append(f"the fetcher's last cycle was {human_ago(fetcher['last_cycle_ago'])}"
                             f" (limit {human_duration(snap.stale_cycle_seconds)})")
+        elif fetcher["failing"]:
+            when = human_ago(fetcher["last_success_ago"]) if fetcher["last_success_at"] else "never"
+            problems.append(f"no good answer from Sofascore within {human_duration(snap.stale_cycle_seconds)}"
+                            f" (last: {when})")
         report["predictors"] = _predictors(snap.monitored, snap.fetcher_state, now)
         report["streams"] = {
             "fetched": {"key": snap.fetched_stream, "length": snap.fetched_length},
@@ -312,6 +322,7 @@ def render(report: dict[str, Any]) -> str:
     lines += ["", "fetcher"]
     lines += _table([
         ["last cycle", human_ago(fetcher["last_cycle_ago"]) + ("  (STALE)" if fetcher["stale"] else "")],
+        ["last success", human_ago(fetcher["last_success_ago"]) + ("  (FAILING)" if fetcher["failing"] else "")],
         ["next poll", human_in(fetcher["next_poll_in"])],
         ["leaderboard", human_ago(fetcher["leaderboard_ago"])],
         ["upstream", upstream],

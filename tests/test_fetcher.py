@@ -173,6 +173,7 @@ def test_once_writes_leaderboard_predictions_and_odds_exactly_as_received(
     stored = state(redis_conn, settings)
     assert json.loads(stored["monitored"]) == ranked_ids(fake)
     assert float(stored["leaderboard_at"]) == REF_NOW and float(stored["last_cycle_at"]) == REF_NOW
+    assert float(stored["last_success_at"]) == REF_NOW
     assert stored["backoff_until"] == "" and stored["blocked_since"] == ""
     for uid in ranked_ids(fake):
         info = predictor(redis_conn, settings, uid)
@@ -228,6 +229,8 @@ def test_challenge_on_the_leaderboard_stops_every_request(
     assert len(fake.requests) == 1  # not even the target user or the watched event
     assert [r.subject for r in of_kind(redis_conn, settings, "health")] == ["upstream_blocked"]
     assert of_kind(redis_conn, settings, "leaderboard") == []
+    stored = state(redis_conn, settings)
+    assert stored["last_cycle_at"] != "" and stored["last_success_at"] == ""  # status can tell it is failing
 
 
 def test_challenge_mid_cycle_pauses_everything_until_the_backoff_ends(

@@ -41,7 +41,8 @@ def healthy_snapshot(**changes: Any) -> Snapshot:
             {"name": "processor:processor-box", "at": NOW - 5, "handled": 42, "pending": 0, "lag": 0},
             {"name": "notifier:box:13", "at": NOW - 30},
         ],
-        fetcher_state={"last_cycle_at": repr(NOW - 200), "next_poll_at": repr(NOW + 100),
+        fetcher_state={"last_cycle_at": repr(NOW - 200), "last_success_at": repr(NOW - 200),
+                       "next_poll_at": repr(NOW + 100),
                        "leaderboard_at": repr(NOW - 900), "backoff_until": "", "backoff_seconds": "0.0",
                        "blocked_since": "", "monitored": json.dumps([GURU, TACTICO])},
         monitored={
@@ -106,11 +107,22 @@ def test_a_stale_fetch_cycle_is_a_problem_but_a_backoff_alone_is_not() -> None:
         ["the fetcher has not recorded a completed cycle"]
 
 
+def test_cycles_without_a_good_answer_are_a_problem() -> None:
+    """Sofascore unreachable or blocking for long: cycles complete, yet nothing is fetched."""
+    never = dict(healthy_snapshot().fetcher_state, last_success_at="")
+    assert build_report(healthy_snapshot(fetcher_state=never))["problems"] == \
+        ["no good answer from Sofascore within 45 min (last: never)"]
+    old = dict(never, last_success_at=repr(NOW - STALE_CYCLE_SECONDS - 120))
+    report = build_report(healthy_snapshot(fetcher_state=old))
+    assert report["problems"] == ["no good answer from Sofascore within 45 min (last: 47 min ago)"]
+    assert "FAILING" in render(report)
+
+
 def test_unreadable_and_missing_fields_are_tolerated() -> None:
     snap = healthy_snapshot(
         heartbeats=[{"name": "fetcher:x", "at": "garbage"}, {"name": "processor:p", "at": NOW},
                     {"name": "notifier:n", "at": NOW}],
-        fetcher_state={"last_cycle_at": repr(NOW), "monitored": "{not json"},
+        fetcher_state={"last_cycle_at": repr(NOW), "last_success_at": repr(NOW), "monitored": "{not json"},
         monitored={"x": "{not json", "y": json.dumps({"nickname": "Y"})},
         group=None, queue=None, database_size=None,
     )
@@ -155,7 +167,7 @@ def everything_running(conn: redis.Redis, settings: Settings, db: Database, *, n
     if notifier:
         heartbeat.beat(conn, keys, "notifier:box:103")
     conn.hset(keys.fetcher_state, mapping={
-        "last_cycle_at": repr(now - 120), "next_poll_at": repr(now + 180), "leaderboard_at": repr(now - 600),
+        "last_cycle_at": repr(now - 120), "last_success_at": repr(now - 120), "next_poll_at": repr(now + 180), "leaderboard_at": repr(now - 600),
         "backoff_until": repr(now + 300), "backoff_seconds": "120.0", "blocked_since": repr(now - 400),
         "monitored": json.dumps([GURU]),
     })
