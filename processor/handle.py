@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -70,9 +71,14 @@ def _first_line(error: Exception) -> str:
 
 
 class Handler:
-    def __init__(self, db: Database, rules: Rules) -> None:
+    """`clock`, when given (live processing), also judges tips at the time they are processed, so a
+    backlog handled late does not alert matches that kicked off meanwhile. Replays judge by fetch time only.
+    """
+
+    def __init__(self, db: Database, rules: Rules, clock: Callable[[], float] | None = None) -> None:
         self.db = db
         self.rules = rules
+        self.clock = clock
 
     def handle(self, record: FetchRecord) -> Outcome:
         """Apply one record in one transaction; raises BadRecord for data that can never be processed."""
@@ -93,7 +99,9 @@ class Handler:
     # -- new tips -------------------------------------------------------------------------------
     def _predictions(self, tx: Tx, predictor_id: str, page: PredictionsPage, now: float, outcome: Outcome) -> None:
         rules = self.rules
-        candidates = [p for p in page.predictions if is_alertable(p, now, rules.lookahead_hours, rules.grace_minutes)]
+        at = [now] if self.clock is None else [now, max(now, self.clock())]
+        candidates = [p for p in page.predictions
+                      if all(is_alertable(p, t, rules.lookahead_hours, rules.grace_minutes) for t in at)]
         claimed = [p for p in candidates if dedup.claim_tip(tx, predictor_id, p, now)]
         if not claimed:
             return

@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import redis
@@ -38,14 +39,15 @@ def consumer_name() -> str:
 
 
 class Processor:
-    def __init__(self, settings: Settings, conn: redis.Redis, db: Database, name: str | None = None) -> None:
+    def __init__(self, settings: Settings, conn: redis.Redis, db: Database, name: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.conn = conn
         self.db = db
         self.keys = Keys.of(settings)
         self.name = name or consumer_name()
         self.consumer = StreamConsumer(conn, self.keys.fetched, PROCESSOR_GROUP, self.name)
-        self.handler = Handler(db, Rules.of(settings))
+        self.handler = Handler(db, Rules.of(settings), clock)
         self.queue = alerts_queue(conn)
         self.stop = threading.Event()
         self.handled = 0

@@ -40,7 +40,7 @@ def settings(make_settings: Callable[..., Settings], database_url: str, redis_ur
 
 
 def burst(settings: Settings, conn: redis.Redis, db: Database, name: str = "p1") -> Processor:
-    processor = Processor(settings, conn, db, name=name)
+    processor = Processor(settings, conn, db, name=name, clock=lambda: REF_NOW)
     assert processor.run(burst=True) == 0
     return processor
 
@@ -123,7 +123,7 @@ def test_two_processors_at_once_alert_each_tip_once(settings: Settings, redis_co
     def worker(name: str) -> None:
         db = Database(settings.database_url)
         conn = redis.Redis.from_url(settings.redis_url)
-        processor = Processor(settings, conn, db, name=name)
+        processor = Processor(settings, conn, db, name=name, clock=lambda: REF_NOW)
         barrier.wait()
         results.append(processor.run(burst=True))
         results.append(processor.handled)
@@ -157,18 +157,27 @@ def test_restart_takes_up_own_pending_and_orphans(settings: Settings, redis_conn
                                                   database: Database) -> None:
     keys = Keys.of(settings)
     feed_round_one(redis_conn, settings)
-    first = Processor(settings, redis_conn, database, name="crashed")
+    first = Processor(settings, redis_conn, database, name="crashed", clock=lambda: REF_NOW)
     first.consumer.ensure_group()
     assert len(first.consumer.new(10, None)) == 2  # read, never acknowledged: it "died"
     # Its own restart picks them up...
-    again = Processor(settings, redis_conn, database, name="crashed")
+    again = Processor(settings, redis_conn, database, name="crashed", clock=lambda: REF_NOW)
     assert [i for i, _ in again.consumer.own_pending(10)]
     # ...and so does another consumer once they sat idle long enough.
-    other = Processor(settings, redis_conn, database, name="other")
+    other = Processor(settings, redis_conn, database, name="other", clock=lambda: REF_NOW)
     other.consumer.claim_idle_ms = 0
     assert other.run(burst=True) == 0
     assert redis_conn.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0
     assert len(alerts(database)) == 2
+
+
+def test_a_backlog_processed_late_does_not_alert_matches_that_started_meanwhile(
+        settings: Settings, redis_conn: redis.Redis, database: Database) -> None:
+    put(redis_conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
+    processor = Processor(settings, redis_conn, database, name="late", clock=lambda: REF_NOW + 4 * 3600)
+    assert processor.run(burst=True) == 0
+    # The +3 h match kicked off an hour before the entry was processed; the far match still alerts.
+    assert [r[3] for r in alerts(database)] == [FAR_EVENT]
 
 
 def test_health_entries_become_health_alerts(settings: Settings, redis_conn: redis.Redis, database: Database) -> None:
