@@ -187,3 +187,27 @@ def test_health_entries_become_health_alerts(settings: Settings, redis_conn: red
     assert len(rows) == 1 and rows[0][1] == "health"
     with database.tx() as tx:
         assert tx.one("SELECT webhook FROM alerts")[0] == outbox.HEALTH_WEBHOOK
+
+
+def test_database_connection_lost_is_one_line_and_nothing_is_lost(
+        make_settings: Callable[..., Settings], pg_url: str, redis_conn: redis.Redis,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import psycopg
+
+    settings = make_settings(database_url=pg_url, time_lookahead_hours=FAR_LOOKAHEAD)
+    db = Database(settings.database_url)
+    db.migrate()
+    put(redis_conn, settings, "leaderboard", "top", load_fixture("vote-ranking.json"))
+    burst(settings, redis_conn, db)
+    with db.tx() as tx:
+        backend = tx.one("SELECT pg_backend_pid()")[0]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+    put(redis_conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
+    with caplog.at_level("ERROR", logger="processor"):
+        burst(settings, redis_conn, db)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].startswith("database unavailable")
+    assert sorted(r[3] for r in alerts(db)) == [15979901, FAR_EVENT]
+    assert redis_conn.xpending(Keys.of(settings).fetched, PROCESSOR_GROUP)["pending"] == 0
+    db.close()
