@@ -24,7 +24,7 @@ def pick_label(vote: str, vote_type: int | None, home: str, away: str) -> str:
     if lowered == "nogoal":
         return "No goal"
     if vote_type == 5 and lowered in ("yes", "no"):
-        return "Both teams to score" if lowered == "yes" else "Not both teams to score"
+        return lowered.capitalize()  # shown after the market name: "Both teams to score: Yes"
     return vote
 
 

@@ -91,6 +91,7 @@ def test_pick_labels_and_choice_names() -> None:
     assert pick_label("1", 1, "A", "B") == "A to win"
     assert pick_label("X", 1, "A", "B") == "Draw"
     assert pick_label("noGoal", 6, "A", "B") == "No goal"
+    assert pick_label("yes", 5, "A", "B") == "Yes"
     assert choice_name("yes", 5, "A", "B") == "Yes"
     assert choice_name("2", 6, "A", "B") == "B"
     assert choice_name("2", None, "A", "B") is None
