@@ -5,7 +5,6 @@ database, Redis, the shared rate limiter, this process's owner name) comes from 
 """
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field, replace
 
@@ -28,8 +27,8 @@ from shared.storage import Database
 class NotifierConfig:
     """Timings of the notifier; defaults for production, shorter ones for tests.
 
-    Each can be overridden from the environment (`NOTIFIER_LEASE_SECONDS=5`,
-    `NOTIFIER_RETRY_INTERVALS=0,1,2`, ...), see `from_env`.
+    Configured through Settings (`NOTIFIER_LEASE_SECONDS=5`, `NOTIFIER_RETRY_INTERVALS=0,1,2`, ...),
+    see `of`; tests may also pass one directly.
     """
 
     lease_seconds: float = 60.0  # a claimed alert is given back to others after this
@@ -43,34 +42,18 @@ class NotifierConfig:
     claim_limit: int = 10
     scheduler_seconds: float = 1.0
 
-    _ENV = {
-        "lease_seconds": "NOTIFIER_LEASE_SECONDS",
-        "retry_intervals": "NOTIFIER_RETRY_INTERVALS",
-        "sweep_seconds": "NOTIFIER_SWEEP_SECONDS",
-        "heartbeat_seconds": "NOTIFIER_HEARTBEAT_SECONDS",
-        "lock_ttl": "NOTIFIER_LOCK_TTL",
-        "http_timeout": "NOTIFIER_HTTP_TIMEOUT",
-        "health_throttle_seconds": "NOTIFIER_HEALTH_THROTTLE_SECONDS",
-    }
-
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "NotifierConfig":
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name, var in cls._ENV.items():
-            raw = env.get(var, "").strip()
-            if not raw:
-                continue
-            try:
-                if name == "retry_intervals":
-                    values[name] = tuple(int(part) for part in raw.split(",") if part.strip())
-                elif name == "health_throttle_seconds":
-                    values[name] = int(raw)
-                else:
-                    values[name] = float(raw)
-            except ValueError:
-                raise SystemExit(f"configuration error: {var}: not a number") from None
-        return cls(**values)  # type: ignore[arg-type]
+    def of(cls, settings: Settings) -> "NotifierConfig":
+        """The timings configured by the NOTIFIER_* settings."""
+        return cls(
+            lease_seconds=settings.notifier_lease_seconds,
+            retry_intervals=tuple(settings.notifier_retry_intervals),
+            sweep_seconds=settings.notifier_sweep_seconds,
+            heartbeat_seconds=settings.notifier_heartbeat_seconds,
+            lock_ttl=settings.notifier_lock_ttl,
+            http_timeout=settings.notifier_http_timeout,
+            health_throttle_seconds=settings.notifier_health_throttle_seconds,
+        )
 
 
 @dataclass
@@ -145,6 +128,6 @@ def get() -> NotifierContext:
     with _lock:
         if _current is None:
             settings = Settings()
-            _current = create(settings, NotifierConfig.from_env())
+            _current = create(settings, NotifierConfig.of(settings))
             _current.db.migrate()
         return _current

@@ -173,7 +173,7 @@ def run(settings: Settings, burst: bool, *, config: NotifierConfig | None = None
     root = logging.getLogger()
     saved_logging = (root.handlers[:], root.level)
     setup_logging(settings, "notifier")
-    config = config or NotifierConfig.from_env()
+    config = config or NotifierConfig.of(settings)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     db = Database(settings.database_url)
     conn = connect(settings)

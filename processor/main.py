@@ -83,7 +83,7 @@ class Processor:
         if outcome.watch:
             self.conn.zadd(self.keys.watched_events, {str(e): s for e, s in outcome.watch.items()})
         for alert_id in outcome.alert_ids:
-            enqueue_alert(self.queue, alert_id)
+            enqueue_alert(self.queue, alert_id, retry_intervals=self.settings.notifier_retry_intervals)
 
     def _sync_watch(self) -> None:
         """Keep the watched events complete even if a ZADD was lost between commit and crash."""

@@ -10,13 +10,14 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
 
 from shared.keys import ALERTS_QUEUE
+from shared.settings import Settings
 from shared.outbox import job_id
 
 log = logging.getLogger(__name__)
 
 DELIVER = "notifier.deliver.deliver_alert"
 # 5xx and timeouts: tried again after these pauses; after the last one the job stays in RQ's failed registry.
-RETRY_INTERVALS = [5, 15, 60, 180, 600]
+RETRY_INTERVALS: list[int] = list(Settings.model_fields["notifier_retry_intervals"].default)
 JOB_TIMEOUT = 900
 
 

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     leaderboard_refresh_minutes: float = Field(30.0, gt=0)
     stream_retention_days: float = Field(7.0, gt=0)
     log_level: str = "INFO"
+    # Notifier timings; the defaults suit production, tests shorten them.
+    notifier_lease_seconds: float = Field(60.0, gt=0)
+    notifier_retry_intervals: Annotated[list[int], NoDecode] = [5, 15, 60, 180, 600]
+    notifier_sweep_seconds: float = Field(30.0, gt=0)
+    notifier_heartbeat_seconds: float = Field(30.0, gt=0)
+    notifier_lock_ttl: float = Field(30.0, gt=0)
+    notifier_http_timeout: float = Field(10.0, gt=0)
+    notifier_health_throttle_seconds: int = Field(900, ge=0)
     # rq-dashboard: loopback only unless the operator says otherwise; basic auth when both are set.
     rq_dashboard_host: str = "127.0.0.1"
     rq_dashboard_port: int = Field(9181, ge=1, le=65535)
@@ -49,6 +57,13 @@ class Settings(BaseSettings):
     @field_validator("target_users", mode="before")
     @classmethod
     def _split_users(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("notifier_retry_intervals", mode="before")
+    @classmethod
+    def _split_ints(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
