@@ -118,6 +118,7 @@ class _Maintenance(threading.Thread):
         ctx, config = self.ctx, self.ctx.config
         next_beat = next_sweep = time.monotonic()
         next_sweep += config.sweep_seconds  # the first sweep ran at start
+        failing = False  # one line when Redis or the database goes away, one when it is back
         while not self.done.is_set():
             now = time.monotonic()
             try:
@@ -134,8 +135,14 @@ class _Maintenance(threading.Thread):
                 if now >= next_sweep:
                     sweeper.sweep(ctx)
                     next_sweep = now + config.sweep_seconds
+                if failing:
+                    log.info("maintenance: Redis and the database answer again")
+                    failing = False
             except (*REDIS_ERRORS, *TRANSIENT_ERRORS) as error:
-                log.warning("maintenance: %s, trying again", type(error).__name__)
+                if not failing:
+                    log.warning("maintenance: %s, trying again every %.0f s", type(error).__name__,
+                                config.scheduler_seconds)
+                failing = True
             except Exception as error:  # noqa: BLE001 - the thread must survive anything
                 log.error("maintenance failed: %s", type(error).__name__)
             self.done.wait(config.scheduler_seconds)
