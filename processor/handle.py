@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from processor import dedup, predictors
 from processor.alertable import group_by_match, is_alertable
-from processor.movement import Price, current_price, decide, decimal_of, delta
+from processor.movement import Price, all_prices, current_price, decide, decimal_of, delta
 from shared import outbox
 from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, TipLine
 from shared.markets import market_name, pick_label
@@ -83,6 +83,10 @@ class Handler:
     def handle(self, record: FetchRecord) -> Outcome:
         """Apply one record in one transaction; raises BadRecord for data that can never be processed."""
         parsed = parse(record)
+        skipped = parsed.all_skipped if isinstance(parsed, EventOdds) else getattr(parsed, "skipped", [])
+        if skipped:
+            log.warning("%s %s: %d malformed item(s) left out, first: %s", record.kind, record.subject[:40],
+                        len(skipped), skipped[0])
         outcome = Outcome()
         with self.db.tx() as tx:
             if isinstance(parsed, Ranking):
@@ -126,24 +130,14 @@ class Handler:
 
     # -- line movement --------------------------------------------------------------------------
     def _odds(self, tx: Tx, event_id: int, odds: EventOdds, now: float, outcome: Outcome) -> None:
-        observed: dict[tuple[int, str], Price] = {}
         for tip in dedup.tips_on_event(tx, event_id):
             if tip.start_ts <= now:
                 continue
             price = current_price(odds, tip.vote, tip.vote_type, tip.home, tip.away)
             tipped = decimal_of(tip.odds_fractional, tip.odds_decimal)
-            if price is None:
-                continue
-            observed[(price.market_id, price.choice)] = price
-            if tipped is None:
-                continue
-            self._movement(tx, tip, tipped, price, now, outcome)
-        for price in observed.values():
-            tx.execute(
-                "INSERT INTO odds_history (event_id, market_id, choice, fractional, decimal, observed_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (event_id, price.market_id, price.choice, price.fractional, float(price.decimal), now),
-            )
+            if price is not None and tipped is not None:
+                self._movement(tx, tip, tipped, price, now, outcome)
+        record_prices(tx, event_id, all_prices(odds), now)
 
     def _movement(self, tx: Tx, tip: dedup.AlertedTip, tipped: Fraction, price: Price, now: float,
                   outcome: Outcome) -> None:
@@ -182,6 +176,27 @@ class Handler:
         alert_id = outbox.insert(tx, alert, webhook=outbox.HEALTH_WEBHOOK, created_at=record.fetched_at)
         outcome.alert_ids.append(alert_id)
         outcome.summaries.append(f"health {record.subject}")
+
+
+def record_prices(tx: Tx, event_id: int, prices: list[Price], now: float) -> None:
+    """Odds history: a row for each price that differs from the last one recorded for its choice.
+
+    Every price ever offered is kept, without a row per poll for prices that did not move.
+    """
+    rows = tx.all(
+        "SELECT market_id, choice_group, choice, fractional FROM odds_history WHERE id IN"
+        " (SELECT MAX(id) FROM odds_history WHERE event_id = ? GROUP BY market_id, choice_group, choice)",
+        (event_id,),
+    )
+    latest = {(int(m), g, c): f for m, g, c, f in rows}
+    for price in prices:
+        if latest.get((price.market_id, price.choice_group, price.choice)) == price.fractional:
+            continue
+        tx.execute(
+            "INSERT INTO odds_history (event_id, market_id, choice_group, choice, fractional, decimal, observed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event_id, price.market_id, price.choice_group, price.choice, price.fractional, float(price.decimal), now),
+        )
 
 
 def _event_id(subject: str) -> int:

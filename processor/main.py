@@ -68,15 +68,23 @@ class Processor:
             record = FetchRecord.from_fields(fields)
             outcome = self.handler.handle(record)
         except (BadRecord, ValidationError) as error:
-            reason = str(error).splitlines()[0][:300]
-            log.warning("entry %s is unusable, moved to dead letters: %s", entry_id, reason)
-            self.consumer.dead_letter(self.keys.dead_letters, entry_id, fields, reason)
+            self._dead_letter(entry_id, fields, str(error).splitlines()[0][:300])
+            return
+        except (*REDIS_ERRORS, *TRANSIENT_ERRORS):
+            raise  # the services are away: the entry stays pending and is tried again
+        except Exception as error:  # noqa: BLE001 - one odd entry must not stop every alert behind it
+            self._dead_letter(entry_id, fields, f"{type(error).__name__}: {str(error).splitlines()[0][:250]}"
+                              if str(error) else type(error).__name__)
             return
         self._apply(outcome)
         self.consumer.ack(entry_id)
         self.handled += 1
         for line in outcome.summaries:
             log.info("alert %s (entry %s)", line, entry_id)
+
+    def _dead_letter(self, entry_id: str, fields: dict, reason: str) -> None:
+        log.warning("entry %s is unusable, moved to dead letters: %s", entry_id, reason)
+        self.consumer.dead_letter(self.keys.dead_letters, entry_id, fields, reason)
 
     def _apply(self, outcome: Outcome) -> None:
         """Redis side of a committed record: watch its events, enqueue its alerts."""

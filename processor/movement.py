@@ -1,6 +1,7 @@
 """Line movement: how far the price of a tipped pick has moved since the tip (pure)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -11,6 +12,7 @@ from shared.models import EventOdds
 @dataclass(frozen=True)
 class Price:
     market_id: int
+    choice_group: str | None
     choice: str
     fractional: str
     decimal: Fraction
@@ -31,7 +33,21 @@ def decimal_of(fractional: str | None, decimal: float | None) -> Fraction | None
         value = parse_fraction(fractional)
         if value is not None:
             return 1 + value
-    return Fraction(str(decimal)) if decimal else None
+    return Fraction(str(decimal)) if decimal and math.isfinite(decimal) and decimal > 1 else None
+
+
+def all_prices(odds: EventOdds, *, suspended: bool = True) -> list[Price]:
+    """Every price on offer (suspended markets too, unless told not to)."""
+    prices = []
+    for market in odds.markets:
+        if market.suspended and not suspended:
+            continue
+        for choice in market.choices:
+            value = parse_fraction(choice.fractional_value)
+            if value is not None:
+                prices.append(Price(market.market_id, market.choice_group, choice.name, choice.fractional_value,
+                                    1 + value))
+    return prices
 
 
 def current_price(odds: EventOdds, vote: str, vote_type: int | None, home: str, away: str) -> Price | None:
@@ -39,15 +55,8 @@ def current_price(odds: EventOdds, vote: str, vote_type: int | None, home: str, 
     wanted = choice_name(vote, vote_type, home, away)
     if wanted is None or vote_type is None:
         return None
-    for market in odds.markets:
-        if market.market_id != vote_type or market.suspended:
-            continue
-        for choice in market.choices:
-            if choice.name.casefold() == wanted.casefold():
-                value = parse_fraction(choice.fractional_value)
-                if value is not None:
-                    return Price(market.market_id, choice.name, choice.fractional_value, 1 + value)
-    return None
+    return next((p for p in all_prices(odds, suspended=False)
+                 if p.market_id == vote_type and p.choice.casefold() == wanted.casefold()), None)
 
 
 def delta(tip: Fraction, current: Fraction) -> Fraction:

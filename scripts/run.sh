@@ -6,8 +6,12 @@ mkdir -p var/log var/supervisor.d var/redis
 chmod 0700 var
 .venv/bin/sofamon init-db
 rm -f var/supervisor.d/redis.conf
-if .venv/bin/python -m shared.redisprobe; then
+probe=0
+.venv/bin/python -m shared.redisprobe || probe=$?
+if [ "$probe" -eq 0 ]; then
     echo "using the Redis at REDIS_URL"
+elif [ "$probe" -ne 1 ]; then
+    exit "$probe"  # REDIS_URL was set and nothing answers there: never replace the user's Redis
 else
     redis_bin=$(command -v redis-server || echo "$PWD/.venv/bin/redis-server")
     echo "no Redis answers at REDIS_URL: running $redis_bin under supervisord (data in var/redis)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, field_validator
+from pydantic import AliasGenerator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -12,8 +12,36 @@ class ApiModel(BaseModel):
     """Sofascore's camelCase JSON; unknown fields ignored, inferred fields optional."""
 
     model_config = ConfigDict(
-        alias_generator=AliasGenerator(validation_alias=to_camel), populate_by_name=True, extra="ignore"
+        alias_generator=AliasGenerator(validation_alias=to_camel), populate_by_name=True, extra="ignore",
+        allow_inf_nan=False,
     )
+
+
+def _drop_bad_items(data: Any, key: str, model: type[BaseModel]) -> Any:
+    """Leave out the items of a list that do not validate, noting why in `skipped`.
+
+    One odd tip, predictor or market must not throw away the whole payload (and with it every
+    good item on the page, cycle after cycle). A payload whose list itself is missing still fails.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        return data
+    kept, skipped = [], list(data.get("skipped", []))
+    for index, item in enumerate(data[key]):
+        try:
+            model.model_validate(item)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "item"
+            skipped.append(f"{key}[{index}].{where}: {first['msg']}")
+            continue
+        kept.append(item)
+    return {**data, key: kept, "skipped": skipped}
+
+
+class Lenient(ApiModel):
+    """A payload with a list whose bad items are left out; `skipped` says which and why."""
+
+    skipped: list[str] = []
 
 
 class Odds(ApiModel):
@@ -64,9 +92,19 @@ class RankingEntry(ApiModel):
     slug: str | None = None
     vote_statistics: VoteStatistics
 
+    @field_validator("id", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-class Ranking(ApiModel):
+
+class Ranking(Lenient):
     ranking: list[RankingEntry]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lenient(cls, data: Any) -> Any:
+        return _drop_bad_items(data, "ranking", RankingEntry)
 
 
 class Status(ApiModel):
@@ -95,6 +133,18 @@ class Prediction(ApiModel):
     def _numeric(cls, value: Any) -> Any:
         return None if value in ("", None) else value
 
+    @field_validator("id", "custom_id", "event_slug", "sport_slug", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("home_team_name", "away_team_name", mode="before")
+    @classmethod
+    def _team(cls, value: Any, info: Any) -> Any:
+        if value in (None, ""):
+            return "Home" if info.field_name == "home_team_name" else "Away"
+        return value
+
     def tip_key(self, predictor_id: str) -> str:
         """Identity of a tip: the prediction id, or what defines it when the id is missing."""
         if self.id:
@@ -102,9 +152,14 @@ class Prediction(ApiModel):
         return f"{predictor_id}:{self.event_id}:{self.vote_type if self.vote_type is not None else ''}:{self.vote}"
 
 
-class PredictionsPage(ApiModel):
+class PredictionsPage(Lenient):
     predictions: list[Prediction]
     has_next_page: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lenient(cls, data: Any) -> Any:
+        return _drop_bad_items(data, "predictions", Prediction)
 
 
 class OddsChoice(ApiModel):
@@ -113,16 +168,30 @@ class OddsChoice(ApiModel):
     initial_fractional_value: str | None = None
 
 
-class OddsMarket(ApiModel):
+class OddsMarket(Lenient):
     market_id: int
     market_name: str = ""
     choice_group: str | None = None
     suspended: bool = False
     choices: list[OddsChoice] = []
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lenient(cls, data: Any) -> Any:
+        return _drop_bad_items(data, "choices", OddsChoice)
 
-class EventOdds(ApiModel):
+
+class EventOdds(Lenient):
     markets: list[OddsMarket]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lenient(cls, data: Any) -> Any:
+        return _drop_bad_items(data, "markets", OddsMarket)
+
+    @property
+    def all_skipped(self) -> list[str]:
+        return self.skipped + [f"market {m.market_id}: {why}" for m in self.markets for why in m.skipped]
 
 
 FetchKind = Literal["leaderboard", "predictions", "odds", "health"]

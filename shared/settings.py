@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -12,7 +13,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", allow_inf_nan=False)
 
     sofascore_base_url: str = "https://www.sofascore.com/api/v1"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -89,21 +90,31 @@ class Settings(BaseSettings):
     def _db_scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("must start with sqlite:/// or postgresql://")
+        if not value.startswith("sqlite:"):
+            _check_url(value, ("postgresql", "postgres"))
         return value
 
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if value.startswith("unix://"):
+            return value
+        _check_url(value, ("redis", "rediss"))
         return value
 
     @field_validator("sofascore_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
+        _check_url(value, ("http", "https"))
         return value.rstrip("/")
+
+    @field_validator("discord_webhook_url", "discord_health_webhook_url", "proxy_url")
+    @classmethod
+    def _secret_url(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
+        if value is not None:
+            schemes = ("http", "https", "socks5", "socks5h") if info.field_name == "proxy_url" else ("http", "https")
+            _check_url(value.get_secret_value(), schemes)
+        return value
 
     @field_validator("discord_webhook_url", "discord_health_webhook_url", "proxy_url", mode="before")
     @classmethod
@@ -119,6 +130,19 @@ class Settings(BaseSettings):
         values = [s.get_secret_value() for s in (self.discord_webhook_url, self.discord_health_webhook_url, self.proxy_url,
                                                 self.rq_dashboard_password) if s]
         return [v for v in values if v]
+
+
+def _check_url(value: str, schemes: tuple[str, ...]) -> None:
+    """A URL with one of the schemes, a host and, if any, a numeric port; the message never echoes it."""
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - raises ValueError for a non-numeric port
+    except ValueError:
+        raise ValueError("is not a valid URL (check the port)") from None
+    if url.scheme not in schemes:
+        raise ValueError(f"must be a {' or '.join(s + '://' for s in schemes)} URL")
+    if not url.hostname:
+        raise ValueError("has no host")
 
 
 def describe_error(error: ValidationError) -> str:

@@ -10,7 +10,12 @@ printed as one line under "Problems"):
   longest poll interval, the 15 min of the night) ago, or three times the longest day-time interval
   when SCAN_INTERVAL_MINUTES is set higher than that;
 - the fetcher got a good answer from Sofascore within that same limit (a cycle whose requests all
-  fail still completes: without this check an unreachable or blocking Sofascore would look fine).
+  fail still completes: without this check an unreachable or blocking Sofascore would look fine);
+- no Discord webhook ("main", "health") is marked broken in Redis (the notifier marks one when
+  Discord answers 401/404 and stops sending to it until the URL is changed and the notifiers restart);
+- no alert still to deliver (outbox state pending or sending) was created more than
+  STUCK_ALERT_SECONDS (15 min) ago;
+- the RQ queue "alerts" holds no failed delivery job (those wait for `rq requeue`).
 
 Being in an upstream backoff is shown but is not a problem by itself: a backoff lasts 30 min at
 most, so a fetcher that stays blocked longer than that is caught by the good-answer check.
@@ -39,6 +44,9 @@ from shared.settings import Settings
 ROLES = ("fetcher", "processor", "notifier")
 ALIVE_SECONDS = 90.0
 STALE_CYCLE_SECONDS = 45 * 60.0
+STUCK_ALERT_SECONDS = 15 * 60.0
+# Webhook name -> the setting holding its URL (the names of shared.outbox.MAIN_WEBHOOK/HEALTH_WEBHOOK).
+WEBHOOKS = {"main": "DISCORD_WEBHOOK_URL", "health": "DISCORD_HEALTH_WEBHOOK_URL"}
 DAY_JITTER = 0.2  # the fetcher's day-time interval is SCAN_INTERVAL_MINUTES ±20 %
 
 
@@ -64,11 +72,14 @@ class Snapshot:
     dead_length: int | None = None
     group: dict[str, Any] | None = None  # None: the consumer group does not exist (yet)
     queue: dict[str, int] | None = None
+    broken_webhooks: dict[str, str] = field(default_factory=dict)  # webhook name -> fingerprint of the bad URL
     database_error: str | None = None
     sent_last_hour: int | None = None
     sent_last_day: int | None = None
     alerts_by_state: dict[str, int] | None = None
     database_size: int | None = None
+    waiting_alerts: int | None = None  # alerts pending or sending
+    oldest_waiting_at: float | None = None  # created_at of the oldest of them
 
 
 # -- the pure part ---------------------------------------------------------------------------------
@@ -184,6 +195,7 @@ def build_report(snap: Snapshot) -> dict[str, Any]:
         "predictors": None,
         "streams": None,
         "queue": None,
+        "webhooks": None,
         "alerts": None,
         "database": {
             "dialect": snap.database_dialect,
@@ -221,6 +233,16 @@ def build_report(snap: Snapshot) -> dict[str, Any]:
             "group": None if snap.group is None else {"name": PROCESSOR_GROUP, **snap.group},
         }
         report["queue"] = None if snap.queue is None else {"name": ALERTS_QUEUE, **snap.queue}
+        report["webhooks"] = {name: {"broken": name in snap.broken_webhooks,
+                                     "fingerprint": snap.broken_webhooks.get(name)} for name in WEBHOOKS}
+        for name, setting in WEBHOOKS.items():
+            if name in snap.broken_webhooks:
+                problems.append(f"webhook {name} is broken (Discord answered 401/404);"
+                                f" fix {setting} and restart the notifiers")
+        failed = (snap.queue or {}).get("failed") or 0
+        if failed > 0:
+            problems.append(f"{failed:,} failed delivery job(s): see rq-dashboard,"
+                            f" requeue with `rq requeue --all --queue {ALERTS_QUEUE}`")
     if snap.database_error is not None:
         problems.append(f"database unavailable ({snap.database_dialect}): {snap.database_error}")
     else:
@@ -228,7 +250,15 @@ def build_report(snap: Snapshot) -> dict[str, Any]:
             "sent_last_hour": snap.sent_last_hour,
             "sent_last_day": snap.sent_last_day,
             "by_state": dict(sorted((snap.alerts_by_state or {}).items())),
+            "waiting": snap.waiting_alerts,
+            "oldest_waiting_at": snap.oldest_waiting_at,
+            "oldest_waiting_ago": _ago(snap.oldest_waiting_at, now),
+            "stuck_after_seconds": STUCK_ALERT_SECONDS,
+            "stuck": snap.oldest_waiting_at is not None and now - snap.oldest_waiting_at > STUCK_ALERT_SECONDS,
         }
+        if report["alerts"]["stuck"]:
+            problems.append(f"{_count(snap.waiting_alerts)} alert(s) waiting,"
+                            f" the oldest for {human_duration(now - snap.oldest_waiting_at)}")
     report["healthy"] = not problems
     return report
 
@@ -351,13 +381,16 @@ def render(report: dict[str, Any]) -> str:
     queue = report["queue"]
     queue_text = "unknown" if queue is None else (
         f"queued {queue['queued']:,}, waiting to retry {queue['scheduled']:,}, in progress {queue['started']:,},"
-        f" failed {queue['failed']:,}, workers {queue['workers']}")
+        f" failed {queue['failed']:,}" + ("  (FAILED)" if queue["failed"] else "") + f", workers {queue['workers']}")
+    webhooks_text = ", ".join(f"{name} BROKEN (url {hook['fingerprint']})" if hook["broken"] else f"{name} ok"
+                              for name, hook in report["webhooks"].items())
     lines += ["", "redis"]
     lines += _table([
         ["fetched stream", f"{_count(streams['fetched']['length'])} entries"],
         ["dead letters", f"{_count(streams['dead_letters']['length'])} entries"],
         [f"group {PROCESSOR_GROUP}", group_text],
         [f"queue {ALERTS_QUEUE}", queue_text],
+        ["webhooks", webhooks_text],
     ])
 
     database = report["database"]
@@ -365,11 +398,17 @@ def render(report: dict[str, Any]) -> str:
     if database["reachable"]:
         alerts = report["alerts"]
         states = ", ".join(f"{k} {v:,}" for k, v in alerts["by_state"].items()) or "none yet"
+        if not alerts["waiting"] or alerts["oldest_waiting_ago"] is None:
+            waiting = _count(alerts["waiting"])
+        else:
+            waiting = f"{alerts['waiting']:,}, the oldest for {human_duration(alerts['oldest_waiting_ago'])}" \
+                      + ("  (STUCK)" if alerts["stuck"] else "")
         lines += _table([
             ["size", f"{human_bytes(database['size_bytes'])} ({database['dialect']})"],
             ["alerts sent", f"{_count(alerts['sent_last_hour'])} in the last hour,"
                             f" {_count(alerts['sent_last_day'])} in the last day"],
             ["alerts by state", states],
+            ["alerts waiting", waiting],
         ])
     else:
         lines.append(f"  UNAVAILABLE ({database['dialect']}): {database['error']}")
@@ -460,6 +499,10 @@ def _gather_redis(conn: redis.Redis, keys: Keys, snap: Snapshot) -> None:
     snap.dead_length = int(conn.xlen(keys.dead_letters))
     snap.group = _group(conn, keys.fetched)
     snap.queue = _queue(conn)
+    for name in WEBHOOKS:
+        fingerprint = conn.get(keys.webhook_broken(name))
+        if fingerprint is not None:
+            snap.broken_webhooks[name] = _text(fingerprint)
 
 
 def _gather_database(url: str, snap: Snapshot) -> None:
@@ -476,6 +519,11 @@ def _gather_database(url: str, snap: Snapshot) -> None:
         snap.sent_last_day = outbox.count_sent_since(db, snap.now - 86400)
         snap.alerts_by_state = outbox.count_by_state(db)
         snap.database_size = db.size_bytes()
+        with db.tx() as tx:
+            row = tx.one("SELECT COUNT(*), MIN(created_at) FROM alerts WHERE state IN (?, ?)",
+                         (outbox.PENDING, outbox.SENDING))
+        snap.waiting_alerts = int(row[0]) if row else 0
+        snap.oldest_waiting_at = _float(row[1]) if row else None
     except (sqlite3.Error, psycopg.Error, OSError) as error:
         snap.database_error = _one_line(error)
     finally:

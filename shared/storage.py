@@ -71,6 +71,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX alerts_pending ON alerts (webhook, state, id);
     CREATE INDEX alerts_sent ON alerts (state, sent_at);
     """,
+    # Odds history keeps every price on offer, told apart by choice group (e.g. goals 2.5 / 5.5).
+    """
+    ALTER TABLE odds_history ADD COLUMN choice_group TEXT;
+    CREATE INDEX odds_history_latest ON odds_history (event_id, market_id, choice_group, choice, id);
+    """,
 ]
 
 

@@ -30,7 +30,7 @@ def three_dead(conn: redis.Redis, settings: Settings, db: Database) -> list[str]
     """Three unusable entries, processed: they end up as dead letters (their ids returned, in order)."""
     keys = Keys.of(settings)
     conn.xadd(keys.fetched, {"kind": "predictions", "subject": GURU})  # no payload
-    put(conn, settings, "predictions", GURU, {"predictions": [{"eventId": "not a number"}]})
+    put(conn, settings, "predictions", GURU, {"predictions": "not a list"})
     conn.xadd(keys.fetched, {"kind": "odds", "subject": "1", "fetched_at": "1", "payload": "{not json"})
     burst(settings, conn, db)
     dead = [i.decode() for i, _f in conn.xrange(keys.dead_letters)]

@@ -107,9 +107,14 @@ def test_line_movement_alerts_once_and_rearms(settings: Settings, redis_conn: re
     burst(settings, redis_conn, database)
     assert sum(1 for r in alerts(database) if r[1] == "line_movement") == 2
     with database.tx() as tx:
-        history = tx.all("SELECT fractional FROM odds_history WHERE event_id = ? AND market_id = 1 ORDER BY id",
-                         (FAR_EVENT,))
-    assert [h[0] for h in history] == ["4/5", "4/5", "11/10", "4/5"]
+        history = tx.all("SELECT fractional FROM odds_history WHERE event_id = ? AND market_id = 1 AND choice = '1'"
+                         " ORDER BY id", (FAR_EVENT,))
+        goals = tx.all("SELECT DISTINCT choice_group FROM odds_history WHERE event_id = ? AND choice = 'Under'",
+                       (FAR_EVENT,))
+    # Each price the pick was offered at, in order; polls that saw no move add no row.
+    assert [h[0] for h in history] == ["4/5", "11/10", "4/5"]
+    # Every market's prices are kept, told apart by choice group.
+    assert sorted(g[0] for g in goals) == ["2.5", "5.5"]
 
 
 def test_two_processors_at_once_alert_each_tip_once(settings: Settings, redis_conn: redis.Redis,
@@ -142,7 +147,7 @@ def test_bad_entries_go_to_dead_letters_and_processing_goes_on(settings: Setting
                                                                database: Database) -> None:
     keys = Keys.of(settings)
     redis_conn.xadd(keys.fetched, {"kind": "predictions", "subject": GURU})  # no payload
-    put(redis_conn, settings, "predictions", GURU, {"predictions": [{"eventId": "not a number"}]})
+    put(redis_conn, settings, "predictions", GURU, {"predictions": "not a list"})
     redis_conn.xadd(keys.fetched, {"kind": "odds", "subject": "1", "fetched_at": "1", "payload": "{not json"})
     put(redis_conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
     burst(settings, redis_conn, database)
@@ -151,6 +156,32 @@ def test_bad_entries_go_to_dead_letters_and_processing_goes_on(settings: Setting
     assert all(fields[b"reason"] for _id, fields in dead)
     assert len(alerts(database)) == 2
     assert redis_conn.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0
+
+
+def test_one_malformed_tip_leaves_the_rest_of_the_page_alertable(settings: Settings, redis_conn: redis.Redis,
+                                                                  database: Database) -> None:
+    page = load_fixture(f"user-{GURU}-page0.json")
+    page["predictions"][1]["odds"] = {"decimalValue": "NaN"}  # the BTTS tip on the far match
+    page["predictions"].append({"eventId": "not a number", "vote": "1"})
+    put(redis_conn, settings, "predictions", GURU, page)
+    burst(settings, redis_conn, database)
+    far = json.loads(next(r[4] for r in alerts(database) if r[3] == FAR_EVENT))
+    assert [t["market"] for t in far["tips"]] == ["Full time"]
+    assert sorted(r[3] for r in alerts(database)) == [15979901, FAR_EVENT]
+    assert redis_conn.xlen(Keys.of(settings).dead_letters) == 0
+
+
+def test_an_entry_that_breaks_the_handler_is_dead_lettered_not_fatal(settings: Settings, redis_conn: redis.Redis,
+                                                                      database: Database) -> None:
+    odd = load_fixture(f"user-{GURU}-page0.json")
+    odd["predictions"][0]["eventId"] = 2 ** 70  # fits no database column
+    put(redis_conn, settings, "predictions", GURU, odd)
+    put(redis_conn, settings, "predictions", TACTICO, load_fixture(f"user-{TACTICO}-page0.json"))
+    burst(settings, redis_conn, database)
+    dead = redis_conn.xrange(Keys.of(settings).dead_letters)
+    assert len(dead) == 1 and dead[0][1][b"reason"]
+    assert [r[2] for r in alerts(database)] == [TACTICO]  # the entry behind it was processed
+    assert redis_conn.xpending(Keys.of(settings).fetched, PROCESSOR_GROUP)["pending"] == 0
 
 
 def test_restart_takes_up_own_pending_and_orphans(settings: Settings, redis_conn: redis.Redis,

@@ -161,7 +161,7 @@ def test_unparseable_entries_are_counted_and_reported(settings: Settings, redis_
     keys = Keys.of(settings)
     bad = [
         redis_conn.xadd(keys.fetched, {"kind": "predictions", "subject": GURU}).decode(),  # no payload
-        put(redis_conn, settings, "predictions", GURU, {"predictions": [{"eventId": "not a number"}]}),
+        put(redis_conn, settings, "predictions", GURU, {"predictions": "not a list"}),
         redis_conn.xadd(keys.fetched, {"kind": "odds", "subject": "1", "fetched_at": "1",
                                        "payload": "{not json"}).decode(),
     ]

@@ -31,7 +31,10 @@ def test_dotenv_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [("MIN_ROI", "lots"), ("POLL_TIMEZONE", "Mars/Olympus"), ("HTTP_CONCURRENCY", "0"),
-     ("DATABASE_URL", "mysql://x"), ("LOG_LEVEL", "LOUD"), ("LINE_MOVEMENT_THRESHOLD", "-1")],
+     ("DATABASE_URL", "mysql://x"), ("LOG_LEVEL", "LOUD"), ("LINE_MOVEMENT_THRESHOLD", "-1"),
+     ("LINE_MOVEMENT_THRESHOLD", "inf"), ("MIN_ROI", "nan"), ("REDIS_URL", "redis://127.0.0.1:abc/0"),
+     ("DATABASE_URL", "postgresql://u@127.0.0.1:abc/db"), ("PROXY_URL", "notaproxy"),
+     ("DISCORD_WEBHOOK_URL", "discord.com/api/webhooks/1/tok"), ("NOTIFIER_RETRY_INTERVALS", "5,soon")],
 )
 def test_bad_value_stops_startup_with_one_line(name: str, value: str, tmp_path) -> None:
     env = {"PATH": os.environ["PATH"], name: value}

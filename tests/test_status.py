@@ -20,7 +20,8 @@ from shared.cli import main
 from shared.jobs import enqueue_alert
 from shared.keys import ALERTS_QUEUE, Keys
 from shared.settings import Settings
-from shared.status import ALIVE_SECONDS, STALE_CYCLE_SECONDS, Snapshot, build_report, human_ago, human_bytes, render
+from shared.status import (ALIVE_SECONDS, STALE_CYCLE_SECONDS, STUCK_ALERT_SECONDS, Snapshot, build_report, gather,
+                           human_ago, human_bytes, render)
 from shared.storage import Database
 
 NOW = 1_795_348_800.0
@@ -54,8 +55,9 @@ def healthy_snapshot(**changes: Any) -> Snapshot:
         fetched_stream="sofamon:stream:fetched", fetched_length=1234,
         dead_stream="sofamon:stream:dead", dead_length=2,
         group={"pending": 3, "lag": 7, "consumers": 1, "last_delivered_id": "1-0"},
-        queue={"queued": 4, "scheduled": 1, "started": 0, "failed": 2, "workers": 1},
+        queue={"queued": 4, "scheduled": 1, "started": 0, "failed": 0, "workers": 1},
         sent_last_hour=3, sent_last_day=12, alerts_by_state={"sent": 12, "pending": 4},
+        waiting_alerts=4, oldest_waiting_at=NOW - 120,
         database_size=3 * 1024 * 1024 + 200 * 1024,
     )
     for name, value in changes.items():
@@ -71,12 +73,16 @@ def test_healthy_report_has_every_section_and_no_problems() -> None:
     assert report["fetcher"]["last_cycle_ago"] == 200 and report["fetcher"]["next_poll_in"] == 100
     # Leaderboard order (the fetcher's `monitored` list), the pause judged against the snapshot's time.
     assert [(p["nickname"], p["paused"]) for p in report["predictors"]] == [("GoalGuru_88", False), ("Tactico.ES", True)]
-    assert report["streams"]["group"]["lag"] == 7 and report["queue"]["failed"] == 2
+    assert report["streams"]["group"]["lag"] == 7 and report["queue"]["failed"] == 0
     assert report["alerts"]["by_state"] == {"pending": 4, "sent": 12}
+    assert report["alerts"]["waiting"] == 4 and report["alerts"]["stuck"] is False
+    assert report["webhooks"] == {"main": {"broken": False, "fingerprint": None},
+                                  "health": {"broken": False, "fingerprint": None}}
     text = render(report)
     assert "healthy" in text and "UNHEALTHY" not in text
     assert "3.2 MiB" in text and "3 min ago" in text and "PAUSED until" in text and "1,234 entries" in text
-    assert "pending 3, lag 7" in text and "failed 2" in text and "3 in the last hour, 12 in the last day" in text
+    assert "pending 3, lag 7" in text and "failed 0," in text and "3 in the last hour, 12 in the last day" in text
+    assert "main ok, health ok" in text and "4, the oldest for 2 min" in text and "STUCK" not in text
     assert "(handled=42, pending=0, lag=0)" in text and "next_poll_at" not in text
 
 
@@ -116,6 +122,40 @@ def test_cycles_without_a_good_answer_are_a_problem() -> None:
     report = build_report(healthy_snapshot(fetcher_state=old))
     assert report["problems"] == ["no good answer from Sofascore within 45 min (last: 47 min ago)"]
     assert "FAILING" in render(report)
+
+
+@pytest.mark.parametrize("name, setting", [("main", "DISCORD_WEBHOOK_URL"),
+                                           ("health", "DISCORD_HEALTH_WEBHOOK_URL")])
+def test_a_broken_webhook_is_a_problem(name: str, setting: str) -> None:
+    report = build_report(healthy_snapshot(broken_webhooks={name: "0123456789ab"}))
+    assert report["healthy"] is False
+    assert report["problems"] == [(f"webhook {name} is broken (Discord answered 401/404);"
+                                   f" fix {setting} and restart the notifiers")]
+    assert report["webhooks"][name] == {"broken": True, "fingerprint": "0123456789ab"}
+    text = render(report)
+    assert f"{name} BROKEN (url 0123456789ab)" in text and f"  - webhook {name} is broken" in text
+
+
+def test_alerts_waiting_too_long_are_a_problem() -> None:
+    just_in_time = healthy_snapshot(waiting_alerts=3, oldest_waiting_at=NOW - STUCK_ALERT_SECONDS)
+    assert build_report(just_in_time)["problems"] == []
+    report = build_report(healthy_snapshot(waiting_alerts=3, oldest_waiting_at=NOW - 42 * 60))
+    assert report["healthy"] is False
+    assert report["problems"] == ["3 alert(s) waiting, the oldest for 42 min"]
+    assert report["alerts"]["stuck"] is True and report["alerts"]["oldest_waiting_ago"] == 42 * 60
+    text = render(report)
+    assert "3, the oldest for 42 min  (STUCK)" in text and "  - 3 alert(s) waiting" in text
+    # Nothing waiting: no age to judge.
+    assert build_report(healthy_snapshot(waiting_alerts=0, oldest_waiting_at=None))["problems"] == []
+
+
+def test_failed_delivery_jobs_are_a_problem() -> None:
+    snap = healthy_snapshot(queue={"queued": 0, "scheduled": 0, "started": 0, "failed": 2, "workers": 1})
+    report = build_report(snap)
+    assert report["healthy"] is False
+    assert report["problems"] == [("2 failed delivery job(s): see rq-dashboard,"
+                                   " requeue with `rq requeue --all --queue alerts`")]
+    assert "failed 2  (FAILED)" in render(report)
 
 
 def test_unreadable_and_missing_fields_are_tolerated() -> None:
@@ -238,6 +278,23 @@ def test_status_reads_and_never_writes(settings: Settings, redis_conn: redis.Red
     before = {k: redis_conn.dump(k) for k in redis_conn.keys("*")}
     main(["status"])
     assert {k: redis_conn.dump(k) for k in redis_conn.keys("*")} == before
+
+
+def test_gather_sees_a_broken_webhook_and_an_old_pending_alert(settings: Settings, redis_conn: redis.Redis,
+                                                                db: Database) -> None:
+    everything_running(redis_conn, settings, db)
+    redis_conn.set(Keys.of(settings).webhook_broken("main"), "0123456789ab")
+    with db.tx() as tx:
+        outbox.insert(tx, HealthAlert(title="t", message="m"), webhook="main", created_at=time.time() - 3600)
+    snap = gather(settings)
+    assert snap.broken_webhooks == {"main": "0123456789ab"}
+    assert snap.waiting_alerts == 2 and snap.oldest_waiting_at is not None
+    report = build_report(snap)
+    assert report["healthy"] is False
+    assert report["problems"] == [
+        "webhook main is broken (Discord answered 401/404); fix DISCORD_WEBHOOK_URL and restart the notifiers",
+        "2 alert(s) waiting, the oldest for 60 min",
+    ]
 
 
 def closed_port() -> int:

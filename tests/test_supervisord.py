@@ -183,3 +183,17 @@ def test_dashboard_asks_for_basic_auth_when_configured(tmp_path: Path, redis_url
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_make_run_never_replaces_a_redis_the_user_configured(tmp_path: Path) -> None:
+    """REDIS_URL set but silent: stop with one line; an embedded Redis would leave the programs unconnected."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "run.sh", tmp_path / "scripts" / "run.sh")
+    (tmp_path / ".venv").symlink_to(VENV_BIN.parent)
+    env = {"PATH": os.environ["PATH"], "REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run(["bash", str(tmp_path / "scripts" / "run.sh")], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "REDIS_URL: nothing answers there" in result.stderr
+    assert not (tmp_path / "var" / "supervisor.d" / "redis.conf").exists()
+    assert not (tmp_path / "var" / "supervisor.sock").exists()
