@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import tls_client
+from tls_client.cookies import RequestsCookieJar
 
 from shared.settings import Settings
 
@@ -168,7 +169,13 @@ def new_session(settings: Settings) -> tls_client.Session:
 
 
 class SofascoreClient:
-    """At most `http_concurrency` requests in flight; each worker thread owns its Session and cookie jar.
+    """At most `http_concurrency` requests in flight; each worker thread owns its Session, all share one cookie jar.
+
+    One Session per thread keeps the native calls apart; the jar is shared so that a cookie Cloudflare or Sofascore
+    sets on one answer (`__cf_bm`, `cf_clearance`) goes out on every later request, as in a browser tab. tls_client
+    keeps `session.cookies` as the only cookie store (the native library runs without a jar), reads it for the Cookie
+    header and extracts Set-Cookie into that same object, never replacing it; both go through CookieJar methods that
+    hold the jar's own lock, so sharing the object across threads is safe.
 
     tls-client's native library hangs in a process forked after it made a request, so nothing here forks.
     """
@@ -185,16 +192,23 @@ class SofascoreClient:
         self._local = threading.local()
         self._sessions: list[tls_client.Session] = []
         self._sessions_lock = threading.Lock()
+        self._cookies = RequestsCookieJar()
         self._pool = ThreadPoolExecutor(max_workers=settings.http_concurrency, thread_name_prefix="sofascore")
 
     def _session(self) -> tls_client.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._session_factory(self._settings)
+            session.cookies = self._cookies
             self._local.session = session
             with self._sessions_lock:
                 self._sessions.append(session)
         return session
+
+    @property
+    def cookies(self) -> RequestsCookieJar:
+        """The cookie jar every worker's Session uses."""
+        return self._cookies
 
     def _request(self, path: str) -> FetchResult:
         """Runs in a worker thread."""

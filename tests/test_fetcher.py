@@ -19,7 +19,7 @@ import redis
 import tls_client
 
 from fetcher import streams
-from fetcher.client import SofascoreClient, classify, classify_exception
+from fetcher.client import SofascoreClient, classify, classify_exception, new_session
 from fetcher.cycle import Fetcher
 from fetcher.main import run
 from shared.keys import Keys
@@ -605,6 +605,46 @@ def test_concurrency_is_capped_and_each_thread_has_its_own_session(make_settings
         consumer.join(5)
     assert len(results) == 10 and all(r.ok for _, r in results)
     assert len(sessions) == 3 and all(len(s.threads) == 1 for s in sessions)
+
+
+def test_a_cookie_set_on_one_answer_is_sent_by_every_worker_thread(
+    fake: FakeSofascore, make_settings: Callable[..., Settings],
+) -> None:
+    """Like a browser: the `__cf_bm` Cloudflare sets on one answer goes out on every later request, whichever thread."""
+    handle = fake.handle
+    first = threading.Event()
+    barrier = threading.Barrier(3, timeout=5)
+
+    def handle_setting_cookie(method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
+        reply = handle(method, target, headers, body)
+        if not first.is_set():
+            first.set()
+            reply.headers["Set-Cookie"] = "__cf_bm=abc; Path=/"
+        elif "page=9" not in target:
+            # The first three requests of the batch are held until all three are in flight: three worker threads.
+            barrier.wait()
+        return reply
+
+    fake.handle = handle_setting_cookie  # type: ignore[method-assign]
+    sessions: list[Any] = []
+
+    def factory(settings: Settings) -> Any:
+        session = new_session(settings)
+        sessions.append(session)
+        return session
+
+    settings = make_settings(sofascore_base_url=fake.base_url, http_concurrency=3)
+    paths = [f"/user-account/{GOAL_GURU}/predictions?page={page}" for page in (1, 2, 3)]
+    paths += [f"/user-account/{GOAL_GURU}/predictions?page=9"] * 9
+    with SofascoreClient(settings, session_factory=factory) as client:
+        assert client.get("/user-account/vote-ranking").ok
+        results = list(client.fetch_many(paths, threading.Event()))
+        assert client.cookies.get("__cf_bm") == "abc"
+    assert len(results) == 12 and all(r.ok for _, r in results)
+    assert len(sessions) == 3  # every worker thread took part
+    cookies = [{k.lower(): v for k, v in r.headers.items()}.get("cookie") for r in fake.requests]
+    assert cookies[0] is None
+    assert cookies[1:] == ["__cf_bm=abc"] * 12
 
 
 # -- the process ------------------------------------------------------------------------------------------
