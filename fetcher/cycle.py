@@ -295,6 +295,13 @@ class Fetcher:
         except ValidationError as error:
             log.warning("leaderboard: unexpected JSON (%d validation error(s)); %s", error.error_count(), fallback)
             return
+        if ranking.skipped:
+            log.warning("leaderboard: %d malformed entr%s left out (first: %s)", len(ranking.skipped),
+                        "y" if len(ranking.skipped) == 1 else "ies", ranking.skipped[0])
+        if not ranking.ranking:
+            # An empty leaderboard is Sofascore having a bad moment, not nobody worth following.
+            log.warning("leaderboard: no usable entries; %s", fallback)
+            return
         selected = select_predictors(ranking.ranking, self.filters, self.settings.target_users)
         self.selected = selected
         self.leaderboard_at = self.clock()

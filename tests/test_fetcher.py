@@ -450,8 +450,9 @@ def test_a_leaderboard_of_unexpected_shape_keeps_the_previous_list(
     with fake.lock:
         fake.ranking = [{"nickname": "no id, no stats"}]
     fetcher.run_cycle()
-    assert [r.getMessage() for r in warnings_about(caplog, "leaderboard")] == [
-        "leaderboard: unexpected JSON (2 validation error(s)); keeping the previous 9 predictor(s)"]
+    messages = [r.getMessage() for r in warnings_about(caplog, "leaderboard")]
+    assert messages[0].startswith("leaderboard: 1 malformed entry left out (first: ranking[0].id")
+    assert messages[1:] == ["leaderboard: no usable entries; keeping the previous 9 predictor(s)"]
     assert fake.count(f"/user-account/{GOAL_GURU}/") == 2
     assert json.loads(state(redis_conn, settings)["monitored"]) == expected
 
@@ -681,3 +682,13 @@ def test_sigterm_stops_the_loop_promptly_with_status_0(
     assert redis_conn.xlen(keys.fetched) >= 1
     assert list(redis_conn.scan_iter(match=keys.heartbeats)) == []  # a clean exit clears its heartbeat
     assert state(redis_conn, settings)["next_poll_at"] != ""
+
+
+def test_one_malformed_leaderboard_entry_leaves_the_others_monitored(
+    fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis, open_fetcher: Callable[..., Fetcher],
+) -> None:
+    expected = ranked_ids(fake)
+    with fake.lock:
+        fake.ranking = [{"nickname": "no id"}, *fake.ranking]
+    open_fetcher(settings).run_cycle()
+    assert json.loads(state(redis_conn, settings)["monitored"]) == expected
