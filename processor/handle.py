@@ -173,9 +173,12 @@ class Handler:
             message=str(body.get("message", record.subject))[:1000],
             level="info" if recovered else "warning",
         )
-        alert_id = outbox.insert(tx, alert, webhook=outbox.HEALTH_WEBHOOK, created_at=record.fetched_at)
-        outcome.alert_ids.append(alert_id)
-        outcome.summaries.append(f"health {record.subject}")
+        # A transition is one fetch of one subject: re-reading it (a crash before XACK, a replay) alerts nothing.
+        alert_id = outbox.insert_once(tx, alert, webhook=outbox.HEALTH_WEBHOOK, created_at=record.fetched_at,
+                                      source=f"fetched:{record.kind}:{record.subject}:{record.fetched_at!r}")
+        if alert_id is not None:
+            outcome.alert_ids.append(alert_id)
+            outcome.summaries.append(f"health {record.subject}")
 
 
 def record_prices(tx: Tx, event_id: int, prices: list[Price], now: float) -> None:

@@ -7,7 +7,7 @@ Choosing entries (all filters combine):
 - `--predictor ID` (repeatable): the predictions of those predictors, plus every leaderboard entry
   (the statistics the alerts show) and every odds entry (odds only alert tips already known);
 - `--kind` (repeatable): the kinds to take; by default leaderboard, predictions and odds. Health
-  entries are left out unless asked for: nothing deduplicates them, so re-injecting one alerts again.
+  entries (upstream blocked/recovered) are left out unless asked for: they explain no tip alert.
 
 `--dry-run` runs the entries, in stream order, through `processor.handle.Handler` on a scratch SQLite
 database that starts empty, and prints one line per alert they produce. It only reads the stream:

@@ -43,6 +43,16 @@ def insert(tx: Tx, alert: Alert, *, webhook: str, created_at: float,
     return int(row[0])
 
 
+def insert_once(tx: Tx, alert: Alert, *, webhook: str, created_at: float, source: str) -> int | None:
+    """Insert an alert unless one from the same source exists (then None): for sources read more than once."""
+    row = tx.one(
+        "INSERT INTO alerts (kind, webhook, payload, state, created_at, source) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (source) DO NOTHING RETURNING id",
+        (alert.kind, webhook, _ALERT.dump_json(alert).decode(), PENDING, created_at, source),
+    )
+    return int(row[0]) if row else None
+
+
 def _row(values: tuple) -> OutboxRow:
     alert_id, webhook, payload, state, created_at = values
     return OutboxRow(int(alert_id), webhook, _ALERT.validate_json(payload), state, float(created_at))

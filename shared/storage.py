@@ -76,6 +76,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE odds_history ADD COLUMN choice_group TEXT;
     CREATE INDEX odds_history_latest ON odds_history (event_id, market_id, choice_group, choice, id);
     """,
+    # What an alert came from, when that alone must not alert twice (a health transition re-read).
+    """
+    ALTER TABLE alerts ADD COLUMN source TEXT;
+    CREATE UNIQUE INDEX alerts_source ON alerts (source);
+    """,
 ]
 
 

@@ -212,7 +212,9 @@ def test_a_backlog_processed_late_does_not_alert_matches_that_started_meanwhile(
 
 
 def test_health_entries_become_health_alerts(settings: Settings, redis_conn: redis.Redis, database: Database) -> None:
-    put(redis_conn, settings, "health", "upstream_blocked", {"message": "HTTP 403 challenge; paused 60 s"})
+    message = {"message": "HTTP 403 challenge; paused 60 s"}
+    put(redis_conn, settings, "health", "upstream_blocked", message)
+    put(redis_conn, settings, "health", "upstream_blocked", message)  # the same transition, read again
     burst(settings, redis_conn, database)
     rows = alerts(database)
     assert len(rows) == 1 and rows[0][1] == "health"
