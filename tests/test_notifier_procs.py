@@ -121,19 +121,19 @@ def delivered(fake: FakeDiscord) -> list[int]:
 
 
 def setup(make_settings: Callable[..., Settings], tmp_path: Path, fake: FakeDiscord,
-          redis_conn: redis.Redis) -> tuple[Settings, Database, list[int]]:
+          redis_conn: redis.Redis, n: int = N_ALERTS) -> tuple[Settings, Database, list[int]]:
     settings = make_settings(database_url=f"sqlite:///{tmp_path}/procs.db", discord_webhook_url=fake.url(),
                              discord_messages_per_minute=100_000)
     db = Database(settings.database_url)
     db.migrate()
-    ids = insert_alerts(db, N_ALERTS)
+    ids = insert_alerts(db, n)
     enqueue(redis_conn, ids, intervals=(0, 1))
     return settings, db, ids
 
 
 def common_checks(fake: FakeDiscord, group: Notifiers, db: Database, ids: list[int]) -> None:
     assert fake.count_429 == 0
-    assert len(fake.accepted) <= N_ALERTS // 8  # up to ten alerts per message
+    assert len(fake.accepted) <= len(ids) // 8  # up to ten alerts per message
     output = group.output()
     assert DEFAULT_WEBHOOK_TOKEN not in output
     with db.tx() as tx:
@@ -242,4 +242,69 @@ def test_sigterm_mid_burst_stops_cleanly_and_loses_nothing(make_settings: Callab
         wait_for(lambda: sent_main(db) == N_ALERTS, DEADLINE, "every alert sent after the restart", group)
         assert group.stop() == [0, 0]
         assert delivered(fake) == ids
+        common_checks(fake, group, db, ids)
+
+
+HOLD = 4.0  # the fake answers the held message this late: longer than the kill takes...
+HTTP_TIMEOUT = 15.0  # ...and well inside the notifier's HTTP timeout: no timeout is involved
+
+
+def test_kill_9_during_a_post_loses_nothing(make_settings: Callable[..., Settings], tmp_path: Path,
+                                            redis_conn: redis.Redis,
+                                            notifiers: Callable[[Settings], Notifiers]) -> None:
+    """kill -9 while Discord has posted a message but not answered yet: the documented crash window.
+
+    Only that message's alerts may appear twice; everything else exactly once, nothing lost.
+    """
+    n = 48
+    with FakeDiscord(bucket_limit=5, bucket_window=1.0, channel_per_minute=None) as fake:
+        settings, db, ids = setup(make_settings, tmp_path, fake, redis_conn, n=n)
+        # The first two messages are answered at once, the third is posted (recorded) at once
+        # but answered only after HOLD seconds. Queued before the start: no race with the notifier.
+        fake.timeout_next(2, delay=0.0)
+        fake.timeout_next(1, delay=HOLD)
+        group = notifiers(settings)
+        group.env["NOTIFIER_HTTP_TIMEOUT"] = str(HTTP_TIMEOUT)
+        victim = group.start()
+
+        def held() -> list[int] | None:
+            """Alerts of the held message once the fake has posted it and the notifier waits for the answer."""
+            with fake.lock:
+                if len(fake.accepted) < 3:
+                    return None
+                message = fake.accepted[2]
+            alerts = [int(ALERT_ID.search(e["footer"]["text"]).group(1))  # type: ignore[union-attr]
+                      for e in message["payload"]["embeds"]]
+            with db.tx() as tx:
+                marks = ",".join("?" * len(alerts))
+                rows = tx.all(f"SELECT state FROM alerts WHERE id IN ({marks})", tuple(alerts))
+            assert [r[0] for r in rows] == ["sending"] * len(alerts)  # claimed, the answer not in yet
+            return alerts
+
+        wait_for(lambda: held() is not None, 15, "the held message posted", group)
+        in_flight = held()
+        assert in_flight
+        posted_at = fake.accepted[2]["time"]  # the fake's clock is time.monotonic
+        before = delivered(fake)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        # Killed before the fake could answer: provably between Discord's post and its answer.
+        assert time.monotonic() - posted_at < HOLD - 0.5
+        assert victim.returncode == -signal.SIGKILL
+        assert sent_main(db) == len(before) - len(in_flight) < n
+        assert before[-len(in_flight):] == in_flight
+
+        group.start()  # releases the dead notifier's claim and replaces its job at once
+        wait_for(lambda: sent_main(db) == n, 15, "every alert sent after the kill", group)
+        codes = group.stop()
+        assert codes == [-signal.SIGKILL, 0]
+
+        got = delivered(fake)
+        counts = Counter(got)
+        assert set(counts) == set(ids)  # nothing lost
+        assert sorted(a for a, c in counts.items() if c > 1) == in_flight  # only the crash window
+        assert all(counts[a] == 2 for a in in_flight)
+        assert all(counts[a] == 1 for a in ids if a not in in_flight)
+        # Still oldest first: the released alerts went out again before the rest.
+        assert got == before + ids[len(before) - len(in_flight):]
         common_checks(fake, group, db, ids)
