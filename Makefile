@@ -24,6 +24,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
+	$(BIN)/python bench/processing.py
 	$(BIN)/python bench/delivery.py
 
 clean:
