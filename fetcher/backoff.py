@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from fetcher.client import ResultKind
+from shared.redisconn import opt_float
 
 PREDICTOR_PAUSE_SECONDS = 30 * 60.0
 MAX_STRIKES = 3
@@ -82,12 +83,6 @@ class Transition:
     at: float
     until: float
     message: str
-
-
-def _float(value: Any) -> float | None:
-    if value in (None, "", b""):
-        return None
-    return float(value.decode() if isinstance(value, bytes) else value)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -164,7 +159,7 @@ class UpstreamBackoff:
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> "UpstreamBackoff":
         return cls(
-            until=_float(fields.get("backoff_until")),
-            seconds=_float(fields.get("backoff_seconds")) or 0.0,
-            blocked_since=_float(fields.get("blocked_since")),
+            until=opt_float(fields.get("backoff_until")),
+            seconds=opt_float(fields.get("backoff_seconds")) or 0.0,
+            blocked_since=opt_float(fields.get("blocked_since")),
         )

@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
 import redis
 from pydantic import ValidationError
@@ -21,7 +20,9 @@ from fetcher.client import FetchResult, SofascoreClient, odds_path, predictions_
 from fetcher.schedule import next_poll_seconds
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
 from shared.keys import Keys
+from shared.logs import error_line
 from shared.models import FetchKind, FetchRecord, Ranking
+from shared.redisconn import decoded, opt_float, text
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,22 +61,8 @@ class CycleReport:
     transitions: list[Transition] = field(default_factory=list)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _opt_float(value: Any) -> float | None:
-    text = _text(value) if value is not None else ""
-    return float(text) if text else None
-
-
 def _fmt_ts(value: float | None) -> str:
     return "" if value is None else repr(value)
-
-
-def _short_error(error: BaseException) -> str:
-    first = str(error).splitlines()[0][:200] if str(error) else ""
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 class Fetcher:
@@ -111,13 +98,13 @@ class Fetcher:
     # -- state in Redis -----------------------------------------------------------------------
     def load_state(self) -> None:
         """Take back what a previous run stored, so a restart keeps pauses and blocks. Raises on Redis errors."""
-        fields = {_text(k): _text(v) for k, v in self.conn.hgetall(self.keys.fetcher_state).items()}
-        stored = {_text(k): v for k, v in self.conn.hgetall(self.keys.monitored).items()}
+        fields = decoded(self.conn.hgetall(self.keys.fetcher_state))
+        stored = {text(k): v for k, v in self.conn.hgetall(self.keys.monitored).items()}
         self.upstream = UpstreamBackoff.from_fields(fields)
-        self.leaderboard_at = _opt_float(fields.get("leaderboard_at"))
-        self.last_cycle_at = _opt_float(fields.get("last_cycle_at"))
-        self.last_success_at = _opt_float(fields.get("last_success_at"))
-        self.next_poll_at = _opt_float(fields.get("next_poll_at"))
+        self.leaderboard_at = opt_float(fields.get("leaderboard_at"))
+        self.last_cycle_at = opt_float(fields.get("last_cycle_at"))
+        self.last_success_at = opt_float(fields.get("last_success_at"))
+        self.next_poll_at = opt_float(fields.get("next_poll_at"))
         self.predictors = {}
         for pid, raw in stored.items():
             try:
@@ -173,7 +160,7 @@ class Fetcher:
         """
         if not self._redis_failed:
             log.error("Redis unavailable (%s); %s, keeping %d record(s) in memory, retrying next cycle",
-                      _short_error(error), what, len(self._pending))
+                      error_line(error, 200), what, len(self._pending))
             self._redis_failed = True
 
     # -- the stream -----------------------------------------------------------------------------
@@ -244,7 +231,7 @@ class Fetcher:
         except redis.RedisError as error:
             self._redis_down("watched events not read, odds skipped", error)
             return []
-        return [Job("odds", _text(m), odds_path(_text(m))) for m in members]
+        return [Job("odds", text(m), odds_path(text(m))) for m in members]
 
     # -- the cycle --------------------------------------------------------------------------------
     def request_stop(self) -> None:

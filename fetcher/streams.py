@@ -9,6 +9,7 @@ import redis
 
 from shared.keys import Keys
 from shared.models import FetchRecord
+from shared.redisconn import text
 
 HEALTH_BLOCKED = "upstream_blocked"
 HEALTH_RECOVERED = "upstream_recovered"
@@ -37,7 +38,7 @@ def append(
         minid=min_id(retention_days, wall_clock()),
         approximate=True,
     )
-    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return text(entry_id)
 
 
 def health_record(subject: str, message: str, until: float, fetched_at: float) -> FetchRecord:

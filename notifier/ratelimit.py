@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import redis
 
 from shared.keys import Keys
+from shared.redisconn import decoded
 
 WINDOW_SECONDS = 60.0
 # The per-minute window is counted from when a request is reserved, the channel's from when
@@ -294,6 +295,4 @@ class RateLimiter:
 
     def state(self, webhook: str) -> dict[str, str]:
         """What the limiter knows about a webhook (for tests and `status` displays)."""
-        raw = self.conn.hgetall(self.keys.bucket(webhook))
-        return {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-                for k, v in raw.items()}
+        return decoded(self.conn.hgetall(self.keys.bucket(webhook)))

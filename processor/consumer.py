@@ -6,6 +6,8 @@ from typing import Any
 
 import redis
 
+from shared.redisconn import text
+
 Entry = tuple[str, dict[bytes, bytes]]
 
 
@@ -36,7 +38,7 @@ class StreamConsumer:
     def claim_orphans(self, count: int) -> list[Entry]:
         """Entries left pending by a consumer that died, after they sat idle long enough."""
         reply = self.conn.xautoclaim(self.stream, self.group, self.consumer, self.claim_idle_ms, "0-0", count=count)
-        return [(_text(i), f) for i, f in reply[1] if f]
+        return [(text(i), f) for i, f in reply[1] if f]
 
     def new(self, count: int, block_ms: int | None) -> list[Entry]:
         reply = self.conn.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
@@ -47,7 +49,7 @@ class StreamConsumer:
 
     def dead_letter(self, dead_stream: str, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
         """Park an entry that can never be processed, with the reason, and move on (atomically)."""
-        record = {_text(k): _text(v) for k, v in fields.items()}
+        record = {text(k): text(v) for k, v in fields.items()}
         body = {"source_id": entry_id, "source_stream": self.stream, "reason": reason, "fields": json.dumps(record)}
         with self.conn.pipeline(transaction=True) as pipe:
             pipe.xadd(dead_stream, body)
@@ -59,17 +61,13 @@ class StreamConsumer:
         for _stream, items in reply or []:
             for entry_id, fields in items:
                 if fields:  # an entry trimmed away while pending comes back empty
-                    entries.append((_text(entry_id), fields))
+                    entries.append((text(entry_id), fields))
                 else:
-                    self.ack(_text(entry_id))
+                    self.ack(text(entry_id))
         return entries
 
     def lag(self) -> dict[str, int | None]:
         for group in self.conn.xinfo_groups(self.stream):
-            if _text(group["name"]) == self.group:
+            if text(group["name"]) == self.group:
                 return {"pending": int(group["pending"]), "lag": group.get("lag")}
         return {"pending": 0, "lag": None}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -17,6 +17,8 @@ from typing import Any, TextIO
 import redis
 
 from shared.keys import Keys
+from shared.logs import first_line
+from shared.redisconn import decoded, text
 from shared.settings import Settings
 
 WATCH_ATTEMPTS = 5
@@ -36,10 +38,6 @@ class DeadLetter:
     fields_ok: bool  # the original fields could be decoded (a retry is possible)
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 def _original(raw: str | None) -> dict[str, str] | None:
     try:
         fields = json.loads(raw) if raw is not None else None
@@ -51,8 +49,8 @@ def _original(raw: str | None) -> dict[str, str] | None:
 
 
 def _letter(entry_id: Any, raw_fields: dict[Any, Any]) -> DeadLetter:
-    entry_id = _text(entry_id)
-    fields = {_text(k): _text(v) for k, v in raw_fields.items()}
+    entry_id = text(entry_id, "replace")
+    fields = decoded(raw_fields, "replace")
     original = _original(fields.get("fields"))
     try:
         fetched_at = float(original["fetched_at"]) if original and "fetched_at" in original else None
@@ -93,7 +91,7 @@ def retry(conn: redis.Redis, keys: Keys, entry_id: str) -> Retried:
                 found = pipe.xrange(keys.dead_letters, min=entry_id, max=entry_id)
                 if not found:
                     return Retried(entry_id, False, error="no such dead letter")
-                raw = {_text(k): _text(v) for k, v in found[0][1].items()}
+                raw = decoded(found[0][1], "replace")
                 original = _original(raw.get("fields"))
                 if not original:
                     return Retried(entry_id, False, error="its original fields are not readable JSON; left in place")
@@ -104,8 +102,8 @@ def retry(conn: redis.Redis, keys: Keys, entry_id: str) -> Retried:
             except redis.WatchError:
                 continue  # the dead-letter stream changed meanwhile: look again
             except redis.ResponseError as error:  # e.g. not a valid stream id
-                return Retried(entry_id, False, error=str(error).splitlines()[0][:200])
-        return Retried(entry_id, True, new_id=_text(new_id))
+                return Retried(entry_id, False, error=first_line(error, 200))
+        return Retried(entry_id, True, new_id=text(new_id, "replace"))
     return Retried(entry_id, False, error="the dead-letter stream kept changing; try again")
 
 

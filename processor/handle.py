@@ -14,6 +14,7 @@ from processor.alertable import group_by_match, is_alertable
 from processor.movement import Price, all_prices, current_price, decide, decimal_of, delta
 from shared import outbox
 from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, TipLine
+from shared.logs import first_line
 from shared.markets import market_name, pick_label
 from shared.models import EventOdds, FetchRecord, Prediction, PredictionsPage, Ranking
 from shared.settings import Settings
@@ -67,7 +68,7 @@ def _first_line(error: Exception) -> str:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return f"{error.error_count()} validation error(s); first at {where or 'payload'}: {first['msg']}"
-    return str(error).splitlines()[0][:300]
+    return first_line(error)
 
 
 class Handler:

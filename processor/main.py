@@ -19,7 +19,7 @@ from processor.handle import BadRecord, Handler, Outcome, Rules
 from shared import heartbeat
 from shared.jobs import alerts_queue, enqueue_alert
 from shared.keys import PROCESSOR_GROUP, Keys
-from shared.logs import setup_logging
+from shared.logs import error_line, first_line, setup_logging
 from shared.models import FetchRecord
 from shared.redisconn import REDIS_ERRORS, connect
 from shared.settings import Settings
@@ -68,13 +68,12 @@ class Processor:
             record = FetchRecord.from_fields(fields)
             outcome = self.handler.handle(record)
         except (BadRecord, ValidationError) as error:
-            self._dead_letter(entry_id, fields, str(error).splitlines()[0][:300])
+            self._dead_letter(entry_id, fields, first_line(error))
             return
         except (*REDIS_ERRORS, *TRANSIENT_ERRORS):
             raise  # the services are away: the entry stays pending and is tried again
         except Exception as error:  # noqa: BLE001 - one odd entry must not stop every alert behind it
-            self._dead_letter(entry_id, fields, f"{type(error).__name__}: {str(error).splitlines()[0][:250]}"
-                              if str(error) else type(error).__name__)
+            self._dead_letter(entry_id, fields, error_line(error, 250))
             return
         self._apply(outcome)
         self.consumer.ack(entry_id)
@@ -130,7 +129,7 @@ class Processor:
             except REDIS_ERRORS as error:
                 log.error("Redis unavailable (%s); retrying in %.0f s", type(error).__name__, pause)
             except TRANSIENT_ERRORS as error:
-                log.error("database unavailable (%s); retrying in %.0f s", str(error).splitlines()[0][:200], pause)
+                log.error("database unavailable (%s); retrying in %.0f s", first_line(error, 200), pause)
             else:
                 continue
             if burst and pause >= MAX_RETRY_PAUSE:
@@ -156,7 +155,7 @@ def run(settings: Settings, burst: bool = False) -> int:
     try:
         db.migrate()
     except TRANSIENT_ERRORS as error:
-        log.error("database unavailable: %s", str(error).splitlines()[0][:200])
+        log.error("database unavailable: %s", first_line(error, 200))
         return 1
     log.info("processing %s as %s", processor.keys.fetched, processor.name)
     try:

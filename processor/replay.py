@@ -36,7 +36,9 @@ from pydantic import ValidationError
 
 from processor.handle import BadRecord, Handler, Rules, parse
 from shared.keys import Keys
+from shared.logs import first_line
 from shared.models import FetchRecord
+from shared.redisconn import decoded, text
 from shared.settings import Settings
 from shared.storage import Database
 
@@ -119,19 +121,6 @@ class Selection:
         return True
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _decoded(fields: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in fields.items()}
-
-
-def _reason(error: Exception) -> str:
-    text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-    return text
-
-
 def bounds(conn: redis.Redis, stream: str, selection: Selection) -> tuple[str, str] | None:
     """The id range to read, its end clamped to the stream's last id now.
 
@@ -140,7 +129,7 @@ def bounds(conn: redis.Redis, stream: str, selection: Selection) -> tuple[str, s
     newest = conn.xrevrange(stream, count=1)
     if not newest:
         return None
-    last = _text(newest[0][0])
+    last = text(newest[0][0], "replace")
     if selection.last != "+" and _id_key(selection.last, upper=True) < _id_key(last, upper=True):
         last = selection.last
     return selection.first, last
@@ -154,10 +143,10 @@ def scan(conn: redis.Redis, stream: str, first: str, last: str, batch: int | Non
     while True:
         chunk = conn.xrange(stream, min=start, max=last, count=batch)
         for entry_id, fields in chunk:
-            yield _text(entry_id), fields
+            yield text(entry_id, "replace"), fields
         if len(chunk) < batch:
             return
-        start = "(" + _text(chunk[-1][0])
+        start = "(" + text(chunk[-1][0], "replace")
 
 
 # -- progress --------------------------------------------------------------------------------------
@@ -274,7 +263,7 @@ def _chosen(conn: redis.Redis, stream: str, span: tuple[str, str], selection: Se
     """The entries of the span that the selection admits and that parse; the others are counted in `result`."""
     for entry_id, raw in scan(conn, stream, *span):
         progress.step(entry_id)
-        if not selection.admits(_decoded(raw)):
+        if not selection.admits(decoded(raw, "replace")):
             continue
         result.first_id = result.first_id or entry_id
         result.last_id = entry_id
@@ -282,7 +271,7 @@ def _chosen(conn: redis.Redis, stream: str, span: tuple[str, str], selection: Se
             record = FetchRecord.from_fields(raw)
             parse(record)
         except (BadRecord, ValidationError) as error:
-            result.unparseable.append((entry_id, _reason(error)))
+            result.unparseable.append((entry_id, first_line(error)))
             continue
         yield entry_id, raw, record
 
@@ -309,10 +298,10 @@ def dry_run(conn: redis.Redis, settings: Settings, selection: Selection, progres
                     try:
                         outcome = handler.handle(record)
                     except (BadRecord, ValidationError) as error:
-                        result.unparseable.append((entry_id, _reason(error)))
+                        result.unparseable.append((entry_id, first_line(error)))
                         continue
                     except Exception as error:  # noqa: BLE001 - a replay reports a handler bug, it does not stop
-                        result.errors.append((entry_id, f"{type(error).__name__}: {_reason(error)}"))
+                        result.errors.append((entry_id, f"{type(error).__name__}: {first_line(error)}"))
                         continue
                     result.selected[record.kind] += 1
                     for alert_id in outcome.alert_ids:
@@ -406,7 +395,7 @@ def run(settings: Settings, selection: Selection, dry: bool, out: TextIO | None 
     try:
         result = (dry_run if dry else reinject)(conn, settings, selection)
     except (redis.ConnectionError, redis.TimeoutError) as error:
-        print(f"sofamon replay: Redis unreachable: {type(error).__name__}: {_reason(error)}", file=sys.stderr)
+        print(f"sofamon replay: Redis unreachable: {type(error).__name__}: {first_line(error)}", file=sys.stderr)
         return 1
     finally:
         conn.close()

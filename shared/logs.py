@@ -28,6 +28,18 @@ def _secret_parts(secret: str) -> list[str]:
     return parts
 
 
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's text for one log line: its first line, or its type name when it has no text."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:limit] if lines else type(error).__name__
+
+
+def error_line(error: BaseException, limit: int = 300) -> str:
+    """`Type: first line` of an exception (just the type when it has no text)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:limit]}" if lines else type(error).__name__
+
+
 def redact(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         for part in _secret_parts(secret):

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import AliasGenerator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from shared.redisconn import decoded
+
 
 class ApiModel(BaseModel):
     """Sofascore's camelCase JSON; unknown fields ignored, inferred fields optional."""
@@ -210,12 +212,7 @@ class FetchRecord(BaseModel):
 
     @classmethod
     def from_fields(cls, fields: dict[Any, Any]) -> "FetchRecord":
-        decoded = {_text(k): _text(v) for k, v in fields.items()}
-        return cls.model_validate(decoded)
+        return cls.model_validate(decoded(fields))
 
     def json_payload(self) -> Any:
         return json.loads(self.payload)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,6 +1,8 @@
 """Redis connections with timeouts, so a vanished Redis gives an error instead of a hang."""
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 
 from shared.settings import Settings
@@ -17,3 +19,21 @@ def connect(settings: Settings, *, socket_timeout: float | None = 30.0) -> redis
         health_check_interval=30,
         retry_on_timeout=False,
     )
+
+
+def text(value: Any, errors: str = "strict") -> str:
+    """A Redis reply (bytes) as text."""
+    return value.decode("utf-8", errors) if isinstance(value, bytes) else str(value)
+
+
+def decoded(mapping: Any, errors: str = "strict") -> dict[str, str]:
+    """A Redis hash or stream entry as text keys and values."""
+    return {text(k, errors): text(v, errors) for k, v in mapping.items()}
+
+
+def opt_float(value: Any) -> float | None:
+    """A stored number, None when the field is missing or empty."""
+    if value is None:
+        return None
+    raw = text(value)
+    return float(raw) if raw else None

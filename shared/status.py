@@ -39,6 +39,8 @@ import psycopg
 import redis
 
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
+from shared.logs import error_line
+from shared.redisconn import decoded, text
 from shared.settings import Settings
 
 ROLES = ("fetcher", "processor", "notifier")
@@ -434,13 +436,8 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _read_heartbeats(conn: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
@@ -457,7 +454,7 @@ def _read_heartbeats(conn: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
             body = None
         if not isinstance(body, dict):
             body = {"at": None}
-        body.setdefault("name", _text(key).removeprefix(marker))
+        body.setdefault("name", text(key).removeprefix(marker))
         found.append(body)
     return sorted(found, key=lambda b: str(b.get("name")))
 
@@ -468,11 +465,11 @@ def _group(conn: redis.Redis, stream: str) -> dict[str, Any] | None:
     except redis.ResponseError:
         return None  # no such stream yet
     for group in groups:
-        if _text(group.get("name")) == PROCESSOR_GROUP:
+        if text(group.get("name")) == PROCESSOR_GROUP:
             lag = group.get("lag")
             return {"pending": int(group.get("pending") or 0), "lag": None if lag is None else int(lag),
                     "consumers": int(group.get("consumers") or 0),
-                    "last_delivered_id": _text(group.get("last-delivered-id", ""))}
+                    "last_delivered_id": text(group.get("last-delivered-id", ""))}
     return None
 
 
@@ -493,8 +490,8 @@ def _queue(conn: redis.Redis) -> dict[str, int]:
 def _gather_redis(conn: redis.Redis, keys: Keys, snap: Snapshot) -> None:
     conn.ping()
     snap.heartbeats = _read_heartbeats(conn, keys)
-    snap.fetcher_state = {_text(k): _text(v) for k, v in conn.hgetall(keys.fetcher_state).items()}
-    snap.monitored = {_text(k): _text(v) for k, v in conn.hgetall(keys.monitored).items()}
+    snap.fetcher_state = decoded(conn.hgetall(keys.fetcher_state))
+    snap.monitored = decoded(conn.hgetall(keys.monitored))
     snap.fetched_length = int(conn.xlen(keys.fetched))
     snap.dead_length = int(conn.xlen(keys.dead_letters))
     snap.group = _group(conn, keys.fetched)
@@ -502,7 +499,7 @@ def _gather_redis(conn: redis.Redis, keys: Keys, snap: Snapshot) -> None:
     for name in WEBHOOKS:
         fingerprint = conn.get(keys.webhook_broken(name))
         if fingerprint is not None:
-            snap.broken_webhooks[name] = _text(fingerprint)
+            snap.broken_webhooks[name] = text(fingerprint)
 
 
 def _gather_database(url: str, snap: Snapshot) -> None:
@@ -525,7 +522,7 @@ def _gather_database(url: str, snap: Snapshot) -> None:
         snap.waiting_alerts = int(row[0]) if row else 0
         snap.oldest_waiting_at = _float(row[1]) if row else None
     except (sqlite3.Error, psycopg.Error, OSError) as error:
-        snap.database_error = _one_line(error)
+        snap.database_error = error_line(error)
     finally:
         db.close()
 
@@ -546,9 +543,9 @@ def gather(settings: Settings, now: float | None = None) -> Snapshot:
     try:
         _gather_redis(conn, keys, snap)
     except (redis.ConnectionError, redis.TimeoutError) as error:
-        snap.redis_error = f"unreachable: {_one_line(error)}"
+        snap.redis_error = f"unreachable: {error_line(error)}"
     except redis.RedisError as error:
-        snap.redis_error = f"failed: {_one_line(error)}"
+        snap.redis_error = f"failed: {error_line(error)}"
     finally:
         conn.close()
     _gather_database(settings.database_url, snap)
