@@ -30,13 +30,12 @@ def _drop_bad_items(data: Any, key: str, model: type[BaseModel]) -> Any:
     kept, skipped = [], list(data.get("skipped", []))
     for index, item in enumerate(data[key]):
         try:
-            model.model_validate(item)
+            # The validated instance is kept: pydantic takes it as it is, so no item is validated twice.
+            kept.append(model.model_validate(item))
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "item"
             skipped.append(f"{key}[{index}].{where}: {first['msg']}")
-            continue
-        kept.append(item)
     return {**data, key: kept, "skipped": skipped}
 
 
