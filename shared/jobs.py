@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
-from rq.job import Job, JobStatus
 
 from shared.keys import ALERTS_QUEUE
 from shared.settings import Settings
@@ -49,9 +48,3 @@ def enqueue_alert(queue: Queue, alert_id: int, *, retry_intervals: Sequence[int]
         return False
     return True
 
-
-def job_status(conn: redis.Redis, alert_id: int) -> JobStatus | None:
-    try:
-        return Job.fetch(job_id(alert_id), connection=conn).get_status()
-    except Exception:  # noqa: BLE001 - rq raises NoSuchJobError or a deserialisation error
-        return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -201,12 +200,3 @@ class Tx:
         row = self._cur.fetchone()
         return tuple(row) if row is not None else None
 
-
-def open_database(url: str) -> Database:
-    db = Database(url)
-    db.migrate()
-    return db
-
-
-def now() -> float:
-    return time.time()
