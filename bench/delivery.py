@@ -29,6 +29,7 @@ from shared.alerts import MatchInfo, NewTipAlert, PredictorInfo, StatsSummary, T
 from shared.jobs import alerts_queue, enqueue_alert  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.storage import Database  # noqa: E402
+from shared.webhooks import MAIN_WEBHOOK
 from tests.fakes.discord import FakeDiscord  # noqa: E402
 
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         queue = alerts_queue(conn)
         for i in range(args.alerts):
             with db.tx() as tx:
-                alert_id = outbox.insert(tx, alert(i), webhook=outbox.MAIN_WEBHOOK, created_at=time.time())
+                alert_id = outbox.insert(tx, alert(i), webhook=MAIN_WEBHOOK, created_at=time.time())
             enqueue_alert(queue, alert_id)
         print(f"{args.alerts} alerts queued; delivering (the channel allows ~30 messages a minute)...", flush=True)
         started = time.monotonic()

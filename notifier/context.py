@@ -17,7 +17,7 @@ from notifier.ratelimit import RateLimiter
 from shared.heartbeat import process_name
 from shared.jobs import RETRY_INTERVALS, alerts_queue
 from shared.keys import Keys
-from shared.outbox import HEALTH_WEBHOOK, MAIN_WEBHOOK
+from shared.webhooks import webhook_url
 from shared.redisconn import connect
 from shared.settings import Settings
 from shared.storage import Database
@@ -79,9 +79,7 @@ class NotifierContext:
 
     def webhook_url(self, webhook: str) -> str | None:
         """The configured URL of a webhook name, None when unset (dry run)."""
-        secret = {MAIN_WEBHOOK: self.settings.discord_webhook_url,
-                  HEALTH_WEBHOOK: self.settings.discord_health_webhook_url}.get(webhook)
-        return secret.get_secret_value() if secret is not None else None
+        return webhook_url(self.settings, webhook)
 
     def for_thread(self) -> "NotifierContext":
         """A copy for another thread: its own database connection and HTTP session."""

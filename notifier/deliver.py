@@ -26,13 +26,13 @@ from notifier.context import NotifierContext
 from notifier.embed import message, pack, render, render_text
 from notifier.lock import WebhookLock
 from shared import outbox
-from shared.outbox import DEAD, FAILED, HEALTH_WEBHOOK, MAIN_WEBHOOK, SENT
+from shared.outbox import DEAD, FAILED, SENT
+from shared.webhooks import HEALTH_WEBHOOK, WEBHOOKS
 from shared.storage import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
 DONE_STATES = frozenset({SENT, FAILED, DEAD})
-WEBHOOKS = (MAIN_WEBHOOK, HEALTH_WEBHOOK)
 
 
 class DeliveryError(Exception):

@@ -13,6 +13,7 @@ from notifier.context import NotifierContext
 from shared import outbox
 from shared.alerts import HealthAlert
 from shared.jobs import enqueue_alert
+from shared.webhooks import HEALTH_WEBHOOK
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def emit(ctx: NotifierContext, topic: str, title: str, message: str,
         return None
     alert = HealthAlert(title=title, message=message, level=level)
     with ctx.db.tx() as tx:
-        alert_id = outbox.insert(tx, alert, webhook=outbox.HEALTH_WEBHOOK, created_at=time.time())
+        alert_id = outbox.insert(tx, alert, webhook=HEALTH_WEBHOOK, created_at=time.time())
     enqueue_alert(ctx.queue, alert_id, retry_intervals=ctx.config.retry_intervals)
     log.info("health alert %s: %s (alert %s)", topic, title, alert_id)
     return alert_id

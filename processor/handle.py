@@ -19,6 +19,7 @@ from shared.markets import market_name, pick_label
 from shared.models import EventOdds, FetchRecord, Prediction, PredictionsPage, Ranking
 from shared.settings import Settings
 from shared.storage import Database, Tx
+from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class Handler:
                 match=MatchInfo.of(first),
                 tips=[_tip_line_of(p) for p in tips],
             )
-            alert_id = outbox.insert(tx, alert, webhook=outbox.MAIN_WEBHOOK, created_at=now,
+            alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now,
                                      predictor_id=predictor_id, event_id=event_id)
             dedup.link_alert(tx, [p.tip_key(predictor_id) for p in tips], alert_id)
             outcome.alert_ids.append(alert_id)
@@ -158,7 +159,7 @@ class Handler:
             current_odds=round(float(price.decimal), 3),
             delta=float(change),
         )
-        alert_id = outbox.insert(tx, alert, webhook=outbox.MAIN_WEBHOOK, created_at=now,
+        alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now,
                                  predictor_id=tip.predictor_id, event_id=tip.event_id)
         outcome.alert_ids.append(alert_id)
         outcome.summaries.append(
@@ -175,7 +176,7 @@ class Handler:
             level="info" if recovered else "warning",
         )
         # A transition is one fetch of one subject: re-reading it (a crash before XACK, a replay) alerts nothing.
-        alert_id = outbox.insert_once(tx, alert, webhook=outbox.HEALTH_WEBHOOK, created_at=record.fetched_at,
+        alert_id = outbox.insert_once(tx, alert, webhook=HEALTH_WEBHOOK, created_at=record.fetched_at,
                                       source=f"fetched:{record.kind}:{record.subject}:{record.fetched_at!r}")
         if alert_id is not None:
             outcome.alert_ids.append(alert_id)

@@ -9,7 +9,6 @@ from shared.alerts import Alert
 from shared.storage import Database, Tx
 
 PENDING, SENDING, SENT, FAILED, DEAD = "pending", "sending", "sent", "failed", "dead"
-MAIN_WEBHOOK, HEALTH_WEBHOOK = "main", "health"
 
 _ALERT = TypeAdapter(Alert)
 

@@ -42,13 +42,13 @@ from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
 from shared.logs import error_line
 from shared.redisconn import decoded, text
 from shared.settings import Settings
+from shared.webhooks import WEBHOOKS as WEBHOOK_NAMES, setting_name
 
 ROLES = ("fetcher", "processor", "notifier")
 ALIVE_SECONDS = 90.0
 STALE_CYCLE_SECONDS = 45 * 60.0
 STUCK_ALERT_SECONDS = 15 * 60.0
-# Webhook name -> the setting holding its URL (the names of shared.outbox.MAIN_WEBHOOK/HEALTH_WEBHOOK).
-WEBHOOKS = {"main": "DISCORD_WEBHOOK_URL", "health": "DISCORD_HEALTH_WEBHOOK_URL"}
+WEBHOOKS = {name: setting_name(name) for name in WEBHOOK_NAMES}
 DAY_JITTER = 0.2  # the fetcher's day-time interval is SCAN_INTERVAL_MINUTES ±20 %
 
 

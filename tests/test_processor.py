@@ -16,6 +16,7 @@ from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
 from shared.models import FetchRecord
 from shared.settings import Settings
 from shared.storage import Database
+from shared.webhooks import HEALTH_WEBHOOK
 from tests.fakes.sofascore import REF_NOW, load_fixture
 
 GURU = "6a1f0c2e9b3d4e5f60718293"
@@ -219,7 +220,7 @@ def test_health_entries_become_health_alerts(settings: Settings, redis_conn: red
     rows = alerts(database)
     assert len(rows) == 1 and rows[0][1] == "health"
     with database.tx() as tx:
-        assert tx.one("SELECT webhook FROM alerts")[0] == outbox.HEALTH_WEBHOOK
+        assert tx.one("SELECT webhook FROM alerts")[0] == HEALTH_WEBHOOK
 
 
 def test_database_connection_lost_is_one_line_and_nothing_is_lost(

@@ -6,9 +6,10 @@ import threading
 from shared import outbox
 from shared.alerts import HealthAlert
 from shared.storage import Database
+from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
 
 
-def _add(db: Database, n: int, webhook: str = outbox.MAIN_WEBHOOK) -> list[int]:
+def _add(db: Database, n: int, webhook: str = MAIN_WEBHOOK) -> list[int]:
     with db.tx() as tx:
         return [outbox.insert(tx, HealthAlert(title=f"a{i}", message="m"), webhook=webhook, created_at=1000.0 + i)
                 for i in range(n)]
@@ -21,26 +22,26 @@ def test_migrations_are_idempotent(db: Database) -> None:
 
 def test_claim_takes_oldest_first_and_only_once(db: Database) -> None:
     ids = _add(db, 5)
-    _add(db, 2, webhook=outbox.HEALTH_WEBHOOK)
-    first = outbox.claim(db, outbox.MAIN_WEBHOOK, "n1", now=2000.0, lease_seconds=60, limit=3)
-    second = outbox.claim(db, outbox.MAIN_WEBHOOK, "n2", now=2000.0, lease_seconds=60, limit=3)
+    _add(db, 2, webhook=HEALTH_WEBHOOK)
+    first = outbox.claim(db, MAIN_WEBHOOK, "n1", now=2000.0, lease_seconds=60, limit=3)
+    second = outbox.claim(db, MAIN_WEBHOOK, "n2", now=2000.0, lease_seconds=60, limit=3)
     assert [r.id for r in first] == ids[:3]
     assert [r.id for r in second] == ids[3:]
-    assert outbox.claim(db, outbox.MAIN_WEBHOOK, "n3", now=2000.0, lease_seconds=60, limit=3) == []
+    assert outbox.claim(db, MAIN_WEBHOOK, "n3", now=2000.0, lease_seconds=60, limit=3) == []
 
 
 def test_expired_lease_is_claimable_again(db: Database) -> None:
     ids = _add(db, 2)
-    outbox.claim(db, outbox.MAIN_WEBHOOK, "dead", now=2000.0, lease_seconds=60, limit=10)
+    outbox.claim(db, MAIN_WEBHOOK, "dead", now=2000.0, lease_seconds=60, limit=10)
     assert outbox.deliverable_ids(db, now=2030.0) == []
     assert outbox.deliverable_ids(db, now=2061.0) == ids
-    again = outbox.claim(db, outbox.MAIN_WEBHOOK, "alive", now=2061.0, lease_seconds=60, limit=10)
+    again = outbox.claim(db, MAIN_WEBHOOK, "alive", now=2061.0, lease_seconds=60, limit=10)
     assert [r.id for r in again] == ids
 
 
 def test_sent_released_and_failed_states(db: Database) -> None:
     a, b, c = _add(db, 3)
-    outbox.claim(db, outbox.MAIN_WEBHOOK, "n1", now=2000.0, lease_seconds=60, limit=10)
+    outbox.claim(db, MAIN_WEBHOOK, "n1", now=2000.0, lease_seconds=60, limit=10)
     outbox.mark_sent(db, [a], "123456", now=2001.0)
     outbox.release(db, [b], error="HTTP 503")
     outbox.mark_failed(db, [c], "Invalid Form Body")
@@ -61,7 +62,7 @@ def test_concurrent_claims_never_share_an_alert(database_url: str) -> None:
     def claimer(name: str) -> None:
         db = Database(database_url)
         got: list[int] = []
-        while rows := outbox.claim(db, outbox.MAIN_WEBHOOK, name, now=2000.0, lease_seconds=60, limit=4):
+        while rows := outbox.claim(db, MAIN_WEBHOOK, name, now=2000.0, lease_seconds=60, limit=4):
             got.extend(r.id for r in rows)
         taken[name] = got
         db.close()
