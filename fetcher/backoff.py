@@ -1,15 +1,15 @@
 """Backing off: per predictor (404s, repeated failures) and for the whole upstream (challenges, 429s).
 
-Pure state: every method takes `now`; nothing here reads a clock or talks to Redis.
+Pure rules: every method takes `now`; nothing here reads a clock or talks to Redis (fetcher/state.py
+saves these states).
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Literal
 
 from fetcher.client import ResultKind
-from shared.redisconn import opt_float
+from shared.timefmt import duration
 
 PREDICTOR_PAUSE_SECONDS = 30 * 60.0
 MAX_STRIKES = 3
@@ -22,22 +22,13 @@ BACKOFF_MAX_SECONDS = 30 * 60.0
 
 @dataclass
 class PredictorState:
-    """What the `monitored` hash stores per predictor id (as JSON)."""
+    """Where one predictor stands: its strikes and pause (saved by fetcher/state.py)."""
 
     nickname: str | None = None
     last_fetch: float | None = None
     strikes: int = 0
     paused_until: float | None = None
     last_status: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> "PredictorState":
-        data = json.loads(raw)
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
 
     def is_paused(self, now: float) -> bool:
         return self.paused_until is not None and now < self.paused_until
@@ -85,10 +76,6 @@ class Transition:
     message: str
 
 
-def _fmt_duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
-
-
 @dataclass
 class UpstreamBackoff:
     """Stops every request after a challenge or 429.
@@ -133,7 +120,7 @@ class UpstreamBackoff:
         what = f" ({reason})" if reason else ""
         return Transition(
             "blocked_started", now, self.until,
-            f"Sofascore is blocking requests{what}; all requests paused for {_fmt_duration(wait)}.",
+            f"Sofascore is blocking requests{what}; all requests paused for {duration(wait)}.",
         )
 
     def on_success(self, now: float) -> Transition | None:
@@ -145,21 +132,5 @@ class UpstreamBackoff:
         self.until, self.seconds, self.blocked_since, self.reason = None, 0.0, None, ""
         return Transition(
             "blocked_ended", now, now,
-            f"Sofascore answers again after {_fmt_duration(now - since)} of blocking.",
-        )
-
-    # The fetcher_state hash stores these three fields ("" = unset).
-    def to_fields(self) -> dict[str, str]:
-        return {
-            "backoff_until": "" if self.until is None else repr(self.until),
-            "backoff_seconds": repr(self.seconds),
-            "blocked_since": "" if self.blocked_since is None else repr(self.blocked_since),
-        }
-
-    @classmethod
-    def from_fields(cls, fields: dict[str, Any]) -> "UpstreamBackoff":
-        return cls(
-            until=opt_float(fields.get("backoff_until")),
-            seconds=opt_float(fields.get("backoff_seconds")) or 0.0,
-            blocked_since=opt_float(fields.get("blocked_since")),
+            f"Sofascore answers again after {duration(now - since)} of blocking.",
         )

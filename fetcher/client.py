@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import tls_client
 from tls_client.cookies import RequestsCookieJar
 
+from shared.httpheaders import header, retry_after
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,32 +90,6 @@ def odds_path(event_id: int | str) -> str:
 # -- classification -------------------------------------------------------------------------------
 
 
-def _header(headers: Mapping[str, Any], name: str) -> str | None:
-    """A header's value; tls_client gives a list when a header was sent more than once."""
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            if isinstance(value, list):
-                return str(value[0]) if value else None
-            return str(value)
-    return None
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - now
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
 def _looks_like_html(content_type: str | None, text: str) -> bool:
     if content_type and "html" in content_type.lower():
         return True
@@ -125,14 +99,14 @@ def _looks_like_html(content_type: str | None, text: str) -> bool:
 def classify(status: int, headers: Mapping[str, Any], text: str, *, now: float | None = None) -> FetchResult:
     """Sort an HTTP answer into ok / not_found / challenge / rate_limited / error."""
     if status == 429:
-        retry = parse_retry_after(_header(headers, "Retry-After"), time.time() if now is None else now)
+        retry = retry_after(header(headers, "Retry-After"), time.time() if now is None else now, most=MAX_RETRY_AFTER)
         return FetchResult("rate_limited", status, reason="HTTP 429", retry_after=retry)
-    if status == 403 or _header(headers, "cf-mitigated"):
+    if status == 403 or header(headers, "cf-mitigated"):
         return FetchResult("challenge", status, reason=f"HTTP {status}")
     if status >= 500:
         # Checked before the HTML test: Cloudflare's 5xx origin-error pages are HTML but are outages, not challenges.
         return FetchResult("error", status, reason=f"HTTP {status}")
-    if _looks_like_html(_header(headers, "Content-Type"), text):
+    if _looks_like_html(header(headers, "Content-Type"), text):
         return FetchResult("challenge", status, reason=f"HTML page (HTTP {status})")
     if status == 404:
         return FetchResult("not_found", status, reason="HTTP 404")

@@ -1,7 +1,6 @@
 """One fetch cycle: leaderboard when due, predictions of the monitored predictors, odds of watched events."""
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -15,15 +14,17 @@ import redis
 from pydantic import ValidationError
 
 from fetcher import streams
-from fetcher.backoff import PredictorState, Transition, UpstreamBackoff, record_result
+from fetcher.backoff import PredictorState, Transition, record_result
 from fetcher.client import FetchResult, SofascoreClient, odds_path, predictions_path, ranking_path
 from fetcher.schedule import next_poll_seconds
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
+from fetcher.state import FetcherState, StateStore
 from shared.keys import Keys
 from shared.logs import error_line
 from shared.models import FetchKind, FetchRecord, Ranking
-from shared.redisconn import decoded, opt_float, text
+from shared.redisconn import text
 from shared.settings import Settings
+from shared.timefmt import utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,6 @@ class CycleReport:
     transitions: list[Transition] = field(default_factory=list)
 
 
-def _fmt_ts(value: float | None) -> str:
-    return "" if value is None else repr(value)
-
-
 class Fetcher:
     """The fetcher's state and its cycle. The clock is injected so tests can move time."""
 
@@ -82,74 +79,43 @@ class Fetcher:
         self.clock = clock
         self.keys = Keys.of(settings)
         self.filters = Filters.of(settings)
-        self.upstream = UpstreamBackoff()
-        self.predictors: dict[str, PredictorState] = {}
-        # The last leaderboard selection; None until a leaderboard was fetched (or loaded).
-        self.selected: list[Predictor] | None = None
-        self.leaderboard_at: float | None = None
-        self.last_cycle_at: float | None = None
-        self.last_success_at: float | None = None  # last good answer from Sofascore, for `sofamon status`
-        self.next_poll_at: float | None = None
+        self.state = FetcherState()
         self._pending: deque[FetchRecord] = deque(maxlen=PENDING_MAX)
         self._stopping = threading.Event()
         self._halt = threading.Event()
         self._redis_failed = False
 
     # -- state in Redis -----------------------------------------------------------------------
+    @property
+    def store(self) -> StateStore:
+        return StateStore(self.conn, self.keys)
+
     def load_state(self) -> None:
         """Take back what a previous run stored, so a restart keeps pauses and blocks. Raises on Redis errors."""
-        fields = decoded(self.conn.hgetall(self.keys.fetcher_state))
-        stored = {text(k): v for k, v in self.conn.hgetall(self.keys.monitored).items()}
-        self.upstream = UpstreamBackoff.from_fields(fields)
-        self.leaderboard_at = opt_float(fields.get("leaderboard_at"))
-        self.last_cycle_at = opt_float(fields.get("last_cycle_at"))
-        self.last_success_at = opt_float(fields.get("last_success_at"))
-        self.next_poll_at = opt_float(fields.get("next_poll_at"))
-        self.predictors = {}
-        for pid, raw in stored.items():
-            try:
-                self.predictors[pid] = PredictorState.from_json(raw)
-            except (ValueError, TypeError):
-                log.warning("stored state of predictor %s is unreadable; starting it afresh", pid)
-        ids = json.loads(fields["monitored"]) if fields.get("monitored") else None
-        if isinstance(ids, list):
-            self.selected = [Predictor(str(i), self._nickname(str(i))) for i in ids]
-        if self.upstream.active:
-            log.info("upstream backoff restored: paused until %s", _iso(self.upstream.until))
-
-    def state_fields(self) -> dict[str, str]:
-        fields = {
-            "last_cycle_at": _fmt_ts(self.last_cycle_at),
-            "last_success_at": _fmt_ts(self.last_success_at),
-            "next_poll_at": _fmt_ts(self.next_poll_at),
-            "leaderboard_at": _fmt_ts(self.leaderboard_at),
-            "monitored": json.dumps(None if self.selected is None else [p.id for p in self.selected]),
-        }
-        fields.update(self.upstream.to_fields())
-        return fields
+        self.state = self.store.read()
+        for pid in self.state.unreadable:
+            log.warning("stored state of predictor %s is unreadable; starting it afresh", pid)
+        self.state.unreadable = []
+        if self.state.upstream.active:
+            log.info("upstream backoff restored: paused until %s", utc_stamp(self.state.upstream.until))
 
     def save_state(self) -> bool:
-        """Write the state hash and the monitored hash in one transaction; False if Redis is away."""
+        """Write the state hashes in one transaction; False if Redis is away."""
         if self._redis_failed:
             return False
         try:
-            pipe = self.conn.pipeline(transaction=True)
-            pipe.hset(self.keys.fetcher_state, mapping=self.state_fields())  # type: ignore[arg-type]
-            pipe.delete(self.keys.monitored)
-            if self.predictors:
-                pipe.hset(self.keys.monitored, mapping={pid: s.to_json() for pid, s in self.predictors.items()})
-            pipe.execute()
+            self.store.save(self.state)
         except redis.RedisError as error:
             self._redis_down("state not saved", error)
             return False
         return True
 
     def schedule_next(self, at: float) -> None:
-        self.next_poll_at = at
+        self.state.next_poll_at = at
         if self._redis_failed:
             return
         try:
-            self.conn.hset(self.keys.fetcher_state, "next_poll_at", repr(at))
+            self.store.save_next_poll(at)
         except redis.RedisError as error:
             self._redis_down("next poll time not saved", error)
 
@@ -192,28 +158,25 @@ class Fetcher:
         return len(self._pending)
 
     # -- who and what to fetch ------------------------------------------------------------------
-    def _nickname(self, pid: str) -> str | None:
-        state = self.predictors.get(pid)
-        return state.nickname if state else None
-
     def monitored(self) -> list[Predictor]:
         """The leaderboard selection plus TARGET_USERS (targets are polled even with no leaderboard yet)."""
-        known = {pid: s.nickname for pid, s in self.predictors.items()}
-        return with_targets(list(self.selected or []), self.settings.target_users, known)
+        known = {pid: s.nickname for pid, s in self.state.predictors.items()}
+        selected = [Predictor(pid, known.get(pid)) for pid in self.state.selected or []]
+        return with_targets(selected, self.settings.target_users, known)
 
     def _leaderboard_due(self, now: float) -> bool:
-        if self.leaderboard_at is None:
+        if self.state.leaderboard_at is None:
             return True
-        return now - self.leaderboard_at >= self.settings.leaderboard_refresh_minutes * 60
+        return now - self.state.leaderboard_at >= self.settings.leaderboard_refresh_minutes * 60
 
     def _prediction_jobs(self, now: float) -> list[Job]:
         jobs = []
         for predictor in self.monitored():
-            state = self.predictors.setdefault(predictor.id, PredictorState(nickname=predictor.nickname))
+            state = self.state.predictors.setdefault(predictor.id, PredictorState(nickname=predictor.nickname))
             if predictor.nickname:
                 state.nickname = predictor.nickname
             if state.is_paused(now):
-                log.debug("predictions for %s: paused until %s", predictor.label, _iso(state.paused_until))
+                log.debug("predictions for %s: paused until %s", predictor.label, utc_stamp(state.paused_until))
                 continue
             jobs.append(Job("predictions", predictor.id, predictions_path(predictor.id), predictor))
         return jobs
@@ -250,10 +213,10 @@ class Fetcher:
         if self._stopping.is_set():
             return report
         now = self.clock()
-        self.last_cycle_at = now
+        self.state.last_cycle_at = now
         self.flush()
-        if self.upstream.is_blocked(now):
-            log.info("upstream paused for another %.0f s; no requests this cycle", self.upstream.remaining(now))
+        if self.state.upstream.is_blocked(now):
+            log.info("upstream paused for another %.0f s; no requests this cycle", self.state.upstream.remaining(now))
             report.skipped_blocked = True
         else:
             if self._leaderboard_due(now):
@@ -267,10 +230,10 @@ class Fetcher:
 
     def _refresh_leaderboard(self, report: CycleReport) -> None:
         job = Job("leaderboard", "top", ranking_path())
-        if self.selected is None:
+        if self.state.selected is None:
             fallback = "polling TARGET_USERS only" if self.settings.target_users else "nobody to poll yet"
         else:
-            fallback = f"keeping the previous {len(self.selected)} predictor(s)"
+            fallback = f"keeping the previous {len(self.state.selected)} predictor(s)"
         for _, result in self.client.fetch_many([job.path], self._halt):
             self._handle(job, result, report, fallback=fallback)
             if result.ok:
@@ -290,13 +253,13 @@ class Fetcher:
             log.warning("leaderboard: no usable entries; %s", fallback)
             return
         selected = select_predictors(ranking.ranking, self.filters, self.settings.target_users)
-        self.selected = selected
-        self.leaderboard_at = self.clock()
+        self.state.selected = [p.id for p in selected]
+        self.state.leaderboard_at = self.clock()
         keep = {p.id for p in selected} | set(self.settings.target_users)
         # Predictors that left the selection are forgotten; the hash shows who is monitored now.
-        self.predictors = {pid: s for pid, s in self.predictors.items() if pid in keep}
+        self.state.predictors = {pid: s for pid, s in self.state.predictors.items() if pid in keep}
         for predictor in selected:
-            state = self.predictors.setdefault(predictor.id, PredictorState())
+            state = self.state.predictors.setdefault(predictor.id, PredictorState())
             state.nickname = predictor.nickname or state.nickname
         log.info("leaderboard: monitoring %d predictor(s): %s", len(selected), ", ".join(p.label for p in selected))
 
@@ -308,20 +271,20 @@ class Fetcher:
         """Record one answer: the payload into the stream, the verdict into the backoff state, one log line."""
         now = self.clock()
         report.requests += 1
-        state = self.predictors.get(job.predictor.id) if job.predictor else None
+        state = self.state.predictors.get(job.predictor.id) if job.predictor else None
         if result.ok:
             self._emit(FetchRecord(kind=job.kind, subject=job.subject, fetched_at=now, payload=result.text))
             report.written += 1
-            self.last_success_at = now
+            self.state.last_success_at = now
             if state is not None:
                 record_result(state, "ok", now)
-            self._transition(self.upstream.on_success(now), report)
+            self._transition(self.state.upstream.on_success(now), report)
             return
         report.failures += 1
         consequences = []
         if result.blocks_upstream:
-            self._transition(self.upstream.on_block(now, result.retry_after, reason=result.describe()), report)
-            consequences.append(f"upstream paused {self.upstream.remaining(now):.0f} s")
+            self._transition(self.state.upstream.on_block(now, result.retry_after, reason=result.describe()), report)
+            consequences.append(f"upstream paused {self.state.upstream.remaining(now):.0f} s")
         if state is not None:
             effect = record_result(state, result.kind, now)
             if effect:
@@ -344,8 +307,8 @@ class Fetcher:
     def next_delay(self, rng: random.Random) -> float:
         """Seconds to the next cycle: the backoff's end while blocked, else the schedule."""
         now = self.clock()
-        if self.upstream.is_blocked(now):
-            return max(self.upstream.remaining(now), 1.0)
+        if self.state.upstream.is_blocked(now):
+            return max(self.state.upstream.remaining(now), 1.0)
         return next_poll_seconds(
             datetime.fromtimestamp(now, timezone.utc),
             scan_interval_minutes=self.settings.scan_interval_minutes,
@@ -353,6 +316,3 @@ class Fetcher:
             rng=rng,
         )
 
-
-def _iso(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")

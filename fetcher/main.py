@@ -18,6 +18,7 @@ from shared import heartbeat
 from shared.keys import Keys
 from shared.logs import setup_logging
 from shared.redisconn import connect
+from shared.retry import until_available
 from shared.settings import Settings
 
 log = logging.getLogger("fetcher")
@@ -48,22 +49,29 @@ def _stop_on_signals(stop: threading.Event, fetcher: Fetcher) -> Iterator[None]:
 
 def _beat(conn: redis.Redis, keys: Keys, name: str, fetcher: Fetcher) -> None:
     try:
-        heartbeat.beat(conn, keys, name, next_poll_at=fetcher.next_poll_at, last_cycle_at=fetcher.last_cycle_at)
+        heartbeat.beat(conn, keys, name, next_poll_at=fetcher.state.next_poll_at,
+                       last_cycle_at=fetcher.state.last_cycle_at)
     except redis.RedisError:
         pass  # the cycle already logged that Redis is away
 
 
 def _load_state(fetcher: Fetcher, stop: threading.Event, once: bool) -> bool:
     """Read the stored state before the first request; without it a restart would forget a block."""
-    while True:
-        try:
-            fetcher.load_state()
-            return True
-        except redis.RedisError as error:
-            log.error("Redis unreachable (%s)%s", type(error).__name__,
-                      "" if once else f"; retrying in {REDIS_RETRY_SECONDS:.0f} s")
-        if once or stop.wait(REDIS_RETRY_SECONDS):
-            return False
+
+    def on_retry(error: BaseException, seconds: float) -> None:
+        log.error("Redis unreachable (%s); retrying in %.0f s", type(error).__name__, seconds)
+
+    try:
+        for attempt in until_available((redis.RedisError,), stopping=stop, on_retry=on_retry,
+                                       first=REDIS_RETRY_SECONDS, most=REDIS_RETRY_SECONDS,
+                                       attempts=1 if once else None):
+            with attempt:
+                fetcher.load_state()
+    except redis.RedisError as error:
+        if once:
+            log.error("Redis unreachable (%s)", type(error).__name__)
+        return False
+    return True
 
 
 def _sleep(stop: threading.Event, seconds: float, beat: Callable[[], None]) -> None:

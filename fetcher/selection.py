@@ -10,11 +10,13 @@ from shared.settings import Settings
 
 @dataclass(frozen=True)
 class Filters:
-    min_roi: float = 0.0  # yield in percent (roi / total * 100)
-    min_avg_odds: float = 1.5
-    min_total_bets: int = 0
-    min_win_rate: float = 0.0
-    limit: int = 10
+    """The MIN_* and TOP_PREDICTORS_LIMIT settings (their defaults are in Settings)."""
+
+    min_roi: float  # yield in percent (roi / total * 100)
+    min_avg_odds: float
+    min_total_bets: int
+    min_win_rate: float
+    limit: int
 
     @classmethod
     def of(cls, settings: Settings) -> "Filters":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fetcher.backoff import PredictorState, UpstreamBackoff, record_result
+from fetcher.state import FetcherState, predictor_from_json, predictor_json
 
 T0 = 1_795_348_800.0
 
@@ -49,9 +50,9 @@ def test_upstream_blocks_are_not_the_predictors_fault(kind: str) -> None:
 
 def test_predictor_state_round_trips_through_json() -> None:
     state = PredictorState("Tactico.ES", last_fetch=T0, strikes=2, paused_until=T0 + 1800, last_status="error")
-    assert PredictorState.from_json(state.to_json()) == state
-    assert PredictorState.from_json(state.to_json().encode()) == state
-    assert PredictorState.from_json('{"nickname": "x", "future_field": 1}') == PredictorState("x")
+    assert predictor_from_json(predictor_json(state)) == state
+    assert predictor_from_json(predictor_json(state).encode()) == state
+    assert predictor_from_json('{"nickname": "x", "future_field": 1}') == PredictorState("x")
 
 
 # -- upstream ------------------------------------------------------------------------------------
@@ -123,11 +124,16 @@ def test_backoff_round_trips_through_hash_fields() -> None:
     backoff = UpstreamBackoff()
     backoff.on_block(T0)
     backoff.on_block(T0 + 60)
-    fields = backoff.to_fields()
-    assert fields == {"backoff_until": repr(T0 + 180), "backoff_seconds": "120.0", "blocked_since": repr(T0)}
-    restored = UpstreamBackoff.from_fields({k: v.encode() for k, v in fields.items()})  # Redis gives bytes
+    fields, _ = FetcherState(upstream=backoff).to_hashes()
+    assert {k: fields[k] for k in ("backoff_until", "backoff_seconds", "blocked_since")} == \
+        {"backoff_until": repr(T0 + 180), "backoff_seconds": "120.0", "blocked_since": repr(T0)}
+    restored = from_fields({k: v.encode() for k, v in fields.items()})  # Redis gives bytes
     assert (restored.until, restored.seconds, restored.blocked_since) == (T0 + 180, 120.0, T0)
     assert restored.is_blocked(T0 + 179)
-    cleared = UpstreamBackoff.from_fields({"backoff_until": "", "backoff_seconds": "0.0", "blocked_since": ""})
+    cleared = from_fields({"backoff_until": "", "backoff_seconds": "0.0", "blocked_since": ""})
     assert not cleared.active and not cleared.is_blocked(T0)
-    assert UpstreamBackoff.from_fields({}) == UpstreamBackoff()
+    assert from_fields({}) == UpstreamBackoff()
+
+
+def from_fields(fields: dict) -> UpstreamBackoff:
+    return FetcherState.from_hashes(fields, {}).upstream

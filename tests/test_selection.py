@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fetcher.selection import Filters, Predictor, passes, select_predictors
 from shared.models import Ranking, RankingEntry
+from shared.settings import Settings
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sofascore" / "vote-ranking.json"
+DEFAULTS = Filters.of(Settings.model_construct())  # the documented defaults, whatever the environment says
 STRICT = Filters(min_roi=5, min_avg_odds=1.6, min_total_bets=50, min_win_rate=45, limit=10)
 
 
@@ -23,7 +26,7 @@ def nicknames(predictors: list[Predictor]) -> list[str | None]:
 
 
 def test_defaults_pass_the_first_nine_and_fail_the_last_three(ranking: list[RankingEntry]) -> None:
-    verdicts = [passes(entry, Filters()) for entry in ranking]
+    verdicts = [passes(entry, DEFAULTS) for entry in ranking]
     assert verdicts == [True] * 9 + [False] * 3
 
 
@@ -43,27 +46,27 @@ def test_example_filters_from_the_fixture_table(ranking: list[RankingEntry]) -> 
 )
 def test_each_filter_is_applied(ranking: list[RankingEntry], field: str, value: float, drops: set[str]) -> None:
     base = {"GoalGuru_88", "Sharp_Mira", "Tactico.ES", "BorderlineBet", "ZeroCurrent"}
-    filters = Filters(**{**STRICT.__dict__, field: value})
+    filters = replace(STRICT, **{field: value})
     assert set(nicknames(select_predictors(ranking, filters))) == base - drops
 
 
 def test_null_avg_odds_counts_as_zero(ranking: list[RankingEntry]) -> None:
     no_odds = next(e for e in ranking if e.nickname == "NoOddsNick")
-    assert not passes(no_odds, Filters(min_avg_odds=0.01))
-    assert passes(no_odds, Filters(min_avg_odds=0))
+    assert not passes(no_odds, replace(DEFAULTS, min_avg_odds=0.01))
+    assert passes(no_odds, replace(DEFAULTS, min_avg_odds=0))
 
 
 def test_limit_keeps_leaderboard_order(ranking: list[RankingEntry]) -> None:
-    chosen = select_predictors(ranking, Filters(limit=3))
+    chosen = select_predictors(ranking, replace(DEFAULTS, limit=3))
     assert nicknames(chosen) == ["GoalGuru_88", "Sharp_Mira", "Tactico.ES"]
-    assert select_predictors(ranking, Filters(limit=0)) == []
+    assert select_predictors(ranking, replace(DEFAULTS, limit=0)) == []
 
 
 def test_targets_are_added_once_and_keep_their_nickname(ranking: list[RankingEntry]) -> None:
     value_hunter = "64b2a9d1c3e5f70819a2b3c4"  # fails the win-rate filter
     goal_guru = "6a1f0c2e9b3d4e5f60718293"  # already chosen
     stranger = "aaaaaaaaaaaaaaaaaaaaaaaa"  # not on the leaderboard
-    chosen = select_predictors(ranking, Filters(**{**STRICT.__dict__, "limit": 2}),
+    chosen = select_predictors(ranking, replace(STRICT, limit=2),
                                [value_hunter, goal_guru, stranger, stranger])
     assert chosen == [
         Predictor(goal_guru, "GoalGuru_88"),

@@ -1,0 +1,119 @@
+"""The fetcher's saved state in Redis, and its only reader and writer.
+
+Two hashes (names in shared/keys.py): `fetcher_state` holds the fetcher's own fields (cycle times,
+the leaderboard selection, the upstream backoff), `monitored` holds one JSON object per predictor id
+(nickname, last fetch, strikes, pause). The fetcher loads and saves them through `StateStore`;
+`sofamon status` reads the same hashes and turns them into a `FetcherState` with `from_hashes`, so the
+field names and layouts are written here and nowhere else.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import redis
+
+from fetcher.backoff import PredictorState, UpstreamBackoff
+from shared.keys import Keys
+from shared.numbers import opt_float
+from shared.redisconn import decoded
+
+log = logging.getLogger(__name__)
+
+_TIMES = ("last_cycle_at", "last_success_at", "next_poll_at", "leaderboard_at")
+
+
+@dataclass
+class FetcherState:
+    last_cycle_at: float | None = None
+    last_success_at: float | None = None  # the last good answer from Sofascore
+    next_poll_at: float | None = None
+    leaderboard_at: float | None = None
+    # Predictor ids the last leaderboard selected, in leaderboard order; None until one was read.
+    selected: list[str] | None = None
+    upstream: UpstreamBackoff = field(default_factory=UpstreamBackoff)
+    predictors: dict[str, PredictorState] = field(default_factory=dict)
+    # Predictor ids whose stored state could not be read (they start afresh).
+    unreadable: list[str] = field(default_factory=list)
+
+    def to_hashes(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The `fetcher_state` and `monitored` hashes ("" = unset)."""
+        own = {name: _number(getattr(self, name)) for name in _TIMES}
+        own["monitored"] = json.dumps(self.selected)
+        own.update({
+            "backoff_until": _number(self.upstream.until),
+            "backoff_seconds": repr(self.upstream.seconds),
+            "blocked_since": _number(self.upstream.blocked_since),
+        })
+        return own, {pid: predictor_json(s) for pid, s in self.predictors.items()}
+
+    @classmethod
+    def from_hashes(cls, own: Mapping[Any, Any], monitored: Mapping[Any, Any]) -> "FetcherState":
+        """Whatever can be read of the two hashes; unreadable parts are left unset (never raises)."""
+        own = decoded(own, "replace")
+        state = cls(**{name: opt_float(own.get(name)) for name in _TIMES})
+        state.selected = _ids(own.get("monitored"))
+        state.upstream = UpstreamBackoff(
+            until=opt_float(own.get("backoff_until")),
+            seconds=opt_float(own.get("backoff_seconds")) or 0.0,
+            blocked_since=opt_float(own.get("blocked_since")),
+        )
+        for pid, raw in decoded(monitored, "replace").items():
+            try:
+                state.predictors[pid] = predictor_from_json(raw)
+            except (ValueError, TypeError):
+                state.unreadable.append(pid)
+        return state
+
+
+def predictor_json(state: PredictorState) -> str:
+    return json.dumps(asdict(state))
+
+
+def predictor_from_json(raw: str | bytes) -> PredictorState:
+    """A stored predictor state; fields this version does not know are ignored. Raises ValueError if unreadable."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    known = {f.name: data[f.name] for f in fields(PredictorState) if f.name in data}
+    return PredictorState(**known)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _ids(raw: str | None) -> list[str] | None:
+    try:
+        ids = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return [str(i) for i in ids] if isinstance(ids, list) else None
+
+
+class StateStore:
+    """Loads and saves the fetcher's state; Redis errors are the caller's to handle."""
+
+    def __init__(self, conn: redis.Redis, keys: Keys) -> None:
+        self.conn = conn
+        self.keys = keys
+
+    def read(self) -> FetcherState:
+        return FetcherState.from_hashes(self.conn.hgetall(self.keys.fetcher_state),
+                                        self.conn.hgetall(self.keys.monitored))
+
+    def save(self, state: FetcherState) -> None:
+        """Both hashes in one transaction; predictors no longer monitored disappear from the second."""
+        own, monitored = state.to_hashes()
+        pipe = self.conn.pipeline(transaction=True)
+        pipe.hset(self.keys.fetcher_state, mapping=own)  # type: ignore[arg-type]
+        pipe.delete(self.keys.monitored)
+        if monitored:
+            pipe.hset(self.keys.monitored, mapping=monitored)  # type: ignore[arg-type]
+        pipe.execute()
+
+    def save_next_poll(self, at: float) -> None:
+        self.conn.hset(self.keys.fetcher_state, "next_poll_at", repr(at))
