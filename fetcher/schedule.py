@@ -52,3 +52,9 @@ def next_poll_seconds(now: datetime, *, scan_interval_minutes: float, tz: tzinfo
     # phase is enough (no wall-clock arithmetic across a transition).
     until_burst = BURST_MINUTE * 60 - _seconds_into_quarter(local)
     return min(seconds, until_burst + BURST_ENTRY_MARGIN)
+
+
+def longest_interval(scan_interval_minutes: float) -> float:
+    """The longest wait the schedule can choose between two cycles (weekends only shorten it)."""
+    day = scan_interval_minutes * 60 * (1 + DAY_JITTER)
+    return max(PEAK_SECONDS[1], NIGHT_SECONDS[1], day)

@@ -7,7 +7,7 @@ chmod 0700 var
 .venv/bin/sofamon init-db
 rm -f var/supervisor.d/redis.conf
 probe=0
-.venv/bin/python -m shared.redisprobe || probe=$?
+.venv/bin/python -m sofamon.redisprobe || probe=$?
 if [ "$probe" -eq 0 ]; then
     echo "using the Redis at REDIS_URL"
 elif [ "$probe" -ne 1 ]; then

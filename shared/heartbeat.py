@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from shared.keys import Keys
+from shared.redisconn import text
 
 HEARTBEAT_TTL = 300
 
@@ -28,9 +29,19 @@ def clear(conn: redis.Redis, keys: Keys, name: str) -> None:
 
 
 def read_all(conn: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
+    """Every heartbeat still in Redis, by name; an unreadable one is listed with `at` None, never fatal."""
     found = []
+    marker = keys.heartbeat("")
     for key in conn.scan_iter(match=keys.heartbeats, count=500):
         raw = conn.get(key)
-        if raw:
-            found.append(json.loads(raw))
-    return sorted(found, key=lambda b: b["name"])
+        if raw is None:
+            continue  # expired between SCAN and GET
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            body = {"at": None}
+        body.setdefault("name", text(key).removeprefix(marker))
+        found.append(body)
+    return sorted(found, key=lambda b: str(b.get("name")))

@@ -152,3 +152,10 @@ def release_owner(db: Database, owner: str, error: str | None = None) -> int:
             " WHERE state = ? AND lease_owner = ?",
             (PENDING, error, SENDING, owner),
         )
+
+
+def waiting(db: Database) -> tuple[int, float | None]:
+    """How many alerts are still to deliver (pending or sending), and when the oldest was created."""
+    with db.tx() as tx:
+        row = tx.one("SELECT COUNT(*), MIN(created_at) FROM alerts WHERE state IN (?, ?)", (PENDING, SENDING))
+    return (int(row[0]), float(row[1]) if row[1] is not None else None) if row else (0, None)

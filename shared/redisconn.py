@@ -11,10 +11,11 @@ from shared.settings import Settings
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
-def connect(settings: Settings, *, socket_timeout: float | None = 30.0) -> redis.Redis:
+def connect(settings: Settings, *, socket_timeout: float | None = 30.0, connect_timeout: float = 5.0) -> redis.Redis:
+    """The one way to reach the project's Redis: timeouts on, so a vanished Redis gives an error, not a hang."""
     return redis.Redis.from_url(
         settings.redis_url,
-        socket_connect_timeout=5,
+        socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
         health_check_interval=30,
         retry_on_timeout=False,
@@ -29,11 +30,3 @@ def text(value: Any, errors: str = "strict") -> str:
 def decoded(mapping: Any, errors: str = "strict") -> dict[str, str]:
     """A Redis hash or stream entry as text keys and values."""
     return {text(k, errors): text(v, errors) for k, v in mapping.items()}
-
-
-def opt_float(value: Any) -> float | None:
-    """A stored number, None when the field is missing or empty."""
-    if value is None:
-        return None
-    raw = text(value)
-    return float(raw) if raw else None

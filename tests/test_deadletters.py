@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from processor.deadletters import list_letters, retry
-from shared.cli import main
+from sofamon.cli import main
 from shared.keys import Keys
 from shared.settings import Settings
 from shared.storage import Database

@@ -25,7 +25,7 @@ def fakes() -> Iterator[tuple[FakeSofascore, FakeDiscord]]:
 
 
 def sofamon(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "shared.cli", *args], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "sofamon.cli", *args], env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, f"sofamon {' '.join(args)} failed:\n{result.stderr[-3000:]}"
     return result

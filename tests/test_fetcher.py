@@ -657,7 +657,7 @@ def test_sigterm_stops_the_loop_promptly_with_status_0(
     env = {k: v for k, v in os.environ.items() if k.upper() not in {f.upper() for f in Settings.model_fields}}
     env.update(REDIS_URL=settings.redis_url, REDIS_PREFIX=settings.redis_prefix,
                SOFASCORE_BASE_URL=fake.base_url, DATABASE_URL=settings.database_url)
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "fetch"], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "sofamon.cli", "fetch"], cwd=tmp_path, env=env,
                             stderr=subprocess.PIPE, text=True)
     killer = threading.Timer(20, proc.kill)  # a hung child must not hang the suite
     killer.start()

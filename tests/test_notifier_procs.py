@@ -31,7 +31,7 @@ DEADLINE = 45.0
 
 def _command() -> list[str]:
     script = Path(sys.executable).with_name("sofamon")
-    return [str(script), "notify"] if script.exists() else [sys.executable, "-m", "shared.cli", "notify"]
+    return [str(script), "notify"] if script.exists() else [sys.executable, "-m", "sofamon.cli", "notify"]
 
 
 class Notifiers:

@@ -13,7 +13,7 @@ import redis
 
 from processor import replay
 from processor.replay import Selection, dry_run, parse_when, reinject
-from shared.cli import main
+from sofamon.cli import main
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.settings import Settings
 from shared.storage import Database

@@ -38,7 +38,7 @@ def test_dotenv_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_bad_value_stops_startup_with_one_line(name: str, value: str, tmp_path) -> None:
     env = {"PATH": os.environ["PATH"], name: value}
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "init-db"], env=env, cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "sofamon.cli", "init-db"], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -49,7 +49,7 @@ def test_bad_value_stops_startup_with_one_line(name: str, value: str, tmp_path) 
 def test_secret_webhook_never_echoed_in_config_errors(tmp_path) -> None:
     env = {"PATH": os.environ["PATH"], "DISCORD_MESSAGES_PER_MINUTE": "0",
            "DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/1/tok-SECRET-abc"}
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "init-db"], env=env, cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "sofamon.cli", "init-db"], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "tok-SECRET" not in result.stderr + result.stdout
 

@@ -16,12 +16,14 @@ from rq import Queue
 
 from shared import heartbeat, outbox
 from shared.alerts import HealthAlert
-from shared.cli import main
+from sofamon.cli import main
 from shared.jobs import enqueue_alert
 from shared.keys import ALERTS_QUEUE, Keys
 from shared.settings import Settings
-from shared.status import (ALIVE_SECONDS, STALE_CYCLE_SECONDS, STUCK_ALERT_SECONDS, Snapshot, build_report, gather,
-                           human_ago, human_bytes, render)
+from shared.timefmt import ago as human_ago
+from sofamon.report import ALIVE_SECONDS, STALE_CYCLE_SECONDS, STUCK_ALERT_SECONDS, Snapshot, build_report
+from sofamon.status import gather
+from sofamon.statusview import human_bytes, render
 from shared.storage import Database
 
 NOW = 1_795_348_800.0
@@ -191,7 +193,7 @@ def test_human_units() -> None:
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings], database_url: str, redis_url: str, db: Database,
              monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings in the environment too, for `shared.cli.main`."""
+    """Settings in the environment too, for `sofamon.cli.main`."""
     settings = make_settings(database_url=database_url)
     monkeypatch.setenv("REDIS_URL", settings.redis_url)
     monkeypatch.setenv("REDIS_PREFIX", settings.redis_prefix)
@@ -307,7 +309,7 @@ def test_unreachable_redis_exits_1_with_one_line(sqlite_url: str) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
            "REDIS_URL": f"redis://:hunter2@127.0.0.1:{closed_port()}/0", "DATABASE_URL": sqlite_url}
     Database(sqlite_url).migrate()
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "status"], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "sofamon.cli", "status"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -36,27 +36,13 @@ def _init_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dashboard(settings: Settings, args: argparse.Namespace) -> int:
-    """rq-dashboard on the project's Redis; the password goes through the environment, not `ps`."""
-    import os
-    import shutil
-    from pathlib import Path
+    from sofamon.dashboard import run
 
-    beside = Path(sys.executable).parent / "rq-dashboard"  # supervisord's PATH need not include the venv
-    env = dict(os.environ)
-    command = [str(beside) if beside.exists() else shutil.which("rq-dashboard") or "rq-dashboard", "--bind", settings.rq_dashboard_host,
-               "--port", str(settings.rq_dashboard_port), "--redis-url", settings.redis_url]
-    if settings.rq_dashboard_username and settings.rq_dashboard_password:
-        env["RQ_DASHBOARD_USERNAME"] = settings.rq_dashboard_username
-        env["RQ_DASHBOARD_PASSWORD"] = settings.rq_dashboard_password.get_secret_value()
-    else:
-        env.pop("RQ_DASHBOARD_USERNAME", None)
-        env.pop("RQ_DASHBOARD_PASSWORD", None)
-    os.execvpe(command[0], command, env)
-    return 0  # not reached
+    return run(settings)
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.status import run
+    from sofamon.status import run
 
     return run(settings, as_json=args.json)
 

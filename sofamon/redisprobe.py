@@ -1,4 +1,4 @@
-"""`python -m shared.redisprobe`: exit 0 when a Redis answers at REDIS_URL, 1 when none does.
+"""`python -m sofamon.redisprobe`: exit 0 when a Redis answers at REDIS_URL, 1 when none does.
 
 `make run` asks this to decide whether to run an embedded redis-server. A REDIS_URL the user set
 explicitly is never replaced by an embedded one: if it does not answer, that is reported and we stop.
@@ -10,13 +10,14 @@ import sys
 
 import redis
 
+from shared.redisconn import connect
 from shared.settings import load_settings
 
 
 def main() -> int:
     settings = load_settings()
     try:
-        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2).ping()
+        connect(settings, socket_timeout=2, connect_timeout=2).ping()
         return 0
     except (redis.ConnectionError, redis.TimeoutError):
         if "REDIS_URL" in os.environ or _in_dotenv():

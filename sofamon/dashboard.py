@@ -1,0 +1,30 @@
+"""`sofamon dashboard`: rq-dashboard on the project's Redis, bound to 127.0.0.1 unless configured otherwise."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from shared.settings import Settings
+
+
+def command(settings: Settings) -> list[str]:
+    beside = Path(sys.executable).parent / "rq-dashboard"  # supervisord's PATH need not include the venv
+    program = str(beside) if beside.exists() else shutil.which("rq-dashboard") or "rq-dashboard"
+    return [program, "--bind", settings.rq_dashboard_host, "--port", str(settings.rq_dashboard_port),
+            "--redis-url", settings.redis_url]
+
+
+def run(settings: Settings) -> int:
+    """Replaces this process; the password goes through the environment, never the command line (`ps`)."""
+    env = dict(os.environ)
+    if settings.rq_dashboard_username and settings.rq_dashboard_password:
+        env["RQ_DASHBOARD_USERNAME"] = settings.rq_dashboard_username
+        env["RQ_DASHBOARD_PASSWORD"] = settings.rq_dashboard_password.get_secret_value()
+    else:
+        env.pop("RQ_DASHBOARD_USERNAME", None)
+        env.pop("RQ_DASHBOARD_PASSWORD", None)
+    argv = command(settings)
+    os.execvpe(argv[0], argv, env)
+    return 0  # not reached

@@ -1,0 +1,135 @@
+"""`sofamon status` as text: the report of sofamon/report.py in sections of aligned rows."""
+from __future__ import annotations
+
+from typing import Any
+
+from shared.console import table
+from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP
+from shared.timefmt import ago, due_in, duration, local_clock, local_stamp
+
+
+def human_bytes(size: int | None) -> str:
+    if size is None:
+        return "unknown"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover - not reached
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def _section(title: str, rows: list[list[str]]) -> list[str]:
+    return ["", title, *table(rows, indent=2)]
+
+
+def _processes(report: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for role, entry in report["processes"].items():
+        if not entry["instances"]:
+            rows.append([role, "-", "MISSING", ""])
+        for inst in entry["instances"]:
+            # Timestamps (next_poll_at, ...) are shown in their own sections; the rest are counters.
+            extra = ", ".join(f"{k}={v}" for k, v in inst["info"].items()
+                              if not isinstance(v, (dict, list)) and not k.endswith("_at"))
+            rows.append([role, str(inst["name"]), "alive" if inst["alive"] else "STALE",
+                         f"seen {ago(inst['ago'])}" + (f"  ({extra})" if extra else "")])
+    return rows
+
+
+def _upstream(up: dict[str, Any], now: float) -> str:
+    if up["blocked"]:
+        text = (f"BLOCKED until {local_clock(up['backoff_until'])} ({due_in(up['backoff_until'] - now)}),"
+                f" backoff {duration(up['backoff_seconds'])}")
+        if up["blocked_since"] is not None:
+            text += f", since {ago(now - up['blocked_since'])}"
+        return text
+    if up["blocked_since"] is not None:
+        return f"backoff over, waiting for a good answer (blocked since {ago(now - up['blocked_since'])})"
+    return "ok"
+
+
+def _fetcher(report: dict[str, Any]) -> list[list[str]]:
+    fetcher = report["fetcher"]
+    return [
+        ["last cycle", ago(fetcher["last_cycle_ago"]) + ("  (STALE)" if fetcher["stale"] else "")],
+        ["last success", ago(fetcher["last_success_ago"]) + ("  (FAILING)" if fetcher["failing"] else "")],
+        ["next poll", due_in(fetcher["next_poll_in"])],
+        ["leaderboard", ago(fetcher["leaderboard_ago"])],
+        ["upstream", _upstream(fetcher["upstream"], report["generated_at"])],
+    ]
+
+
+def _predictors(report: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for p in report["predictors"]:
+        state = f"PAUSED until {local_clock(p['paused_until'])}" if p["paused"] else p["last_status"] or "-"
+        if p["strikes"]:
+            state += f", {p['strikes']} strike(s)"
+        rows.append([str(p["nickname"] or "?"), p["id"], f"fetched {ago(p['last_fetch_ago'])}", state])
+    return rows
+
+
+def _redis(report: dict[str, Any]) -> list[list[str]]:
+    streams, queue = report["streams"], report["queue"]
+    group = streams["group"]
+    if group is None:
+        group_text = "not created yet"
+    else:
+        lag = "unknown" if group.get("lag") is None else f"{group['lag']:,}"
+        group_text = f"pending {group.get('pending', 0):,}, lag {lag}, consumers {group.get('consumers', 0)}"
+    queue_text = "unknown" if queue is None else (
+        f"queued {queue['queued']:,}, waiting to retry {queue['scheduled']:,}, in progress {queue['started']:,},"
+        f" failed {queue['failed']:,}" + ("  (FAILED)" if queue["failed"] else "") + f", workers {queue['workers']}")
+    webhooks = ", ".join(f"{name} BROKEN (url {hook['fingerprint']})" if hook["broken"] else f"{name} ok"
+                         for name, hook in report["webhooks"].items())
+    return [
+        ["fetched stream", f"{_count(streams['fetched']['length'])} entries"],
+        ["dead letters", f"{_count(streams['dead_letters']['length'])} entries"],
+        [f"group {PROCESSOR_GROUP}", group_text],
+        [f"queue {ALERTS_QUEUE}", queue_text],
+        ["webhooks", webhooks],
+    ]
+
+
+def _database(report: dict[str, Any]) -> list[list[str]]:
+    database, alerts = report["database"], report["alerts"]
+    states = ", ".join(f"{k} {v:,}" for k, v in alerts["by_state"].items()) or "none yet"
+    if not alerts["waiting"] or alerts["oldest_waiting_ago"] is None:
+        waiting = _count(alerts["waiting"])
+    else:
+        waiting = f"{alerts['waiting']:,}, the oldest for {duration(alerts['oldest_waiting_ago'])}" \
+                  + ("  (STUCK)" if alerts["stuck"] else "")
+    return [
+        ["size", f"{human_bytes(database['size_bytes'])} ({database['dialect']})"],
+        ["alerts sent", f"{_count(alerts['sent_last_hour'])} in the last hour,"
+                        f" {_count(alerts['sent_last_day'])} in the last day"],
+        ["alerts by state", states],
+        ["alerts waiting", waiting],
+    ]
+
+
+def render(report: dict[str, Any]) -> str:
+    if not report["redis"]["reachable"]:
+        # Nothing else worth showing: one line per problem (Redis, and the database if it is down too).
+        return "\n".join(f"UNHEALTHY: {p}" for p in report["problems"])
+    verdict = "healthy" if report["healthy"] else "UNHEALTHY"
+    lines = [f"sofamon status: {verdict}  ({local_stamp(report['generated_at'])})",
+             "", "processes", *table(_processes(report), indent=2)]
+    lines += _section("fetcher", _fetcher(report))
+    predictors = report["predictors"]
+    lines += ["", f"predictors ({len(predictors)} monitored)"]
+    lines += table(_predictors(report), indent=2) if predictors else ["  (none recorded)"]
+    lines += _section("redis", _redis(report))
+    database = report["database"]
+    if database["reachable"]:
+        lines += _section("database", _database(report))
+    else:
+        lines += ["", "database", f"  UNAVAILABLE ({database['dialect']}): {database['error']}"]
+    lines += ["", "problems"]
+    lines += [f"  - {p}" for p in report["problems"]] or ["  none"]
+    return "\n".join(lines)
