@@ -57,10 +57,15 @@ def _row(values: tuple) -> OutboxRow:
     return OutboxRow(int(alert_id), webhook, _ALERT.validate_json(payload), state, float(created_at))
 
 
+def find(tx: Tx, alert_id: int) -> OutboxRow | None:
+    """An alert as stored, inside a transaction the caller holds (e.g. a line movement quoting its tip's alert)."""
+    values = tx.one("SELECT id, webhook, payload, state, created_at FROM alerts WHERE id = ?", (alert_id,))
+    return _row(values) if values else None
+
+
 def get(db: Database, alert_id: int) -> OutboxRow | None:
     with db.tx() as tx:
-        values = tx.one("SELECT id, webhook, payload, state, created_at FROM alerts WHERE id = ?", (alert_id,))
-    return _row(values) if values else None
+        return find(tx, alert_id)
 
 
 def deliverable_ids(db: Database, now: float, webhook: str | None = None) -> list[int]:
