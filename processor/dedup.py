@@ -69,8 +69,14 @@ def tips_on_event(tx: Tx, event_id: int) -> list[AlertedTip]:
         " home, away, movement_armed, alert_id FROM tips WHERE event_id = ? ORDER BY created_at, tip_key",
         (event_id,),
     )
-    return [AlertedTip(*row[:10], armed=bool(row[10]), alert_id=int(row[11]) if row[11] is not None else None)
-            for row in rows]
+    return [_alerted(*row) for row in rows]
+
+
+def _alerted(key: str, predictor_id: str, event_id: int, vote: str, vote_type: int | None,
+             odds_decimal: float | None, odds_fractional: str | None, start_ts: int, home: str, away: str,
+             armed: int, alert_id: int | None) -> AlertedTip:
+    return AlertedTip(key, predictor_id, event_id, vote, vote_type, odds_decimal, odds_fractional, start_ts,
+                      home, away, bool(armed), int(alert_id) if alert_id is not None else None)
 
 
 def set_armed(tx: Tx, tip_key: str, armed: bool) -> bool:

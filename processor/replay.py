@@ -35,7 +35,7 @@ import redis
 from pydantic import ValidationError
 
 from processor.handle import BadRecord, Handler, Rules, parse
-from shared import console
+from shared import console, outbox
 from shared.keys import Keys
 from shared.logs import first_line
 from shared.models import FetchRecord
@@ -267,16 +267,22 @@ def _chosen(conn: redis.Redis, stream: str, span: tuple[str, str], selection: Se
         yield entry_id, raw, record
 
 
+def _begin(conn: redis.Redis, settings: Settings, selection: Selection, *, dry: bool
+           ) -> tuple[Result, tuple[str, str] | None]:
+    """An empty result and the id range to read (None: the stream is empty)."""
+    stream = Keys.of(settings).fetched
+    return Result(stream=stream, dry_run=dry), bounds(conn, stream, selection)
+
+
 # -- dry run ---------------------------------------------------------------------------------------
 
 
 def dry_run(conn: redis.Redis, settings: Settings, selection: Selection, progress_out: TextIO | None = None) -> Result:
     """What the chosen entries produce on an empty database; reads the stream and nothing else."""
-    stream = Keys.of(settings).fetched
-    result = Result(stream=stream, dry_run=True)
-    span = bounds(conn, stream, selection)
+    result, span = _begin(conn, settings, selection, dry=True)
     if span is None:
         return result
+    stream = result.stream
     with tempfile.TemporaryDirectory(prefix="sofamon-replay-") as scratch:
         db = Database(f"sqlite:///{scratch}/replay.db")
         try:
@@ -299,9 +305,7 @@ def dry_run(conn: redis.Redis, settings: Settings, selection: Selection, progres
                         origin[alert_id] = entry_id
             finally:
                 progress.close()
-            with db.tx() as tx:
-                rows = tx.all("SELECT id, kind, predictor_id, event_id, payload FROM alerts ORDER BY id")
-            result.alerts = [_alert_line(row, origin.get(int(row[0]), "?")) for row in rows]
+            result.alerts = [_alert_line(row, origin.get(int(row[0]), "?")) for row in outbox.listing(db)]
         finally:
             db.close()
     return result
@@ -312,11 +316,10 @@ def dry_run(conn: redis.Redis, settings: Settings, selection: Selection, progres
 
 def reinject(conn: redis.Redis, settings: Settings, selection: Selection, progress_out: TextIO | None = None) -> Result:
     """Append copies of the chosen entries (fields unchanged) to the fetched stream; unparseable ones stay out."""
-    stream = Keys.of(settings).fetched
-    result = Result(stream=stream, dry_run=False)
-    span = bounds(conn, stream, selection)
+    result, span = _begin(conn, settings, selection, dry=False)
     if span is None:
         return result
+    stream = result.stream
     progress = Progress(span[0], span[1], progress_out, label="re-inject")
     pipe = conn.pipeline(transaction=False)
     queued = 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -66,6 +67,12 @@ def find(tx: Tx, alert_id: int) -> OutboxRow | None:
 def get(db: Database, alert_id: int) -> OutboxRow | None:
     with db.tx() as tx:
         return find(tx, alert_id)
+
+
+def listing(db: Database) -> list[tuple[Any, ...]]:
+    """Every alert, oldest first, as (id, kind, predictor id, event id, payload JSON): what `sofamon replay` lists."""
+    with db.tx() as tx:
+        return tx.all("SELECT id, kind, predictor_id, event_id, payload FROM alerts ORDER BY id")
 
 
 def deliverable_ids(db: Database, now: float, webhook: str | None = None) -> list[int]:
