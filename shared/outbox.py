@@ -149,6 +149,15 @@ def count_by_state(db: Database) -> dict[str, int]:
     return {state: int(n) for state, n in rows}
 
 
+def waiting(db: Database) -> tuple[int, float | None]:
+    """How many alerts are not delivered yet (pending or being sent), and since when the oldest waits."""
+    with db.tx() as tx:
+        row = tx.one("SELECT COUNT(*), MIN(created_at) FROM alerts WHERE state IN (?, ?)", (PENDING, SENDING))
+    if row is None:
+        return 0, None
+    return int(row[0]), float(row[1]) if row[1] is not None else None
+
+
 def lease_owners(db: Database) -> list[str]:
     """Who holds claimed (sending) alerts right now."""
     with db.tx() as tx:
