@@ -19,6 +19,7 @@ from fetcher.client import FetchResult, SofascoreClient, odds_path, predictions_
 from fetcher.schedule import next_poll_seconds
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
 from fetcher.state import FetcherState, StateStore
+from shared import watch
 from shared.keys import Keys
 from shared.logs import error_line
 from shared.models import FetchKind, FetchRecord, Ranking
@@ -182,19 +183,15 @@ class Fetcher:
         return jobs
 
     def _odds_jobs(self, now: float) -> list[Job]:
-        """Watched events still to kick off; those already kicked off leave the set."""
-        key = self.keys.watched_events
+        """Watched events still to kick off; those already kicked off leave the set (`shared.watch`)."""
         if self._redis_failed:
             return []
         try:
-            pipe = self.conn.pipeline(transaction=False)
-            pipe.zremrangebyscore(key, "-inf", now)
-            pipe.zrangebyscore(key, f"({now!r}", "+inf")
-            _, members = pipe.execute()
+            events = watch.due(self.conn, self.keys, now)
         except redis.RedisError as error:
             self._redis_down("watched events not read, odds skipped", error)
             return []
-        return [Job("odds", text(m), odds_path(text(m))) for m in members]
+        return [Job("odds", event, odds_path(event)) for event in events]
 
     # -- the cycle --------------------------------------------------------------------------------
     def request_stop(self) -> None:

@@ -1,9 +1,18 @@
-"""Which tips deserve an alert now: a pure function of the tip and the time it was fetched."""
+"""Which tips deserve an alert, judged at which times, and until when their price is followed (pure rules).
+
+Live processing judges a tip at the time it was fetched and again at the time it is processed, so a
+backlog handled late does not alert matches that kicked off meanwhile; a replay has no processing
+clock and judges by fetch time only. Line movement is checked for an alerted tip until its match
+kicks off, by the kick-off rule of `shared.watch` (which also ends the fetcher's odds polling).
+"""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from shared.models import Prediction
+from shared.watch import kicked_off
 
 
 def is_alertable(prediction: Prediction, now: float, lookahead_hours: float, grace_minutes: float) -> bool:
@@ -18,6 +27,32 @@ def is_alertable(prediction: Prediction, now: float, lookahead_hours: float, gra
     if status == "inprogress":
         return 0 <= now - start < grace_minutes * 60
     return False
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Alertability at every time a tip is judged at.
+
+    `clock` is the processing time (live processing); None judges by fetch time only (replay).
+    """
+
+    lookahead_hours: float
+    grace_minutes: float
+    clock: Callable[[], float] | None
+
+    def times(self, fetched_at: float) -> list[float]:
+        return [fetched_at] if self.clock is None else [fetched_at, max(fetched_at, self.clock())]
+
+    def alertable(self, predictions: list[Prediction], fetched_at: float) -> list[Prediction]:
+        """The tips alertable at every judging time, in page order."""
+        times = self.times(fetched_at)
+        return [p for p in predictions
+                if all(is_alertable(p, t, self.lookahead_hours, self.grace_minutes) for t in times)]
+
+
+def movement_applies(start_ts: float, fetched_at: float) -> bool:
+    """An alerted tip's price is compared with the odds fetched before its match kicked off, not after."""
+    return not kicked_off(start_ts, fetched_at)
 
 
 def group_by_match(predictions: list[Prediction]) -> dict[int, list[Prediction]]:

@@ -1,11 +1,11 @@
 """Reading the fetched stream as a consumer group: own pending entries first, then orphans, then new."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import redis
 
+from processor import deadletters
 from shared.redisconn import text
 
 Entry = tuple[str, dict[bytes, bytes]]
@@ -49,10 +49,8 @@ class StreamConsumer:
 
     def dead_letter(self, dead_stream: str, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
         """Park an entry that can never be processed, with the reason, and move on (atomically)."""
-        record = {text(k): text(v) for k, v in fields.items()}
-        body = {"source_id": entry_id, "source_stream": self.stream, "reason": reason, "fields": json.dumps(record)}
         with self.conn.pipeline(transaction=True) as pipe:
-            pipe.xadd(dead_stream, body)
+            deadletters.park(pipe, dead_stream, self.stream, entry_id, fields, reason)
             pipe.xack(self.stream, self.group, entry_id)
             pipe.execute()
 

@@ -1,27 +1,39 @@
-"""`sofamon dead-letters`: list the entries the processor could not use, and retry them.
+"""Dead letters: the entries the processor could not use, with the reason; and `sofamon dead-letters`.
 
-A dead letter (stream `Keys.dead_letters`) has the fields source_id, source_stream, reason and
-fields (the JSON of the original entry's fields). Retrying one appends the original fields to the
-fetched stream and deletes the dead letter in one MULTI/EXEC transaction, under WATCH of the
-dead-letter stream so two operators retrying at once cannot both re-inject it. An entry that fails
-again simply becomes a new dead letter.
+This module owns the format of the dead-letter stream (`Keys.dead_letters`): `park` writes a dead
+letter, `list_letters` reads them, `retry` re-injects one. A dead letter has the fields source_id,
+source_stream, reason and fields (the JSON of the original entry's fields). Retrying one appends the
+original fields to the fetched stream and deletes the dead letter in one MULTI/EXEC transaction,
+under WATCH of the dead-letter stream so two operators retrying at once cannot both re-inject it.
+An entry that fails again simply becomes a new dead letter.
 """
 from __future__ import annotations
 
 import json
 import sys
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any, TextIO
 
 import redis
+import tenacity
 
+from shared import console
 from shared.keys import Keys
 from shared.logs import first_line
-from shared.redisconn import decoded, text
+from shared.numbers import opt_float
+from shared.redisconn import REDIS_ERRORS, connect, decoded, text
 from shared.settings import Settings
+from shared.timefmt import local_stamp
 
+SOURCE_ID, SOURCE_STREAM, REASON, FIELDS = "source_id", "source_stream", "reason", "fields"
 WATCH_ATTEMPTS = 5
+
+
+def park(pipe: Any, dead_stream: str, source_stream: str, entry_id: str, fields: dict[Any, Any],
+         reason: str) -> None:
+    """Queue on `pipe` the dead letter of one entry; the caller acknowledges the entry in the same transaction."""
+    pipe.xadd(dead_stream, {SOURCE_ID: entry_id, SOURCE_STREAM: source_stream, REASON: reason,
+                            FIELDS: json.dumps(decoded(fields))})
 
 
 @dataclass(frozen=True)
@@ -51,20 +63,16 @@ def _original(raw: str | None) -> dict[str, str] | None:
 def _letter(entry_id: Any, raw_fields: dict[Any, Any]) -> DeadLetter:
     entry_id = text(entry_id, "replace")
     fields = decoded(raw_fields, "replace")
-    original = _original(fields.get("fields"))
-    try:
-        fetched_at = float(original["fetched_at"]) if original and "fetched_at" in original else None
-    except ValueError:
-        fetched_at = None
+    original = _original(fields.get(FIELDS))
     return DeadLetter(
         id=entry_id,
         dead_at=int(entry_id.split("-", 1)[0]) / 1000,
-        source_id=fields.get("source_id", ""),
-        source_stream=fields.get("source_stream", ""),
-        reason=fields.get("reason", ""),
+        source_id=fields.get(SOURCE_ID, ""),
+        source_stream=fields.get(SOURCE_STREAM, ""),
+        reason=fields.get(REASON, ""),
         kind=original.get("kind") if original else None,
         subject=original.get("subject") if original else None,
-        fetched_at=fetched_at,
+        fetched_at=opt_float(original.get("fetched_at")) if original else None,
         payload_bytes=len(original["payload"]) if original and "payload" in original else None,
         fields_ok=original is not None,
     )
@@ -84,27 +92,32 @@ class Retried:
 
 def retry(conn: redis.Redis, keys: Keys, entry_id: str) -> Retried:
     """Put one dead letter's original fields back on the fetched stream and delete it, atomically."""
-    for _ in range(WATCH_ATTEMPTS):
-        with conn.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(keys.dead_letters)
-                found = pipe.xrange(keys.dead_letters, min=entry_id, max=entry_id)
-                if not found:
-                    return Retried(entry_id, False, error="no such dead letter")
-                raw = decoded(found[0][1], "replace")
-                original = _original(raw.get("fields"))
-                if not original:
-                    return Retried(entry_id, False, error="its original fields are not readable JSON; left in place")
-                pipe.multi()
-                pipe.xadd(keys.fetched, original)
-                pipe.xdel(keys.dead_letters, entry_id)
-                new_id, _deleted = pipe.execute()
-            except redis.WatchError:
-                continue  # the dead-letter stream changed meanwhile: look again
-            except redis.ResponseError as error:  # e.g. not a valid stream id
-                return Retried(entry_id, False, error=first_line(error, 200))
-        return Retried(entry_id, True, new_id=text(new_id, "replace"))
-    return Retried(entry_id, False, error="the dead-letter stream kept changing; try again")
+    try:
+        return _move_back(conn, keys, entry_id)
+    except redis.WatchError:
+        return Retried(entry_id, False, error="the dead-letter stream kept changing; try again")
+
+
+# The dead-letter stream changed between WATCH and EXEC: look again, a few times.
+@tenacity.retry(retry=tenacity.retry_if_exception_type(redis.WatchError),
+                stop=tenacity.stop_after_attempt(WATCH_ATTEMPTS), reraise=True)
+def _move_back(conn: redis.Redis, keys: Keys, entry_id: str) -> Retried:
+    with conn.pipeline(transaction=True) as pipe:
+        try:
+            pipe.watch(keys.dead_letters)
+            found = pipe.xrange(keys.dead_letters, min=entry_id, max=entry_id)
+            if not found:
+                return Retried(entry_id, False, error="no such dead letter")
+            original = _original(decoded(found[0][1], "replace").get(FIELDS))
+            if not original:
+                return Retried(entry_id, False, error="its original fields are not readable JSON; left in place")
+            pipe.multi()
+            pipe.xadd(keys.fetched, original)
+            pipe.xdel(keys.dead_letters, entry_id)
+            new_id, _deleted = pipe.execute()
+        except redis.ResponseError as error:  # e.g. not a valid stream id
+            return Retried(entry_id, False, error=first_line(error, 200))
+    return Retried(entry_id, True, new_id=text(new_id, "replace"))
 
 
 def retry_many(conn: redis.Redis, keys: Keys, ids: list[str]) -> list[Retried]:
@@ -114,20 +127,19 @@ def retry_many(conn: redis.Redis, keys: Keys, ids: list[str]) -> list[Retried]:
 # -- text ------------------------------------------------------------------------------------------
 
 
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def render(letters: list[DeadLetter], stream: str) -> str:
     if not letters:
         return f"no dead letters in {stream}"
-    rows = [["ID", "DEAD-LETTERED", "KIND", "SUBJECT", "FETCHED", "REASON"]]
-    for d in letters:
-        rows.append([d.id, _when(d.dead_at), d.kind or "?", d.subject or "?", _when(d.fetched_at),
-                     d.reason if d.fields_ok else f"{d.reason} [original fields unreadable]"])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    rows = [[d.id, local_stamp(d.dead_at), d.kind or "?", d.subject or "?", local_stamp(d.fetched_at),
+             d.reason if d.fields_ok else f"{d.reason} [original fields unreadable]"] for d in letters]
+    lines = console.table(rows, headers=["ID", "DEAD-LETTERED", "KIND", "SUBJECT", "FETCHED", "REASON"])
     lines.append(f"{len(letters)} dead letter(s) in {stream}; retry with --retry ID or --retry-all")
+    return "\n".join(lines)
+
+
+def render_retried(results: list[Retried], stream: str) -> str:
+    lines = [f"{r.id}: re-injected as {r.new_id}" if r.ok else f"{r.id}: not retried: {r.error}" for r in results]
+    lines.append(f"{sum(r.ok for r in results)} of {len(results)} dead letter(s) re-injected onto {stream}")
     return "\n".join(lines)
 
 
@@ -135,29 +147,26 @@ def run(settings: Settings, retry_ids: list[str] | None, retry_all: bool, as_jso
         out: TextIO | None = None) -> int:
     out = out if out is not None else sys.stdout
     keys = Keys.of(settings)
-    conn = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=30)
+    conn = connect(settings, socket_timeout=30)
     try:
         if not retry_ids and not retry_all:
             letters = list_letters(conn, keys)
             if as_json:
-                print(json.dumps({"stream": keys.dead_letters, "count": len(letters),
-                                  "dead_letters": [asdict(d) for d in letters]}, indent=2), file=out)
+                console.show(json.dumps({"stream": keys.dead_letters, "count": len(letters),
+                                 "dead_letters": [asdict(d) for d in letters]}, indent=2), out)
             else:
-                print(render(letters, keys.dead_letters), file=out)
+                console.show(render(letters, keys.dead_letters), out)
             return 0
         # --retry-all works on the ids present now: entries that fail again come back as new ids.
         ids = [d.id for d in list_letters(conn, keys)] if retry_all else list(retry_ids or [])
         results = retry_many(conn, keys, ids)
-    except (redis.ConnectionError, redis.TimeoutError) as error:
-        print(f"sofamon dead-letters: Redis unreachable: {type(error).__name__}", file=sys.stderr)
+    except REDIS_ERRORS as error:
+        console.show(f"sofamon dead-letters: Redis unreachable: {type(error).__name__}", sys.stderr)
         return 1
     finally:
         conn.close()
     if as_json:
-        print(json.dumps({"retried": [asdict(r) for r in results]}, indent=2), file=out)
+        console.show(json.dumps({"retried": [asdict(r) for r in results]}, indent=2), out)
     else:
-        for r in results:
-            print(f"{r.id}: re-injected as {r.new_id}" if r.ok else f"{r.id}: not retried: {r.error}", file=out)
-        done = sum(r.ok for r in results)
-        print(f"{done} of {len(results)} dead letter(s) re-injected onto {keys.fetched}", file=out)
+        console.show(render_retried(results, keys.fetched), out)
     return 0 if all(r.ok for r in results) else 1

@@ -1,10 +1,20 @@
-"""Tips alerted so far: claiming a tip is atomic, so each tip is alerted at most once, ever."""
+"""Tips alerted so far (table `tips`): a tip's identity, the atomic claim that alerts each tip at most
+once, ever, the line-movement state of alerted tips, and which of their events are still ahead."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared import watch
 from shared.models import Prediction
 from shared.storage import Tx
+
+
+def tip_key(predictor_id: str, prediction: Prediction) -> str:
+    """Identity of a tip: the prediction id, or what defines it when the id is missing."""
+    if prediction.id:
+        return f"{predictor_id}:{prediction.id}"
+    vote_type = prediction.vote_type if prediction.vote_type is not None else ""
+    return f"{predictor_id}:{prediction.event_id}:{vote_type}:{prediction.vote}"
 
 
 def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> bool:
@@ -15,7 +25,7 @@ def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> 
         " start_ts, home, away, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (tip_key) DO NOTHING",
         (
-            prediction.tip_key(predictor_id),
+            tip_key(predictor_id, prediction),
             predictor_id,
             prediction.event_id,
             prediction.vote,
@@ -32,6 +42,7 @@ def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> 
 
 
 def link_alert(tx: Tx, tip_keys: list[str], alert_id: int) -> None:
+    """The new-tip alert that announced these tips (a line movement quotes its match)."""
     for key in tip_keys:
         tx.execute("UPDATE tips SET alert_id = ? WHERE tip_key = ?", (alert_id, key))
 
@@ -49,15 +60,23 @@ class AlertedTip:
     home: str
     away: str
     armed: bool
+    alert_id: int | None  # its new-tip alert
 
 
 def tips_on_event(tx: Tx, event_id: int) -> list[AlertedTip]:
     rows = tx.all(
         "SELECT tip_key, predictor_id, event_id, vote, vote_type, odds_decimal, odds_fractional, start_ts,"
-        " home, away, movement_armed FROM tips WHERE event_id = ? ORDER BY created_at, tip_key",
+        " home, away, movement_armed, alert_id FROM tips WHERE event_id = ? ORDER BY created_at, tip_key",
         (event_id,),
     )
-    return [AlertedTip(*row[:10], armed=bool(row[10])) for row in rows]
+    return [_alerted(*row) for row in rows]
+
+
+def _alerted(key: str, predictor_id: str, event_id: int, vote: str, vote_type: int | None,
+             odds_decimal: float | None, odds_fractional: str | None, start_ts: int, home: str, away: str,
+             armed: int, alert_id: int | None) -> AlertedTip:
+    return AlertedTip(key, predictor_id, event_id, vote, vote_type, odds_decimal, odds_fractional, start_ts,
+                      home, away, bool(armed), int(alert_id) if alert_id is not None else None)
 
 
 def set_armed(tx: Tx, tip_key: str, armed: bool) -> bool:
@@ -69,6 +88,7 @@ def set_armed(tx: Tx, tip_key: str, armed: bool) -> bool:
 
 
 def upcoming_events(tx: Tx, now: float) -> dict[int, int]:
-    """Events with an alerted tip whose match has not started: their odds are worth polling."""
-    rows = tx.all("SELECT event_id, MAX(start_ts) FROM tips WHERE start_ts > ? GROUP BY event_id", (now,))
+    """Events with an alerted tip that has not kicked off (`shared.watch`'s rule): their odds are worth polling."""
+    rows = tx.all("SELECT event_id, MAX(start_ts) FROM tips WHERE start_ts > ? GROUP BY event_id",
+                  (watch.cutoff(now),))
     return {int(event_id): int(start) for event_id, start in rows}

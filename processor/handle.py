@@ -1,4 +1,9 @@
-"""Turn one fetched record into database changes and alerts (no Redis here: see processor.main)."""
+"""Turn one fetched record into database changes and alerts: parse it, apply the rules, store, say what to do next.
+
+Orchestration only: the rules are in `processor.alertable` and `processor.movement`, the SQL in
+`processor.dedup` (tips), `processor.oddshistory`, `processor.predictors` and `shared.outbox`.
+No Redis here: the Outcome tells `processor.main` what to do after the commit.
+"""
 from __future__ import annotations
 
 import json
@@ -9,16 +14,17 @@ from fractions import Fraction
 
 from pydantic import ValidationError
 
-from processor import dedup, predictors
-from processor.alertable import group_by_match, is_alertable
-from processor.movement import Price, all_prices, current_price, decide, decimal_of, delta
+from processor import dedup, oddshistory, predictors
+from processor.alertable import Judge, group_by_match, movement_applies
+from processor.movement import Price, all_prices, current_price, decide, delta
 from shared import outbox
 from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, TipLine
 from shared.logs import first_line
-from shared.markets import market_name, pick_label
-from shared.models import EventOdds, FetchRecord, Prediction, PredictionsPage, Ranking
+from shared.models import EventOdds, FetchRecord, PredictionsPage, Ranking
+from shared.prices import decimal_of
 from shared.settings import Settings
 from shared.storage import Database, Tx
+from shared.watch import kicked_off
 from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
 
 log = logging.getLogger(__name__)
@@ -73,14 +79,13 @@ def _first_line(error: Exception) -> str:
 
 
 class Handler:
-    """`clock`, when given (live processing), also judges tips at the time they are processed, so a
-    backlog handled late does not alert matches that kicked off meanwhile. Replays judge by fetch time only.
-    """
+    """`clock`, when given (live processing), also judges tips at the time they are processed (see `Judge`);
+    replays pass None and judge by fetch time only."""
 
     def __init__(self, db: Database, rules: Rules, clock: Callable[[], float] | None = None) -> None:
         self.db = db
         self.rules = rules
-        self.clock = clock
+        self.judge = Judge(rules.lookahead_hours, rules.grace_minutes, clock)
 
     def handle(self, record: FetchRecord) -> Outcome:
         """Apply one record in one transaction; raises BadRecord for data that can never be processed."""
@@ -104,42 +109,34 @@ class Handler:
 
     # -- new tips -------------------------------------------------------------------------------
     def _predictions(self, tx: Tx, predictor_id: str, page: PredictionsPage, now: float, outcome: Outcome) -> None:
-        rules = self.rules
-        at = [now] if self.clock is None else [now, max(now, self.clock())]
-        candidates = [p for p in page.predictions
-                      if all(is_alertable(p, t, rules.lookahead_hours, rules.grace_minutes) for t in at)]
-        claimed = [p for p in candidates if dedup.claim_tip(tx, predictor_id, p, now)]
+        claimed = [p for p in self.judge.alertable(page.predictions, now) if dedup.claim_tip(tx, predictor_id, p, now)]
         if not claimed:
             return
         who = predictors.info(tx, predictor_id)
         for event_id, tips in group_by_match(claimed).items():
             first = tips[0]
-            alert = NewTipAlert(
-                predictor=who,
-                match=MatchInfo.of(first),
-                tips=[_tip_line_of(p) for p in tips],
-            )
+            alert = NewTipAlert(predictor=who, match=MatchInfo.of(first), tips=[TipLine.of_prediction(p) for p in tips])
             alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now,
                                      predictor_id=predictor_id, event_id=event_id)
-            dedup.link_alert(tx, [p.tip_key(predictor_id) for p in tips], alert_id)
+            dedup.link_alert(tx, [dedup.tip_key(predictor_id, p) for p in tips], alert_id)
             outcome.alert_ids.append(alert_id)
             outcome.summaries.append(
                 f"new_tip predictor={who.nickname} match={first.home_team_name} vs {first.away_team_name}"
                 f" event={event_id} tips={len(tips)}"
             )
-            if first.start_date_timestamp > now:
+            if not kicked_off(first.start_date_timestamp, now):
                 outcome.watch[event_id] = first.start_date_timestamp
 
     # -- line movement --------------------------------------------------------------------------
     def _odds(self, tx: Tx, event_id: int, odds: EventOdds, now: float, outcome: Outcome) -> None:
         for tip in dedup.tips_on_event(tx, event_id):
-            if tip.start_ts <= now:
+            if not movement_applies(tip.start_ts, now):
                 continue
             price = current_price(odds, tip.vote, tip.vote_type, tip.home, tip.away)
             tipped = decimal_of(tip.odds_fractional, tip.odds_decimal)
             if price is not None and tipped is not None:
                 self._movement(tx, tip, tipped, price, now, outcome)
-        record_prices(tx, event_id, all_prices(odds), now)
+        oddshistory.record(tx, event_id, all_prices(odds), now)
 
     def _movement(self, tx: Tx, tip: dedup.AlertedTip, tipped: Fraction, price: Price, now: float,
                   outcome: Outcome) -> None:
@@ -150,11 +147,10 @@ class Handler:
         if not decision.alert:
             return
         who = predictors.info(tx, tip.predictor_id)
-        match = _match_of_tip(tx, tip)
         alert = LineMovementAlert(
             predictor=who,
-            match=match,
-            tip=_tip_line(tip.vote, tip.vote_type, tip.home, tip.away, float(tipped)),
+            match=_match_of(tx, tip),
+            tip=TipLine.of(tip.vote, tip.vote_type, tip.home, tip.away, float(tipped)),
             tip_odds=round(float(tipped), 3),
             current_odds=round(float(price.decimal), 3),
             delta=float(change),
@@ -183,27 +179,6 @@ class Handler:
             outcome.summaries.append(f"health {record.subject}")
 
 
-def record_prices(tx: Tx, event_id: int, prices: list[Price], now: float) -> None:
-    """Odds history: a row for each price that differs from the last one recorded for its choice.
-
-    Every price ever offered is kept, without a row per poll for prices that did not move.
-    """
-    rows = tx.all(
-        "SELECT market_id, choice_group, choice, fractional FROM odds_history WHERE id IN"
-        " (SELECT MAX(id) FROM odds_history WHERE event_id = ? GROUP BY market_id, choice_group, choice)",
-        (event_id,),
-    )
-    latest = {(int(m), g, c): f for m, g, c, f in rows}
-    for price in prices:
-        if latest.get((price.market_id, price.choice_group, price.choice)) == price.fractional:
-            continue
-        tx.execute(
-            "INSERT INTO odds_history (event_id, market_id, choice_group, choice, fractional, decimal, observed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event_id, price.market_id, price.choice_group, price.choice, price.fractional, float(price.decimal), now),
-        )
-
-
 def _event_id(subject: str) -> int:
     try:
         return int(subject)
@@ -211,23 +186,9 @@ def _event_id(subject: str) -> int:
         raise BadRecord(f"odds record for a non-numeric event id {subject[:40]!r}") from None
 
 
-def _tip_line(vote: str, vote_type: int | None, home: str, away: str, odds: float | None) -> TipLine:
-    return TipLine(market=market_name(vote_type), pick=pick_label(vote, vote_type, home, away),
-                   odds=round(odds, 3) if odds else None)
-
-
-def _tip_line_of(prediction: Prediction) -> TipLine:
-    odds = prediction.odds
-    price = decimal_of(odds.fractional_value, odds.decimal_value) if odds else None
-    return _tip_line(prediction.vote, prediction.vote_type, prediction.home_team_name, prediction.away_team_name,
-                     float(price) if price else None)
-
-
-def _match_of_tip(tx: Tx, tip: dedup.AlertedTip) -> MatchInfo:
+def _match_of(tx: Tx, tip: dedup.AlertedTip) -> MatchInfo:
     """The match as the tip's new-tip alert described it (slugs included)."""
-    row = tx.one("SELECT payload FROM alerts WHERE id = (SELECT alert_id FROM tips WHERE tip_key = ?)", (tip.tip_key,))
-    if row:
-        original = json.loads(row[0])
-        if "match" in original:
-            return MatchInfo.model_validate(original["match"])
+    announced = outbox.find(tx, tip.alert_id) if tip.alert_id is not None else None
+    if announced is not None and isinstance(announced.alert, NewTipAlert):
+        return announced.alert.match
     return MatchInfo(event_id=tip.event_id, home=tip.home, away=tip.away, start_ts=tip.start_ts)

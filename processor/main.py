@@ -1,4 +1,8 @@
-"""`sofamon process`: read the fetched stream, decide what to alert, enqueue the alerts."""
+"""`sofamon process`: read the fetched stream, decide what to alert, enqueue the alerts.
+
+Redis or the database away: one log line per failure and the batch is tried again (`shared.retry`),
+its entries staying pending meanwhile; a burst gives up when the waits have grown to their longest.
+"""
 from __future__ import annotations
 
 import logging
@@ -13,15 +17,16 @@ from types import FrameType
 import redis
 from pydantic import ValidationError
 
+from processor import dedup
 from processor.consumer import StreamConsumer
-from processor.dedup import upcoming_events
 from processor.handle import BadRecord, Handler, Outcome, Rules
-from shared import heartbeat
+from shared import heartbeat, watch
 from shared.jobs import alerts_queue, enqueue_alert
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import error_line, first_line, setup_logging
 from shared.models import FetchRecord
 from shared.redisconn import REDIS_ERRORS, connect
+from shared.retry import until_available
 from shared.settings import Settings
 from shared.storage import TRANSIENT_ERRORS, Database
 
@@ -30,7 +35,12 @@ log = logging.getLogger("processor")
 BATCH = 50
 BLOCK_MS = 2000
 WATCH_SYNC_SECONDS = 60
+HEARTBEAT_SECONDS = 15
+# Redis or the database away: retry after 1 s, doubling up to 30 s. A burst gives up once the wait
+# would reach 30 s: after the waits of 1, 2, 4, 8 and 16 s, the sixth failure ends it.
+SERVICE_ERRORS = (*REDIS_ERRORS, *TRANSIENT_ERRORS)
 MAX_RETRY_PAUSE = 30.0
+BURST_ATTEMPTS = 6
 
 
 def consumer_name() -> str:
@@ -52,6 +62,8 @@ class Processor:
         self.stop = threading.Event()
         self.handled = 0
         self._watch_synced = 0.0
+        self._group_ready = False
+        self._last_beat = 0.0
 
     def step(self, block_ms: int | None) -> int:
         """Handle one batch; returns how many entries were handled (0: nothing pending)."""
@@ -70,7 +82,7 @@ class Processor:
         except (BadRecord, ValidationError) as error:
             self._dead_letter(entry_id, fields, first_line(error))
             return
-        except (*REDIS_ERRORS, *TRANSIENT_ERRORS):
+        except SERVICE_ERRORS:
             raise  # the services are away: the entry stays pending and is tried again
         except Exception as error:  # noqa: BLE001 - one odd entry must not stop every alert behind it
             self._dead_letter(entry_id, fields, error_line(error, 250))
@@ -87,8 +99,7 @@ class Processor:
 
     def _apply(self, outcome: Outcome) -> None:
         """Redis side of a committed record: watch its events, enqueue its alerts."""
-        if outcome.watch:
-            self.conn.zadd(self.keys.watched_events, {str(e): s for e, s in outcome.watch.items()})
+        watch.add(self.conn, self.keys, outcome.watch)
         for alert_id in outcome.alert_ids:
             enqueue_alert(self.queue, alert_id, retry_intervals=self.settings.notifier_retry_intervals)
 
@@ -98,9 +109,8 @@ class Processor:
         if now - self._watch_synced < WATCH_SYNC_SECONDS:
             return
         with self.db.tx() as tx:
-            upcoming = upcoming_events(tx, now)
-        if upcoming:
-            self.conn.zadd(self.keys.watched_events, {str(e): s for e, s in upcoming.items()})
+            upcoming = dedup.upcoming_events(tx, now)
+        watch.add(self.conn, self.keys, upcoming)
         self._watch_synced = now
 
     @property
@@ -111,34 +121,45 @@ class Processor:
         heartbeat.beat(self.conn, self.keys, self.heartbeat_name, handled=self.handled, **self.consumer.lag())
 
     def run(self, burst: bool) -> int:
-        pause = 1.0
-        last_beat = 0.0
-        started = False
+        """Handle entries until stopped (or, in a burst, until none is pending); 1 when a burst gives up."""
         while not self.stop.is_set():
             try:
-                if not started:
-                    self.consumer.ensure_group()
-                    started = True
-                handled = self.step(None if burst else BLOCK_MS)
-                if time.time() - last_beat > 15:
-                    self.beat()
-                    last_beat = time.time()
-                pause = 1.0
-                if burst and handled == 0:
-                    return 0
-            except REDIS_ERRORS as error:
-                log.error("Redis unavailable (%s); retrying in %.0f s", type(error).__name__, pause)
-            except TRANSIENT_ERRORS as error:
-                log.error("database unavailable (%s); retrying in %.0f s", first_line(error, 200), pause)
-            else:
-                continue
-            if burst and pause >= MAX_RETRY_PAUSE:
-                log.error("giving up this burst; unprocessed entries stay pending")
+                for attempt in until_available(SERVICE_ERRORS, stopping=self.stop, on_retry=self._retrying,
+                                               most=MAX_RETRY_PAUSE, attempts=BURST_ATTEMPTS if burst else None):
+                    with attempt:
+                        handled = self._round(burst)
+            except SERVICE_ERRORS as error:
+                if self.stop.is_set():
+                    log.error("%s; stopping", _unavailable(error))
+                    break
+                log.error("%s; giving up this burst; unprocessed entries stay pending", _unavailable(error))
                 return 1
-            self.stop.wait(pause)
-            pause = min(pause * 2, MAX_RETRY_PAUSE)
+            if burst and handled == 0:
+                return 0
         log.info("stopped after %d entries; unacknowledged entries stay pending", self.handled)
         return 0
+
+    def _round(self, burst: bool) -> int:
+        if self.stop.is_set():  # woken from a retry wait by a stop: leave without reading more
+            return 0
+        if not self._group_ready:
+            self.consumer.ensure_group()
+            self._group_ready = True
+        handled = self.step(None if burst else BLOCK_MS)
+        if time.time() - self._last_beat > HEARTBEAT_SECONDS:
+            self.beat()
+            self._last_beat = time.time()
+        return handled
+
+    @staticmethod
+    def _retrying(error: BaseException, seconds: float) -> None:
+        log.error("%s; retrying in %.0f s", _unavailable(error), seconds)
+
+
+def _unavailable(error: BaseException) -> str:
+    if isinstance(error, REDIS_ERRORS):
+        return f"Redis unavailable ({type(error).__name__})"
+    return f"database unavailable ({first_line(error, 200)})"
 
 
 def run(settings: Settings, burst: bool = False) -> int:

@@ -1,12 +1,12 @@
 """Line movement: how far the price of a tipped pick has moved since the tip (pure)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 
 from shared.markets import choice_name
 from shared.models import EventOdds
+from shared.prices import decimal_of
 
 
 @dataclass(frozen=True)
@@ -18,24 +18,6 @@ class Price:
     decimal: Fraction
 
 
-def parse_fraction(text: str) -> Fraction | None:
-    numerator, _, denominator = text.strip().partition("/")
-    try:
-        value = Fraction(int(numerator), int(denominator or 1))
-    except (ValueError, ZeroDivisionError):
-        return None
-    return value if value >= 0 else None
-
-
-def decimal_of(fractional: str | None, decimal: float | None) -> Fraction | None:
-    """A tip's price, exact from its fraction when there is one."""
-    if fractional:
-        value = parse_fraction(fractional)
-        if value is not None:
-            return 1 + value
-    return Fraction(str(decimal)) if decimal and math.isfinite(decimal) and decimal > 1 else None
-
-
 def all_prices(odds: EventOdds, *, suspended: bool = True) -> list[Price]:
     """Every price on offer (suspended markets too, unless told not to)."""
     prices = []
@@ -43,10 +25,10 @@ def all_prices(odds: EventOdds, *, suspended: bool = True) -> list[Price]:
         if market.suspended and not suspended:
             continue
         for choice in market.choices:
-            value = parse_fraction(choice.fractional_value)
+            value = decimal_of(choice.fractional_value)
             if value is not None:
                 prices.append(Price(market.market_id, market.choice_group, choice.name, choice.fractional_value,
-                                    1 + value))
+                                    value))
     return prices
 
 

@@ -24,9 +24,9 @@ import json
 import re
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, TextIO
@@ -35,10 +35,11 @@ import redis
 from pydantic import ValidationError
 
 from processor.handle import BadRecord, Handler, Rules, parse
+from shared import console, outbox
 from shared.keys import Keys
 from shared.logs import first_line
 from shared.models import FetchRecord
-from shared.redisconn import decoded, text
+from shared.redisconn import REDIS_ERRORS, connect, decoded, text
 from shared.settings import Settings
 from shared.storage import Database
 
@@ -153,44 +154,34 @@ def scan(conn: redis.Redis, stream: str, first: str, last: str, batch: int | Non
 
 
 class Progress:
-    """A one-line progress bar on stderr for long replays, by position in the id range (no total needed)."""
+    """A progress bar (`shared.console.progress`) for long replays, by position in the id range.
+
+    It appears once more than PROGRESS_AFTER entries were read, and only on a terminal.
+    """
 
     def __init__(self, first_id: str | None, last_id: str, out: TextIO | None = None, label: str = "replay") -> None:
-        self.out = out if out is not None else sys.stderr
-        self.enabled = bool(getattr(self.out, "isatty", lambda: False)())
+        self.out = out
         self.lo = _id_key(first_id, upper=False)[0] if first_id and first_id != "-" else None
         self.hi = _id_key(last_id, upper=True)[0]
         self.label = label
         self.count = 0
-        self.shown = False
-        self._drawn_at = float("-inf")
+        self._shown = ExitStack()
+        self._bar: console.ProgressBar | None = None
 
     def step(self, entry_id: str) -> None:
         self.count += 1
-        if not self.enabled:
-            return
         ms = _id_key(entry_id, upper=False)[0]
         if self.lo is None:
             self.lo = ms
         if self.count <= PROGRESS_AFTER:
             return
-        now = time.monotonic()
-        if now - self._drawn_at < 0.1:
-            return
-        self._drawn_at = now
-        span = max(self.hi - self.lo, 1)
-        fraction = min(max((ms - self.lo) / span, 0.0), 1.0)
-        width = 30
-        filled = int(fraction * width)
-        self.out.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction * 100:3.0f}%"
-                       f"  {self.count:,} entries")
-        self.out.flush()
-        self.shown = True
+        if self._bar is None:
+            self._bar = self._shown.enter_context(console.progress(self.label, max(self.hi - self.lo, 1), self.out))
+            self._bar.count = self.count - 1  # the entries read before it appeared count too
+        self._bar.update(min(max(ms - self.lo, 0), self.hi - self.lo))
 
     def close(self) -> None:
-        if self.shown:
-            self.out.write("\r" + " " * 70 + "\r")
-            self.out.flush()
+        self._shown.close()
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -276,16 +267,22 @@ def _chosen(conn: redis.Redis, stream: str, span: tuple[str, str], selection: Se
         yield entry_id, raw, record
 
 
+def _begin(conn: redis.Redis, settings: Settings, selection: Selection, *, dry: bool
+           ) -> tuple[Result, tuple[str, str] | None]:
+    """An empty result and the id range to read (None: the stream is empty)."""
+    stream = Keys.of(settings).fetched
+    return Result(stream=stream, dry_run=dry), bounds(conn, stream, selection)
+
+
 # -- dry run ---------------------------------------------------------------------------------------
 
 
 def dry_run(conn: redis.Redis, settings: Settings, selection: Selection, progress_out: TextIO | None = None) -> Result:
     """What the chosen entries produce on an empty database; reads the stream and nothing else."""
-    stream = Keys.of(settings).fetched
-    result = Result(stream=stream, dry_run=True)
-    span = bounds(conn, stream, selection)
+    result, span = _begin(conn, settings, selection, dry=True)
     if span is None:
         return result
+    stream = result.stream
     with tempfile.TemporaryDirectory(prefix="sofamon-replay-") as scratch:
         db = Database(f"sqlite:///{scratch}/replay.db")
         try:
@@ -308,9 +305,7 @@ def dry_run(conn: redis.Redis, settings: Settings, selection: Selection, progres
                         origin[alert_id] = entry_id
             finally:
                 progress.close()
-            with db.tx() as tx:
-                rows = tx.all("SELECT id, kind, predictor_id, event_id, payload FROM alerts ORDER BY id")
-            result.alerts = [_alert_line(row, origin.get(int(row[0]), "?")) for row in rows]
+            result.alerts = [_alert_line(row, origin.get(int(row[0]), "?")) for row in outbox.listing(db)]
         finally:
             db.close()
     return result
@@ -321,11 +316,10 @@ def dry_run(conn: redis.Redis, settings: Settings, selection: Selection, progres
 
 def reinject(conn: redis.Redis, settings: Settings, selection: Selection, progress_out: TextIO | None = None) -> Result:
     """Append copies of the chosen entries (fields unchanged) to the fetched stream; unparseable ones stay out."""
-    stream = Keys.of(settings).fetched
-    result = Result(stream=stream, dry_run=False)
-    span = bounds(conn, stream, selection)
+    result, span = _begin(conn, settings, selection, dry=False)
     if span is None:
         return result
+    stream = result.stream
     progress = Progress(span[0], span[1], progress_out, label="re-inject")
     pipe = conn.pipeline(transaction=False)
     queued = 0
@@ -349,22 +343,14 @@ def reinject(conn: redis.Redis, settings: Settings, selection: Selection, progre
 # -- text ------------------------------------------------------------------------------------------
 
 
-def _table(rows: list[list[str]]) -> list[str]:
-    if not rows:
-        return []
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-
-
 def render(result: Result, max_listed: int = 20) -> str:
     lines: list[str] = []
     kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(result.selected.items())) or "none"
     span = f" ({result.first_id} .. {result.last_id})" if result.first_id else ""
     if result.dry_run:
         if result.alerts:
-            rows = [["KIND", "PREDICTOR", "MATCH", "EVENT", "DETAIL", "ENTRY"]]
-            rows += [[a.kind, a.predictor, a.match, str(a.event_id or "-"), a.detail, a.entry_id] for a in result.alerts]
-            lines += _table(rows)
+            rows = [[a.kind, a.predictor, a.match, str(a.event_id or "-"), a.detail, a.entry_id] for a in result.alerts]
+            lines += console.table(rows, headers=["KIND", "PREDICTOR", "MATCH", "EVENT", "DETAIL", "ENTRY"])
             lines.append("")
         lines.append(f"dry run: {result.total:,} entries replayed{span}: {kinds}")
         lines.append(f"{len(result.alerts):,} alert(s) would be produced on an empty database;"
@@ -391,13 +377,13 @@ def render(result: Result, max_listed: int = 20) -> str:
 
 def run(settings: Settings, selection: Selection, dry: bool, out: TextIO | None = None) -> int:
     out = out if out is not None else sys.stdout
-    conn = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=60)
+    conn = connect(settings, socket_timeout=60)
     try:
         result = (dry_run if dry else reinject)(conn, settings, selection)
-    except (redis.ConnectionError, redis.TimeoutError) as error:
-        print(f"sofamon replay: Redis unreachable: {type(error).__name__}: {first_line(error)}", file=sys.stderr)
+    except REDIS_ERRORS as error:
+        console.show(f"sofamon replay: Redis unreachable: {type(error).__name__}: {first_line(error)}", sys.stderr)
         return 1
     finally:
         conn.close()
-    print(render(result), file=out)
+    console.show(render(result), out)
     return 0

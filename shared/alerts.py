@@ -5,7 +5,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.markets import market_name, pick_label
 from shared.models import PeriodStats, Prediction
+from shared.prices import decimal_of
 
 
 class StatsSummary(BaseModel):
@@ -60,6 +62,18 @@ class TipLine(BaseModel):
     pick: str
     odds: float | None = None
 
+    @classmethod
+    def of(cls, vote: str, vote_type: int | None, home: str, away: str, odds: float | None) -> "TipLine":
+        return cls(market=market_name(vote_type), pick=pick_label(vote, vote_type, home, away),
+                   odds=round(odds, 3) if odds else None)
+
+    @classmethod
+    def of_prediction(cls, prediction: Prediction) -> "TipLine":
+        odds = prediction.odds
+        price = decimal_of(odds.fractional_value, odds.decimal_value) if odds else None
+        return cls.of(prediction.vote, prediction.vote_type, prediction.home_team_name, prediction.away_team_name,
+                      float(price) if price else None)
+
 
 class NewTipAlert(BaseModel):
     kind: Literal["new_tip"] = "new_tip"
@@ -87,6 +101,3 @@ class HealthAlert(BaseModel):
 
 Alert = Annotated[NewTipAlert | LineMovementAlert | HealthAlert, Field(discriminator="kind")]
 
-
-class AlertEnvelope(BaseModel):
-    alert: Alert

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.highlighter import RegexHighlighter
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
 from rich.theme import Theme
 
 WIDTH = 400  # tables are never wrapped: a long reason stays on its row
@@ -30,7 +31,7 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str] | None = None, *
     for index in range(width):
         grid.add_column(headers[index] if headers is not None else "", no_wrap=True, overflow="ignore")
     for row in rows:
-        grid.add_row(*row)
+        grid.add_row(*(Text(cell) for cell in row))  # cells are text, not markup: `[x]` stays
     buffer = io.StringIO()
     Console(file=buffer, width=WIDTH, color_system=None, force_terminal=False, highlight=False).print(grid)
     return [" " * indent + line.rstrip() for line in buffer.getvalue().splitlines()]

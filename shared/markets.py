@@ -1,8 +1,6 @@
 """Markets a tip can be on: names for people, and which odds choice a vote corresponds to."""
 from __future__ import annotations
 
-from fractions import Fraction
-
 MARKET_NAMES = {1: "Full time", 5: "Both teams to score", 6: "First team to score"}
 
 
@@ -39,8 +37,3 @@ def choice_name(vote: str, vote_type: int | None, home: str, away: str) -> str |
         return {"1": home, "2": away, "nogoal": "No goal"}.get(lowered)
     return None
 
-
-def decimal_odds(fractional: str) -> float:
-    """Decimal odds from a fraction like `6/5` (2.2); the fraction is what Sofascore's price is."""
-    numerator, _, denominator = fractional.partition("/")
-    return float(1 + Fraction(int(numerator), int(denominator or 1)))

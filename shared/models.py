@@ -146,12 +146,6 @@ class Prediction(ApiModel):
             return "Home" if info.field_name == "home_team_name" else "Away"
         return value
 
-    def tip_key(self, predictor_id: str) -> str:
-        """Identity of a tip: the prediction id, or what defines it when the id is missing."""
-        if self.id:
-            return f"{predictor_id}:{self.id}"
-        return f"{predictor_id}:{self.event_id}:{self.vote_type if self.vote_type is not None else ''}:{self.vote}"
-
 
 class PredictionsPage(Lenient):
     predictions: list[Prediction]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -57,10 +58,21 @@ def _row(values: tuple) -> OutboxRow:
     return OutboxRow(int(alert_id), webhook, _ALERT.validate_json(payload), state, float(created_at))
 
 
+def find(tx: Tx, alert_id: int) -> OutboxRow | None:
+    """An alert as stored, inside a transaction the caller holds (e.g. a line movement quoting its tip's alert)."""
+    values = tx.one("SELECT id, webhook, payload, state, created_at FROM alerts WHERE id = ?", (alert_id,))
+    return _row(values) if values else None
+
+
 def get(db: Database, alert_id: int) -> OutboxRow | None:
     with db.tx() as tx:
-        values = tx.one("SELECT id, webhook, payload, state, created_at FROM alerts WHERE id = ?", (alert_id,))
-    return _row(values) if values else None
+        return find(tx, alert_id)
+
+
+def listing(db: Database) -> list[tuple[Any, ...]]:
+    """Every alert, oldest first, as (id, kind, predictor id, event id, payload JSON): what `sofamon replay` lists."""
+    with db.tx() as tx:
+        return tx.all("SELECT id, kind, predictor_id, event_id, payload FROM alerts ORDER BY id")
 
 
 def deliverable_ids(db: Database, now: float, webhook: str | None = None) -> list[int]:
@@ -137,6 +149,15 @@ def count_by_state(db: Database) -> dict[str, int]:
     return {state: int(n) for state, n in rows}
 
 
+def waiting(db: Database) -> tuple[int, float | None]:
+    """How many alerts are not delivered yet (pending or being sent), and since when the oldest waits."""
+    with db.tx() as tx:
+        row = tx.one("SELECT COUNT(*), MIN(created_at) FROM alerts WHERE state IN (?, ?)", (PENDING, SENDING))
+    if row is None:
+        return 0, None
+    return int(row[0]), float(row[1]) if row[1] is not None else None
+
+
 def lease_owners(db: Database) -> list[str]:
     """Who holds claimed (sending) alerts right now."""
     with db.tx() as tx:
@@ -153,9 +174,3 @@ def release_owner(db: Database, owner: str, error: str | None = None) -> int:
             (PENDING, error, SENDING, owner),
         )
 
-
-def waiting(db: Database) -> tuple[int, float | None]:
-    """How many alerts are still to deliver (pending or sending), and when the oldest was created."""
-    with db.tx() as tx:
-        row = tx.one("SELECT COUNT(*), MIN(created_at) FROM alerts WHERE state IN (?, ?)", (PENDING, SENDING))
-    return (int(row[0]), float(row[1]) if row[1] is not None else None) if row else (0, None)

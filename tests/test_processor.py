@@ -10,10 +10,11 @@ import pytest
 import redis
 from rq import Queue
 
+from processor import dedup
 from processor.main import Processor
-from shared import outbox
+from shared import outbox, watch
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
-from shared.models import FetchRecord
+from shared.models import FetchRecord, PredictionsPage
 from shared.settings import Settings
 from shared.storage import Database
 from shared.webhooks import HEALTH_WEBHOOK
@@ -245,3 +246,20 @@ def test_database_connection_lost_is_one_line_and_nothing_is_lost(
     assert sorted(r[3] for r in alerts(db)) == [15979901, FAR_EVENT]
     assert redis_conn.xpending(Keys.of(settings).fetched, PROCESSOR_GROUP)["pending"] == 0
     db.close()
+
+
+def test_the_kick_off_rule_is_the_same_for_the_database_and_the_watched_set(
+        settings: Settings, redis_conn: redis.Redis, database: Database) -> None:
+    page = PredictionsPage.model_validate(load_fixture(f"user-{GURU}-page0.json"))
+    keys = Keys.of(settings)
+    with database.tx() as tx:
+        for prediction in page.predictions:
+            assert dedup.claim_tip(tx, GURU, prediction, REF_NOW)
+        starts = {p.event_id: p.start_date_timestamp for p in page.predictions}
+        for now in (REF_NOW, min(starts.values()), max(starts.values())):
+            ahead = {e: s for e, s in starts.items() if not watch.kicked_off(s, now)}
+            assert dedup.upcoming_events(tx, now) == ahead
+            redis_conn.delete(keys.watched_events)
+            watch.add(redis_conn, keys, starts)
+            assert sorted(watch.due(redis_conn, keys, now)) == sorted(str(e) for e in ahead)
+            assert redis_conn.zcard(keys.watched_events) == len(ahead)

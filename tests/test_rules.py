@@ -5,9 +5,11 @@ from fractions import Fraction
 
 import pytest
 
-from processor.alertable import group_by_match, is_alertable
-from processor.movement import current_price, decide, decimal_of, delta
-from shared.markets import choice_name, decimal_odds, pick_label
+from processor.alertable import Judge, group_by_match, is_alertable, movement_applies
+from processor.dedup import tip_key
+from processor.movement import current_price, decide, delta
+from shared.markets import choice_name, pick_label
+from shared.prices import decimal_of
 from shared.models import EventOdds, Prediction, PredictionsPage
 from tests.fakes.sofascore import REF_NOW, load_fixture
 
@@ -44,8 +46,8 @@ def test_tip_identity_falls_back_without_id() -> None:
     page = _page("user-5e8d7c6b5a4f3e2d1c0b9a87-page0.json")
     no_id = _by_event(page, 15943002)
     assert no_id.id is None
-    assert no_id.tip_key("u1") == f"u1:15943002::{no_id.vote}"
-    assert _by_event(page, 15981377).tip_key("u1").startswith("u1:6a2b")
+    assert tip_key("u1", no_id) == f"u1:15943002::{no_id.vote}"
+    assert tip_key("u1", _by_event(page, 15981377)).startswith("u1:6a2b")
 
 
 def test_two_tips_on_one_match_group_together() -> None:
@@ -56,7 +58,7 @@ def test_two_tips_on_one_match_group_together() -> None:
 
 
 def test_fractions_give_exact_decimal_odds() -> None:
-    assert decimal_odds("6/5") == pytest.approx(2.2)
+    assert float(decimal_of("6/5")) == pytest.approx(2.2)
     assert decimal_of("6/5", 9.99) == Fraction(11, 5)
     assert decimal_of(None, 2.5) == Fraction(5, 2)
     assert decimal_of(None, None) is None
@@ -95,3 +97,18 @@ def test_pick_labels_and_choice_names() -> None:
     assert choice_name("yes", 5, "A", "B") == "Yes"
     assert choice_name("2", 6, "A", "B") == "B"
     assert choice_name("2", None, "A", "B") is None
+
+
+def test_live_processing_judges_at_fetch_and_processing_time_replay_at_fetch_time() -> None:
+    soon = _by_event(_page(f"user-{GURU}-page0.json"), 15979901)  # +3 h
+    assert Judge(24, 5, None).alertable([soon], REF_NOW) == [soon]
+    assert Judge(24, 5, lambda: REF_NOW + 600).alertable([soon], REF_NOW) == [soon]
+    assert Judge(24, 5, lambda: REF_NOW + 4 * 3600).alertable([soon], REF_NOW) == []  # kicked off meanwhile
+    # A processing clock behind the fetch time never judges earlier than the fetch.
+    assert Judge(24, 5, lambda: REF_NOW - 60).times(REF_NOW) == [REF_NOW, REF_NOW]
+
+
+def test_line_movement_applies_until_kick_off() -> None:
+    assert movement_applies(REF_NOW + 1, REF_NOW)
+    assert not movement_applies(REF_NOW, REF_NOW)  # the kick-off instant counts as started
+    assert not movement_applies(REF_NOW - 1, REF_NOW)
