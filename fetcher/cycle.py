@@ -23,7 +23,6 @@ from shared import watch
 from shared.keys import Keys
 from shared.logs import error_line
 from shared.models import FetchKind, FetchRecord, Ranking
-from shared.redisconn import text
 from shared.settings import Settings
 from shared.timefmt import utc_stamp
 
