@@ -14,18 +14,10 @@ import uuid
 
 import redis
 
+from notifier import scripts
 from notifier.liveness import owner_dead
 
 log = logging.getLogger(__name__)
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 
 
 class WebhookLock:
@@ -35,8 +27,8 @@ class WebhookLock:
         self.owner = owner
         self.ttl_ms = max(1000, int(ttl * 1000))
         self.token = f"{owner}|{uuid.uuid4().hex}"
-        self._release = conn.register_script(_RELEASE)
-        self._renew = conn.register_script(_RENEW)
+        self._release = scripts.load(conn, "release")
+        self._renew = scripts.load(conn, "renew")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import redis
 
+from notifier import scripts
 from shared.keys import Keys
 from shared.redisconn import decoded
 
@@ -96,121 +97,6 @@ def parse_headers(headers: Mapping[str, str]) -> RateLimitHeaders:
     )
 
 
-# KEYS: bucket hash, window zset, global block. ARGV: now, per_minute, window, probe, member, ttl_ms.
-# Returns "0" after taking a slot, or the seconds to wait (as a string: Lua numbers would be truncated).
-_RESERVE = """
-local now = tonumber(ARGV[1])
-local per_minute = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
-local probe_seconds = tonumber(ARGV[4])
-local wait = 0
-local global_until = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
-if global_until > now then wait = global_until - now end
-local b = redis.call('HMGET', KEYS[1], 'limit', 'remaining', 'reset_at', 'blocked_until', 'probe_until', 'window')
-local limit = tonumber(b[1])
-local remaining = tonumber(b[2])
-local reset_at = tonumber(b[3]) or 0
-local blocked_until = tonumber(b[4]) or 0
-local probe_until = tonumber(b[5]) or 0
-local bucket_window = tonumber(b[6]) or probe_seconds
-if blocked_until > now then wait = math.max(wait, blocked_until - now) end
-local probing = false
-local new_reset = reset_at
-if limit == nil or limit <= 0 or remaining == nil then
-  if probe_until > now then
-    wait = math.max(wait, math.min(probe_until - now, tonumber(ARGV[7])))
-  else
-    probing = true
-  end
-else
-  if reset_at <= now then
-    remaining = limit
-    new_reset = now + bucket_window
-  end
-  if remaining <= 0 then wait = math.max(wait, reset_at - now) end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-if redis.call('ZCARD', KEYS[2]) >= per_minute then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  wait = math.max(wait, tonumber(oldest[2]) + window - now)
-end
-if wait > 0 then return tostring(wait) end
-if probing then
-  redis.call('HSET', KEYS[1], 'probe_until', tostring(now + probe_seconds))
-else
-  if new_reset ~= reset_at then
-    redis.call('HSET', KEYS[1], 'reset_at', tostring(new_reset), 'guessed', '1')
-  end
-  redis.call('HSET', KEYS[1], 'remaining', tostring(remaining - 1))
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], math.floor((window + 5) * 1000))
-return '0'
-"""
-
-# KEYS: bucket hash. ARGV: now, limit, remaining, reset_after, bucket id, ttl_ms, same-window tolerance.
-_UPDATE = """
-local now = tonumber(ARGV[1])
-redis.call('HDEL', KEYS[1], 'probe_until')
-if ARGV[2] == '' then return 0 end
-local limit = tonumber(ARGV[2])
-local remaining = tonumber(ARGV[3])
-local reset_after = tonumber(ARGV[4])
-local new_reset = now + reset_after
-local b = redis.call('HMGET', KEYS[1], 'remaining', 'reset_at', 'guessed', 'window')
-local cur_remaining = tonumber(b[1])
-local cur_reset = tonumber(b[2]) or 0
-local guessed = b[3] == '1'
-local bucket_window = tonumber(b[4]) or 0
-local tolerance = tonumber(ARGV[7])
-if cur_remaining == nil or cur_reset <= now or new_reset > cur_reset + tolerance then
-  cur_remaining = remaining
-  cur_reset = new_reset
-elseif guessed then
-  cur_remaining = math.min(cur_remaining, remaining)
-  cur_reset = new_reset
-else
-  cur_remaining = math.min(cur_remaining, remaining)
-  cur_reset = math.max(cur_reset, new_reset)
-end
-bucket_window = math.max(bucket_window, reset_after)
-redis.call('HSET', KEYS[1], 'limit', tostring(limit), 'remaining', tostring(cur_remaining),
-  'reset_at', tostring(cur_reset), 'guessed', '0', 'window', tostring(bucket_window))
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'bucket', ARGV[5]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-return 1
-"""
-
-# KEYS: bucket hash, window zset. ARGV: member. Gives back a slot taken by reserve() and not used.
-_CANCEL = """
-local b = redis.call('HMGET', KEYS[1], 'limit', 'remaining', 'probe_until')
-redis.call('HDEL', KEYS[1], 'probe_until')
-local limit = tonumber(b[1])
-local remaining = tonumber(b[2])
-if limit ~= nil and remaining ~= nil and b[3] == false and remaining < limit then
-  redis.call('HSET', KEYS[1], 'remaining', tostring(remaining + 1))
-end
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
-"""
-
-# KEYS: bucket hash or global key. ARGV: until, is_global ("1"/"0"), ttl_ms.
-_BLOCK = """
-local untl = tonumber(ARGV[1])
-if ARGV[2] == '1' then
-  local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-  if untl > cur then redis.call('SET', KEYS[1], tostring(untl), 'PX', ARGV[3]) end
-else
-  local cur = tonumber(redis.call('HGET', KEYS[1], 'blocked_until') or '0') or 0
-  if untl > cur then redis.call('HSET', KEYS[1], 'blocked_until', tostring(untl)) end
-  redis.call('HSET', KEYS[1], 'remaining', '0')
-  redis.call('HDEL', KEYS[1], 'probe_until')
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-end
-return 1
-"""
-
 
 class RateLimiter:
     """Reservations against Discord's limits, shared through Redis by every notifier process."""
@@ -224,10 +110,10 @@ class RateLimiter:
         self.window_seconds = window_seconds
         self.probe_seconds = probe_seconds
         self.clock = clock
-        self._reserve = conn.register_script(_RESERVE)
-        self._update = conn.register_script(_UPDATE)
-        self._cancel = conn.register_script(_CANCEL)
-        self._block = conn.register_script(_BLOCK)
+        self._reserve = scripts.load(conn, "reserve")
+        self._update = scripts.load(conn, "update")
+        self._cancel = scripts.load(conn, "cancel")
+        self._block = scripts.load(conn, "block")
         self._last_member: dict[str, str] = {}
 
     def _now(self, now: float | None) -> float:
