@@ -12,7 +12,7 @@ import redis
 import requests
 from rq import Queue
 
-from notifier.discord import DEFAULT_TIMEOUT, new_session
+from notifier.discord import new_session
 from notifier.ratelimit import RateLimiter
 from shared.heartbeat import process_name
 from shared.jobs import RETRY_INTERVALS, alerts_queue
@@ -37,7 +37,7 @@ class NotifierConfig:
     heartbeat_seconds: float = 30.0
     lock_ttl: float = 30.0  # the per-webhook lock; renewed every third of it while held
     lock_poll: float = 0.2
-    http_timeout: float = DEFAULT_TIMEOUT
+    http_timeout: float = 10.0
     health_throttle_seconds: int = 900
     claim_limit: int = 10
     scheduler_seconds: float = 1.0

@@ -1,11 +1,13 @@
-"""A Discord rate limiter shared by every notifier process, kept in Redis.
+"""The Discord rate limiter shared by every notifier process, kept in Redis.
 
 Discord announces each webhook's bucket in response headers (`X-RateLimit-Limit`,
-`-Remaining`, `-Reset-After`, `-Bucket`); the limiter learns them instead of hard-coding
-numbers and never lets a request go that it knows would be refused:
+`-Remaining`, `-Reset-After`, `-Bucket`, read by `notifier.discord.parse_headers`); the
+limiter learns them instead of hard-coding numbers and never lets a request go that it
+knows would be refused:
 
-* `reserve(webhook)` returns 0 and takes one slot (atomically, in Lua), or the seconds to
-  wait. While a webhook's bucket is still unknown, one request at a time may go to learn it.
+* `reserve(webhook)` returns 0 and takes one slot (atomically, in Lua: `notifier/lua/`), or
+  the seconds to wait. While a webhook's bucket is still unknown, one request at a time may
+  go to learn it. `acquire(webhook, stop=...)` waits until `reserve` lets a request go.
 * `update(webhook, headers)` after every response.
 * `block(webhook, seconds)` / `block(None, seconds, is_global=True)` after a 429.
 * A rolling window of `messages_per_minute` per webhook (Discord limits a channel to about
@@ -19,12 +21,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import redis
 
 from notifier import scripts
+from notifier.discord import RateLimitHeaders
 from shared.keys import Keys
 from shared.redisconn import decoded
 
@@ -39,63 +41,6 @@ PROBE_POLL = 0.05
 # Responses whose reset time differs by less than this are from the same bucket window.
 SAME_WINDOW = 0.5
 STATE_TTL_MS = 24 * 3600 * 1000
-
-
-@dataclass(frozen=True)
-class RateLimitHeaders:
-    """The rate-limit headers of one Discord response (None when absent or unparsable)."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset_after: float | None = None
-    bucket: str | None = None
-    scope: str | None = None
-    is_global: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return self.limit is not None and self.remaining is not None and self.reset_after is not None
-
-
-def _get(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        try:
-            return int(float(value))  # type: ignore[arg-type]
-        except ValueError:
-            return None
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        number = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return number if number is None or number >= 0 else None
-
-
-def parse_headers(headers: Mapping[str, str]) -> RateLimitHeaders:
-    """Rate-limit headers of a response, case-insensitively; junk values count as absent."""
-    bucket = _get(headers, "X-RateLimit-Bucket")
-    scope = _get(headers, "X-RateLimit-Scope")
-    return RateLimitHeaders(
-        limit=_int(_get(headers, "X-RateLimit-Limit")),
-        remaining=_int(_get(headers, "X-RateLimit-Remaining")),
-        reset_after=_float(_get(headers, "X-RateLimit-Reset-After")),
-        bucket=bucket.strip() if bucket else None,
-        scope=scope.strip().lower() if scope else None,
-        is_global=(_get(headers, "X-RateLimit-Global") or "").strip().lower() == "true",
-    )
-
 
 
 class RateLimiter:
@@ -138,13 +83,8 @@ class RateLimiter:
         member = self._last_member.pop(webhook, "")
         self._cancel(keys=[self.keys.bucket(webhook), self.keys.sent_window(webhook)], args=[member])
 
-    def update(self, webhook: str, headers: RateLimitHeaders | Mapping[str, str] | None,
-               now: float | None = None) -> None:
+    def update(self, webhook: str, headers: RateLimitHeaders, now: float | None = None) -> None:
         """Learn the bucket from a response's headers (and end a probe, headers or not)."""
-        if headers is None:
-            headers = RateLimitHeaders()
-        elif not isinstance(headers, RateLimitHeaders):
-            headers = parse_headers(headers)
         self._last_member.pop(webhook, None)
         if headers.complete:
             args = [repr(self._now(now)), headers.limit, headers.remaining, repr(headers.reset_after),
@@ -163,21 +103,14 @@ class RateLimiter:
         else:
             self._block(keys=[self.keys.bucket(webhook)], args=[repr(until), "0", max(ttl_ms, STATE_TTL_MS)])
 
-    def acquire(self, webhook: str, *, stop: threading.Event | None = None,
-                on_wait: Callable[[float], None] | None = None, max_sleep: float = 1.0) -> bool:
+    def acquire(self, webhook: str, *, stop: threading.Event, max_sleep: float = 1.0) -> bool:
         """Wait until `reserve` lets a request go; False when `stop` was set meanwhile."""
         while True:
             wait = self.reserve(webhook)
             if wait <= 0:
                 return True
-            if on_wait is not None:
-                on_wait(wait)
-            pause = min(wait, max_sleep)
-            if stop is not None:
-                if stop.wait(pause):
-                    return False
-            else:
-                time.sleep(pause)
+            if stop.wait(min(wait, max_sleep)):
+                return False
 
     def state(self, webhook: str) -> dict[str, str]:
         """What the limiter knows about a webhook (for tests and `status` displays)."""
