@@ -23,7 +23,9 @@ from rq import get_current_job
 
 from notifier import context, discord, health
 from notifier.context import NotifierContext
-from notifier.embed import message, pack, render, render_text
+from notifier.drytext import render_text
+from notifier.limits import pack
+from notifier.render import render
 from notifier.lock import WebhookLock
 from shared import outbox
 from shared.outbox import DEAD, FAILED, SENT
@@ -194,7 +196,7 @@ class _Drain:
         if rest:
             outbox.release(ctx.db, [r.id for r in rest])
         self.in_hand = [r.id for r in sending]
-        result = discord.post(ctx.session, self.url, message(first), timeout=ctx.config.http_timeout)
+        result = discord.post(ctx.session, self.url, discord.message(first), timeout=ctx.config.http_timeout)
         if result.outcome == discord.SENT:
             # Right after the answer, before anything else: this is the crash window.
             _record_sent(ctx, self.in_hand, result.message_id or "unknown")
