@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class WebhookLock:
-    def __init__(self, conn: redis.Redis, key: str, owner: str, ttl: float = 30.0) -> None:
+    def __init__(self, conn: redis.Redis, key: str, owner: str, ttl: float) -> None:
         self.conn = conn
         self.key = key
         self.owner = owner

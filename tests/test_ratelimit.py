@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -10,6 +11,8 @@ import redis
 from notifier.discord import RateLimitHeaders, parse_headers
 from notifier.ratelimit import RateLimiter
 from shared.keys import Keys
+from shared.redisconn import connect
+from shared.settings import Settings
 
 T0 = 1_800_000_000.0
 
@@ -86,8 +89,9 @@ def test_webhooks_have_separate_buckets(limiter: RateLimiter) -> None:
     assert limiter.reserve("health", now=T0 + 0.1) == 0
 
 
-def test_reservations_are_atomic_across_threads(redis_url: str, keys: Keys) -> None:
-    conns = [redis.Redis.from_url(redis_url) for _ in range(8)]
+def test_reservations_are_atomic_across_threads(redis_url: str, make_settings: Callable[..., Settings],
+                                                keys: Keys) -> None:
+    conns = [connect(make_settings(redis_url=redis_url)) for _ in range(8)]
     RateLimiter(conns[0], keys, 1000).update("main", headers(5, 5, 30.0), now=T0)
     results: list[float] = []
     lock = threading.Lock()
@@ -106,6 +110,8 @@ def test_reservations_are_atomic_across_threads(redis_url: str, keys: Keys) -> N
         t.start()
     for t in threads:
         t.join()
+    for conn in conns:
+        conn.close()
     assert results.count(0.0) == 5
     assert len(results) == 40
 
