@@ -9,6 +9,7 @@ import base64
 import logging
 import re
 import socket
+import sqlite3
 import threading
 import time
 import zlib
@@ -551,3 +552,30 @@ def test_job_waits_for_the_lock_and_finds_its_alert_done(ctx: context.NotifierCo
         holder.release()
         job.join(timeout=5)
         context.reset()
+
+
+def test_recording_a_sent_message_is_tried_three_times(ctx: context.NotifierContext, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[float] = []
+
+    def mark_sent(db: Database, ids: list[int], message_id: str, at: float) -> None:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(outbox, "mark_sent", mark_sent)
+    notifier.deliver._record_sent(ctx, [1, 2], "m1")
+    # Waits of 0.5 s, then 1 s, and one line each.
+    assert len(calls) == 3 and calls[1] - calls[0] >= 0.45 and calls[2] - calls[1] >= 0.95
+    assert [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()] == \
+        ["could not record message m1 as sent (OperationalError), trying again"] * 2
+
+    def always_locked(db: Database, ids: list[int], message_id: str, at: float) -> None:
+        calls.append(time.monotonic())
+        raise sqlite3.OperationalError("database is locked")
+
+    calls.clear()
+    monkeypatch.setattr(outbox, "mark_sent", always_locked)
+    with pytest.raises(sqlite3.OperationalError):  # the third failure is raised as it is
+        notifier.deliver._record_sent(ctx, [1, 2], "m1")
+    assert len(calls) == 3
