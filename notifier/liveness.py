@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from typing import TYPE_CHECKING
 
 from shared import heartbeat
@@ -22,6 +23,11 @@ ROLE = "notifier"
 def owner_name() -> str:
     """This process's owner name, `notifier:<host>:<pid>`."""
     return heartbeat.process_name(ROLE)
+
+
+def worker_name(owner: str) -> str:
+    """The name of an RQ worker of this notifier, `notifier.<host>.<pid>.<random>` (unique per worker)."""
+    return f"{owner.replace(':', '.')}.{uuid.uuid4().hex[:6]}"
 
 
 def beat(ctx: NotifierContext) -> None:

@@ -2,7 +2,8 @@
 whatever the number of notifier processes.
 
 `SET key token NX PX ttl`, renewed by a thread while held, released by compare-and-delete
-in Lua, so a process never deletes a lock that expired and was taken by another. The token
+in Lua (`notifier/lua/renew.lua`, `release.lua`), so a process never deletes a lock that
+expired and was taken by another. The token
 starts with the owner name (`notifier:<host>:<pid>`), so a lock left by a process killed on
 this host can be taken over at once instead of after its TTL.
 """

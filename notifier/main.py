@@ -13,7 +13,6 @@ import logging
 import signal
 import threading
 import time
-import uuid
 from typing import Any
 
 import redis
@@ -68,7 +67,7 @@ class InlineScheduler:
 
 def _new_worker(ctx: NotifierContext) -> NotifierWorker:
     worker = NotifierWorker([ctx.queue], connection=ctx.redis, worker_ttl=WORKER_TTL,
-                            name=f"notifier.{ctx.owner.split(':', 1)[-1].replace(':', '.')}.{uuid.uuid4().hex[:6]}")
+                            name=liveness.worker_name(ctx.owner))
     worker.stopping = ctx.stopping
     return worker
 
