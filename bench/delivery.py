@@ -20,16 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
-
-from notifier.context import NotifierConfig  # noqa: E402
 from notifier.main import run  # noqa: E402
 from shared import outbox  # noqa: E402
 from shared.alerts import MatchInfo, NewTipAlert, PredictorInfo, StatsSummary, TipLine  # noqa: E402
 from shared.jobs import alerts_queue, enqueue_alert  # noqa: E402
+from shared.redisconn import connect  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.storage import Database  # noqa: E402
-from shared.webhooks import MAIN_WEBHOOK
+from shared.webhooks import MAIN_WEBHOOK  # noqa: E402
 from tests.fakes.discord import FakeDiscord  # noqa: E402
 
 
@@ -50,23 +48,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args(argv)
 
-    conn = redis.Redis.from_url(args.redis_url)
-    conn.flushdb()
     with tempfile.TemporaryDirectory(prefix="sofamon-bench-") as scratch, \
             FakeDiscord(bucket_limit=5, bucket_window=2.0, channel_per_minute=30) as fake:
         settings = Settings(_env_file=None, redis_url=args.redis_url, redis_prefix="bench",
                             database_url=f"sqlite:///{scratch}/bench.db", discord_webhook_url=fake.url(),
                             discord_health_webhook_url=None, discord_messages_per_minute=30, log_level="WARNING")
+        conn = connect(settings)
+        conn.flushdb()
         db = Database(settings.database_url)
         db.migrate()
         queue = alerts_queue(conn)
         for i in range(args.alerts):
             with db.tx() as tx:
                 alert_id = outbox.insert(tx, alert(i), webhook=MAIN_WEBHOOK, created_at=time.time())
-            enqueue_alert(queue, alert_id)
+            enqueue_alert(queue, alert_id, retry_intervals=settings.notifier_retry_intervals)
         print(f"{args.alerts} alerts queued; delivering (the channel allows ~30 messages a minute)...", flush=True)
         started = time.monotonic()
-        code = run(settings, burst=True, config=NotifierConfig())
+        code = run(settings, burst=True)
         elapsed = time.monotonic() - started
         embeds = len(fake.accepted_embeds())
         counts = outbox.count_by_state(db)
@@ -77,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alerts per minute:      {embeds / elapsed * 60:.0f}")
         print(f"messages sent:          {len(fake.accepted)}")
         print(f"429s received:          {fake.count_429}")
-    conn.flushdb()
+        conn.flushdb()
+        conn.close()
     return 0 if code == 0 and fake.count_429 == 0 and embeds == args.alerts else 1
 
 

@@ -12,39 +12,31 @@ import redis
 import requests
 from rq import Queue
 
-from notifier.discord import DEFAULT_TIMEOUT, new_session
+from notifier import liveness
+from notifier.discord import new_session
 from notifier.ratelimit import RateLimiter
-from shared.heartbeat import process_name
-from shared.jobs import RETRY_INTERVALS, alerts_queue
+from shared.jobs import alerts_queue
 from shared.keys import Keys
-from shared.webhooks import webhook_url
 from shared.redisconn import connect
 from shared.settings import Settings
 from shared.storage import Database
+from shared.webhooks import webhook_url
 
 
 @dataclass(frozen=True)
 class NotifierConfig:
-    """Timings of the notifier; defaults for production, shorter ones for tests.
+    """The notifier's timings, read from the NOTIFIER_* settings (Settings holds their defaults)."""
 
-    Configured through Settings (`NOTIFIER_LEASE_SECONDS=5`, `NOTIFIER_RETRY_INTERVALS=0,1,2`, ...),
-    see `of`; tests may also pass one directly.
-    """
-
-    lease_seconds: float = 60.0  # a claimed alert is given back to others after this
-    retry_intervals: tuple[int, ...] = tuple(RETRY_INTERVALS)  # for jobs the notifier enqueues itself
-    sweep_seconds: float = 30.0
-    heartbeat_seconds: float = 30.0
-    lock_ttl: float = 30.0  # the per-webhook lock; renewed every third of it while held
-    lock_poll: float = 0.2
-    http_timeout: float = DEFAULT_TIMEOUT
-    health_throttle_seconds: int = 900
-    claim_limit: int = 10
-    scheduler_seconds: float = 1.0
+    lease_seconds: float  # a claimed alert is given back to others after this
+    retry_intervals: tuple[int, ...]  # for jobs the notifier enqueues itself
+    sweep_seconds: float
+    heartbeat_seconds: float
+    lock_ttl: float  # the per-webhook lock; renewed every third of it while held
+    http_timeout: float
+    health_throttle_seconds: int
 
     @classmethod
     def of(cls, settings: Settings) -> "NotifierConfig":
-        """The timings configured by the NOTIFIER_* settings."""
         return cls(
             lease_seconds=settings.notifier_lease_seconds,
             retry_intervals=tuple(settings.notifier_retry_intervals),
@@ -86,19 +78,20 @@ class NotifierContext:
         return replace(self, db=Database(self.settings.database_url), session=new_session())
 
 
-def create(settings: Settings, config: NotifierConfig | None = None, *, db: Database | None = None,
-           conn: redis.Redis | None = None, owner: str | None = None) -> NotifierContext:
+def create(settings: Settings, *, db: Database | None = None, conn: redis.Redis | None = None,
+           owner: str | None = None) -> NotifierContext:
+    """The context of a notifier configured by `settings`; its own database and Redis connection unless given."""
     conn = conn if conn is not None else connect(settings)
     keys = Keys.of(settings)
     return NotifierContext(
         settings=settings,
-        config=config or NotifierConfig(),
+        config=NotifierConfig.of(settings),
         db=db if db is not None else Database(settings.database_url),
         redis=conn,
         keys=keys,
         queue=alerts_queue(conn),
         limiter=RateLimiter(conn, keys, settings.discord_messages_per_minute),
-        owner=owner or process_name("notifier"),
+        owner=owner or liveness.owner_name(),
         session=new_session(),
     )
 
@@ -126,6 +119,6 @@ def get() -> NotifierContext:
     with _lock:
         if _current is None:
             settings = Settings()
-            _current = create(settings, NotifierConfig.of(settings))
+            _current = create(settings)
             _current.db.migrate()
         return _current

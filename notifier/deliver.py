@@ -15,24 +15,28 @@ the alerts are retried and may appear twice. Discord offers no idempotency key f
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
 from rq import get_current_job
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
-from notifier import context, discord, health
+from notifier import context, discord, health, webhooks
 from notifier.context import NotifierContext
-from notifier.embed import message, pack, render, render_text
+from notifier.drytext import render_text
+from notifier.limits import EMBEDS_PER_MESSAGE, pack
 from notifier.lock import WebhookLock
+from notifier.render import render
 from shared import outbox
 from shared.outbox import DEAD, FAILED, SENT
-from shared.webhooks import HEALTH_WEBHOOK, WEBHOOKS
 from shared.storage import TRANSIENT_ERRORS
+from shared.webhooks import HEALTH_WEBHOOK, WEBHOOKS
 
 log = logging.getLogger(__name__)
 
 DONE_STATES = frozenset({SENT, FAILED, DEAD})
+# While another notifier holds the webhook's lock: look again this often whether our alert is done.
+LOCK_POLL = 0.2
 
 
 class DeliveryError(Exception):
@@ -40,32 +44,6 @@ class DeliveryError(Exception):
 
     Its text is safe to store and log: it never contains the webhook URL.
     """
-
-
-def fingerprint(url: str) -> str:
-    """Identifies a webhook URL without revealing it: the first 12 hex digits of its SHA-256."""
-    return hashlib.sha256(url.encode()).hexdigest()[:12]
-
-
-def broken_mark(ctx: NotifierContext, webhook: str) -> str | None:
-    raw = ctx.redis.get(ctx.keys.webhook_broken(webhook))
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
-def is_broken(ctx: NotifierContext, webhook: str, url: str) -> bool:
-    """Marked broken for this very URL; a mark left for another URL (the configuration changed) is cleared."""
-    mark = broken_mark(ctx, webhook)
-    if mark is None:
-        return False
-    if mark == fingerprint(url):
-        return True
-    clear_broken(ctx, webhook, mark)
-    return False
-
-
-def clear_broken(ctx: NotifierContext, webhook: str, mark: str) -> None:
-    log.warning("webhook %s: URL changed since it was marked broken (%s): delivering again", webhook, mark)
-    ctx.redis.delete(ctx.keys.webhook_broken(webhook))
 
 
 def deliver_alert(alert_id: int) -> str:
@@ -91,7 +69,7 @@ def deliver_alert(alert_id: int) -> str:
         outbox.mark_sent(ctx.db, [row.id], "dry-run", time.time())
         log.info("alert %s: dry run (no URL for webhook %s), printed", row.id, row.webhook)
         return "dry run"
-    if is_broken(ctx, row.webhook, url):
+    if webhooks.is_broken(ctx.redis, ctx.keys, row.webhook, url):
         log.info("alert %s: webhook %s is marked broken, left pending", alert_id, row.webhook)
         return "webhook broken"
     lock = WebhookLock(ctx.redis, ctx.keys.webhook_lock(row.webhook), ctx.owner, ctx.config.lock_ttl)
@@ -116,7 +94,7 @@ def _wait_for_lock(ctx: NotifierContext, lock: WebhookLock, alert_id: int) -> st
             if released:
                 log.warning("released %d alerts claimed by dead notifier %s", released, dead)
             continue
-        if ctx.stopping.wait(ctx.config.lock_poll):
+        if ctx.stopping.wait(LOCK_POLL):
             return "stopping"
     return None
 
@@ -165,7 +143,7 @@ class _Drain:
             if self.lock.lost:  # the wait may have been long
                 ctx.limiter.cancel(self.webhook)
                 continue
-            limit = 1 if self.isolate_through is not None else ctx.config.claim_limit
+            limit = 1 if self.isolate_through is not None else EMBEDS_PER_MESSAGE
             batch = outbox.claim(ctx.db, self.webhook, ctx.owner, time.time(), ctx.config.lease_seconds, limit)
             if not batch:
                 ctx.limiter.cancel(self.webhook)
@@ -194,7 +172,7 @@ class _Drain:
         if rest:
             outbox.release(ctx.db, [r.id for r in rest])
         self.in_hand = [r.id for r in sending]
-        result = discord.post(ctx.session, self.url, message(first), timeout=ctx.config.http_timeout)
+        result = discord.post(ctx.session, self.url, discord.message(first), timeout=ctx.config.http_timeout)
         if result.outcome == discord.SENT:
             # Right after the answer, before anything else: this is the crash window.
             _record_sent(ctx, self.in_hand, result.message_id or "unknown")
@@ -238,8 +216,7 @@ class _Drain:
 
     def _mark_broken(self, result: discord.PostResult) -> None:
         ctx = self.ctx
-        mark = fingerprint(self.url)
-        ctx.redis.set(ctx.keys.webhook_broken(self.webhook), mark)
+        mark = webhooks.mark(ctx.redis, ctx.keys, self.webhook, self.url)
         log.error("webhook %s: Discord answered %s (%s); marked broken (URL fingerprint %s), its alerts stay pending",
                   self.webhook, result.status, result.error, mark)
         if self.webhook != HEALTH_WEBHOOK:
@@ -255,15 +232,15 @@ class _Drain:
 
 def _record_sent(ctx: NotifierContext, ids: list[int], message_id: str) -> None:
     """mark_sent, tried a few times: if it cannot be recorded, the alerts are posted again later."""
-    for attempt in range(3):
-        try:
+
+    def warn(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("could not record message %s as sent (%s), trying again", message_id, type(error).__name__)
+
+    for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_incrementing(start=0.5, increment=0.5),
+                            retry=retry_if_exception_type(TRANSIENT_ERRORS), reraise=True, before_sleep=warn):
+        with attempt:
             outbox.mark_sent(ctx.db, ids, message_id, time.time())
-            return
-        except TRANSIENT_ERRORS as error:
-            if attempt == 2:
-                raise
-            log.warning("could not record message %s as sent (%s), trying again", message_id, type(error).__name__)
-            time.sleep(0.5 * (attempt + 1))
 
 
 def _span(ids: list[int]) -> str:

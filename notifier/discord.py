@@ -1,4 +1,7 @@
-"""One call to a Discord webhook, and what Discord's answer means for the alerts in it.
+"""The Discord webhook client: one call to a webhook, and what Discord's answer means for the alerts in it.
+
+It reads Discord's rate-limit headers (`RateLimitHeaders`, which the rate limiter learns from)
+and builds the body of a call (`message`).
 
 The webhook URL carries its token: it never appears in anything this module returns or
 raises. requests' exceptions name the URL, so they are caught here and replaced by short
@@ -8,18 +11,52 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
-from notifier.ratelimit import RateLimitHeaders, parse_headers
+from shared.httpheaders import header, retry_after
+from shared.numbers import opt_float, opt_int
 
 SENT, RATE_LIMITED, BROKEN, INVALID, TRANSIENT = "sent", "rate_limited", "broken", "invalid", "transient"
-DEFAULT_TIMEOUT = 10.0
 USER_AGENT = "DiscordBot (sofascore-monitor, 0.1)"
 ERROR_MAX = 300
+# Without any hint from Discord how long to wait after a 429.
+RETRY_AFTER_UNKNOWN = 1.0
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """The rate-limit headers of one Discord response (None when absent or unparsable)."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_after: float | None = None
+    bucket: str | None = None
+    scope: str | None = None
+    is_global: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.limit is not None and self.remaining is not None and self.reset_after is not None
+
+
+def parse_headers(headers: Mapping[str, Any]) -> RateLimitHeaders:
+    """Rate-limit headers of a response, case-insensitively; junk values count as absent."""
+    bucket = header(headers, "X-RateLimit-Bucket")
+    scope = header(headers, "X-RateLimit-Scope")
+    return RateLimitHeaders(
+        limit=opt_int(header(headers, "X-RateLimit-Limit")),
+        remaining=opt_int(header(headers, "X-RateLimit-Remaining")),
+        reset_after=opt_float(header(headers, "X-RateLimit-Reset-After"), minimum=0),
+        bucket=bucket.strip() if bucket else None,
+        scope=scope.strip().lower() if scope else None,
+        is_global=(header(headers, "X-RateLimit-Global") or "").strip().lower() == "true",
+    )
 
 
 @dataclass(frozen=True)
@@ -42,6 +79,11 @@ def with_wait(url: str) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "wait"]
     query.append(("wait", "true"))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def message(embeds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The body of one webhook call: embeds only, and no mention ever pings anyone."""
+    return {"embeds": list(embeds), "allowed_mentions": {"parse": []}}
 
 
 def new_session() -> requests.Session:
@@ -98,18 +140,13 @@ def _json(response: requests.Response) -> Any:
 
 
 def _retry_after(body: Any, response: requests.Response, headers: RateLimitHeaders) -> float:
-    if isinstance(body, dict):
-        try:
-            value = float(body.get("retry_after"))  # type: ignore[arg-type]
-            if value >= 0:
-                return value
-        except (TypeError, ValueError):
-            pass
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        pass
-    return headers.reset_after if headers.reset_after is not None else 1.0
+    """Seconds to wait after a 429: the body's `retry_after`, else the Retry-After header, else the bucket's reset."""
+    seconds = opt_float(body.get("retry_after"), minimum=0) if isinstance(body, dict) else None
+    if seconds is None:
+        seconds = retry_after(header(response.headers, "Retry-After"), time.time())
+    if seconds is None:
+        seconds = headers.reset_after
+    return RETRY_AFTER_UNKNOWN if seconds is None else seconds
 
 
 def classify(response: requests.Response, url: str) -> PostResult:
@@ -123,8 +160,9 @@ def classify(response: requests.Response, url: str) -> PostResult:
     if status == 429:
         is_global = bool(body.get("global")) if isinstance(body, dict) else False
         return PostResult(RATE_LIMITED, status, retry_after=_retry_after(body, response, headers),
-                          is_global=is_global or headers.is_global, scope=headers.scope or ("global" if is_global else None),
-                          error="rate limited", headers=headers)
+                          is_global=is_global or headers.is_global,
+                          scope=headers.scope or ("global" if is_global else None), error="rate limited",
+                          headers=headers)
     error = _scrub(describe_error(body, status), url)
     if status in (401, 403, 404):
         return PostResult(BROKEN, status, error=error, headers=headers)
@@ -133,8 +171,7 @@ def classify(response: requests.Response, url: str) -> PostResult:
     return PostResult(TRANSIENT, status, error=error, headers=headers)
 
 
-def post(session: requests.Session, url: str, body: dict[str, Any], *,
-         timeout: float = DEFAULT_TIMEOUT) -> PostResult:
+def post(session: requests.Session, url: str, body: dict[str, Any], *, timeout: float) -> PostResult:
     """POST one message to a webhook and classify the answer; never raises for network errors."""
     error: str | None = None
     try:

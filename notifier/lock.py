@@ -2,7 +2,8 @@
 whatever the number of notifier processes.
 
 `SET key token NX PX ttl`, renewed by a thread while held, released by compare-and-delete
-in Lua, so a process never deletes a lock that expired and was taken by another. The token
+in Lua (`notifier/lua/renew.lua`, `release.lua`), so a process never deletes a lock that
+expired and was taken by another. The token
 starts with the owner name (`notifier:<host>:<pid>`), so a lock left by a process killed on
 this host can be taken over at once instead of after its TTL.
 """
@@ -14,29 +15,21 @@ import uuid
 
 import redis
 
+from notifier import scripts
 from notifier.liveness import owner_dead
 
 log = logging.getLogger(__name__)
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
 
 class WebhookLock:
-    def __init__(self, conn: redis.Redis, key: str, owner: str, ttl: float = 30.0) -> None:
+    def __init__(self, conn: redis.Redis, key: str, owner: str, ttl: float) -> None:
         self.conn = conn
         self.key = key
         self.owner = owner
         self.ttl_ms = max(1000, int(ttl * 1000))
         self.token = f"{owner}|{uuid.uuid4().hex}"
-        self._release = conn.register_script(_RELEASE)
-        self._renew = conn.register_script(_RENEW)
+        self._release = scripts.load(conn, "release")
+        self._renew = scripts.load(conn, "renew")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False

@@ -10,11 +10,9 @@ get their job again from the sweeper.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
-import uuid
 from typing import Any
 
 import redis
@@ -22,9 +20,8 @@ from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
-from notifier import context, health, sweeper
-from notifier.context import NotifierConfig, NotifierContext
-from shared import heartbeat
+from notifier import context, health, liveness, sweeper
+from notifier.context import NotifierContext
 from shared.keys import ALERTS_QUEUE
 from shared.logs import setup_logging
 from shared.redisconn import REDIS_ERRORS, connect
@@ -35,6 +32,8 @@ log = logging.getLogger("notifier")
 
 # The worker's Redis TTL and blocking dequeue: short enough that a vanished worker is noticed.
 WORKER_TTL = 120
+# The maintenance thread wakes this often: RQ's scheduler works in whole seconds.
+SCHEDULER_SECONDS = 1.0
 
 
 class NotifierWorker(SimpleWorker):
@@ -68,7 +67,7 @@ class InlineScheduler:
 
 def _new_worker(ctx: NotifierContext) -> NotifierWorker:
     worker = NotifierWorker([ctx.queue], connection=ctx.redis, worker_ttl=WORKER_TTL,
-                            name=f"notifier.{ctx.owner.split(':', 1)[-1].replace(':', '.')}.{uuid.uuid4().hex[:6]}")
+                            name=liveness.worker_name(ctx.owner))
     worker.stopping = ctx.stopping
     return worker
 
@@ -124,9 +123,7 @@ class _Maintenance(threading.Thread):
             try:
                 self.scheduler.tick()
                 if now >= next_beat:
-                    heartbeat.beat(ctx.redis, ctx.keys, ctx.owner, pid=os.getpid(), queued=ctx.queue.count,
-                                   messages=ctx.stats.messages, alerts=ctx.stats.alerts,
-                                   rate_limited=ctx.stats.rate_limited)
+                    liveness.beat(ctx)
                     # SimpleWorker does not refresh its RQ key while a job runs; a long drain
                     # must not look like a dead worker to the sweepers of other notifiers.
                     if self.worker.birth_date is not None:
@@ -141,11 +138,11 @@ class _Maintenance(threading.Thread):
             except (*REDIS_ERRORS, *TRANSIENT_ERRORS) as error:
                 if not failing:
                     log.warning("maintenance: %s, trying again every %.0f s", type(error).__name__,
-                                config.scheduler_seconds)
+                                SCHEDULER_SECONDS)
                 failing = True
             except Exception as error:  # noqa: BLE001 - the thread must survive anything
                 log.error("maintenance failed: %s", type(error).__name__)
-            self.done.wait(config.scheduler_seconds)
+            self.done.wait(SCHEDULER_SECONDS)
         self.scheduler.stop()
         self.ctx.db.close()
 
@@ -167,7 +164,7 @@ def _forever(ctx: NotifierContext) -> int:
         maintenance.stop()
         try:
             health.notifier_stopped(ctx)
-            heartbeat.clear(ctx.redis, ctx.keys, ctx.owner)
+            liveness.forget(ctx)
         except (*REDIS_ERRORS, *TRANSIENT_ERRORS) as error:
             log.warning("could not record the stop: %s", type(error).__name__)
     log.info("notifier %s stopped (%d messages, %d alerts, %d rate-limit answers)",
@@ -175,18 +172,17 @@ def _forever(ctx: NotifierContext) -> int:
     return 0
 
 
-def run(settings: Settings, burst: bool, *, config: NotifierConfig | None = None) -> int:
+def run(settings: Settings, burst: bool) -> int:
     """Deliver alerts: every queued one and exit (`burst`), or until SIGTERM."""
     root = logging.getLogger()
     saved_logging = (root.handlers[:], root.level)
     setup_logging(settings, "notifier")
-    config = config or NotifierConfig.of(settings)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     db = Database(settings.database_url)
     conn = connect(settings)
     try:
         db.migrate()
-        ctx = context.create(settings, config, db=db, conn=conn)
+        ctx = context.create(settings, db=db, conn=conn)
         context.install(ctx)
         sweeper.sweep(ctx, at_start=True)
         return _burst(ctx) if burst else _forever(ctx)

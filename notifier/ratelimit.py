@@ -1,11 +1,13 @@
-"""A Discord rate limiter shared by every notifier process, kept in Redis.
+"""The Discord rate limiter shared by every notifier process, kept in Redis.
 
 Discord announces each webhook's bucket in response headers (`X-RateLimit-Limit`,
-`-Remaining`, `-Reset-After`, `-Bucket`); the limiter learns them instead of hard-coding
-numbers and never lets a request go that it knows would be refused:
+`-Remaining`, `-Reset-After`, `-Bucket`, read by `notifier.discord.parse_headers`); the
+limiter learns them instead of hard-coding numbers and never lets a request go that it
+knows would be refused:
 
-* `reserve(webhook)` returns 0 and takes one slot (atomically, in Lua), or the seconds to
-  wait. While a webhook's bucket is still unknown, one request at a time may go to learn it.
+* `reserve(webhook)` returns 0 and takes one slot (atomically, in Lua: `notifier/lua/`), or
+  the seconds to wait. While a webhook's bucket is still unknown, one request at a time may
+  go to learn it. `acquire(webhook, stop=...)` waits until `reserve` lets a request go.
 * `update(webhook, headers)` after every response.
 * `block(webhook, seconds)` / `block(None, seconds, is_global=True)` after a 429.
 * A rolling window of `messages_per_minute` per webhook (Discord limits a channel to about
@@ -19,11 +21,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import redis
 
+from notifier import scripts
+from notifier.discord import RateLimitHeaders
 from shared.keys import Keys
 from shared.redisconn import decoded
 
@@ -40,178 +43,6 @@ SAME_WINDOW = 0.5
 STATE_TTL_MS = 24 * 3600 * 1000
 
 
-@dataclass(frozen=True)
-class RateLimitHeaders:
-    """The rate-limit headers of one Discord response (None when absent or unparsable)."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset_after: float | None = None
-    bucket: str | None = None
-    scope: str | None = None
-    is_global: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return self.limit is not None and self.remaining is not None and self.reset_after is not None
-
-
-def _get(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        try:
-            return int(float(value))  # type: ignore[arg-type]
-        except ValueError:
-            return None
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        number = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return number if number is None or number >= 0 else None
-
-
-def parse_headers(headers: Mapping[str, str]) -> RateLimitHeaders:
-    """Rate-limit headers of a response, case-insensitively; junk values count as absent."""
-    bucket = _get(headers, "X-RateLimit-Bucket")
-    scope = _get(headers, "X-RateLimit-Scope")
-    return RateLimitHeaders(
-        limit=_int(_get(headers, "X-RateLimit-Limit")),
-        remaining=_int(_get(headers, "X-RateLimit-Remaining")),
-        reset_after=_float(_get(headers, "X-RateLimit-Reset-After")),
-        bucket=bucket.strip() if bucket else None,
-        scope=scope.strip().lower() if scope else None,
-        is_global=(_get(headers, "X-RateLimit-Global") or "").strip().lower() == "true",
-    )
-
-
-# KEYS: bucket hash, window zset, global block. ARGV: now, per_minute, window, probe, member, ttl_ms.
-# Returns "0" after taking a slot, or the seconds to wait (as a string: Lua numbers would be truncated).
-_RESERVE = """
-local now = tonumber(ARGV[1])
-local per_minute = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
-local probe_seconds = tonumber(ARGV[4])
-local wait = 0
-local global_until = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
-if global_until > now then wait = global_until - now end
-local b = redis.call('HMGET', KEYS[1], 'limit', 'remaining', 'reset_at', 'blocked_until', 'probe_until', 'window')
-local limit = tonumber(b[1])
-local remaining = tonumber(b[2])
-local reset_at = tonumber(b[3]) or 0
-local blocked_until = tonumber(b[4]) or 0
-local probe_until = tonumber(b[5]) or 0
-local bucket_window = tonumber(b[6]) or probe_seconds
-if blocked_until > now then wait = math.max(wait, blocked_until - now) end
-local probing = false
-local new_reset = reset_at
-if limit == nil or limit <= 0 or remaining == nil then
-  if probe_until > now then
-    wait = math.max(wait, math.min(probe_until - now, tonumber(ARGV[7])))
-  else
-    probing = true
-  end
-else
-  if reset_at <= now then
-    remaining = limit
-    new_reset = now + bucket_window
-  end
-  if remaining <= 0 then wait = math.max(wait, reset_at - now) end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-if redis.call('ZCARD', KEYS[2]) >= per_minute then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  wait = math.max(wait, tonumber(oldest[2]) + window - now)
-end
-if wait > 0 then return tostring(wait) end
-if probing then
-  redis.call('HSET', KEYS[1], 'probe_until', tostring(now + probe_seconds))
-else
-  if new_reset ~= reset_at then
-    redis.call('HSET', KEYS[1], 'reset_at', tostring(new_reset), 'guessed', '1')
-  end
-  redis.call('HSET', KEYS[1], 'remaining', tostring(remaining - 1))
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], math.floor((window + 5) * 1000))
-return '0'
-"""
-
-# KEYS: bucket hash. ARGV: now, limit, remaining, reset_after, bucket id, ttl_ms, same-window tolerance.
-_UPDATE = """
-local now = tonumber(ARGV[1])
-redis.call('HDEL', KEYS[1], 'probe_until')
-if ARGV[2] == '' then return 0 end
-local limit = tonumber(ARGV[2])
-local remaining = tonumber(ARGV[3])
-local reset_after = tonumber(ARGV[4])
-local new_reset = now + reset_after
-local b = redis.call('HMGET', KEYS[1], 'remaining', 'reset_at', 'guessed', 'window')
-local cur_remaining = tonumber(b[1])
-local cur_reset = tonumber(b[2]) or 0
-local guessed = b[3] == '1'
-local bucket_window = tonumber(b[4]) or 0
-local tolerance = tonumber(ARGV[7])
-if cur_remaining == nil or cur_reset <= now or new_reset > cur_reset + tolerance then
-  cur_remaining = remaining
-  cur_reset = new_reset
-elseif guessed then
-  cur_remaining = math.min(cur_remaining, remaining)
-  cur_reset = new_reset
-else
-  cur_remaining = math.min(cur_remaining, remaining)
-  cur_reset = math.max(cur_reset, new_reset)
-end
-bucket_window = math.max(bucket_window, reset_after)
-redis.call('HSET', KEYS[1], 'limit', tostring(limit), 'remaining', tostring(cur_remaining),
-  'reset_at', tostring(cur_reset), 'guessed', '0', 'window', tostring(bucket_window))
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'bucket', ARGV[5]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-return 1
-"""
-
-# KEYS: bucket hash, window zset. ARGV: member. Gives back a slot taken by reserve() and not used.
-_CANCEL = """
-local b = redis.call('HMGET', KEYS[1], 'limit', 'remaining', 'probe_until')
-redis.call('HDEL', KEYS[1], 'probe_until')
-local limit = tonumber(b[1])
-local remaining = tonumber(b[2])
-if limit ~= nil and remaining ~= nil and b[3] == false and remaining < limit then
-  redis.call('HSET', KEYS[1], 'remaining', tostring(remaining + 1))
-end
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
-"""
-
-# KEYS: bucket hash or global key. ARGV: until, is_global ("1"/"0"), ttl_ms.
-_BLOCK = """
-local untl = tonumber(ARGV[1])
-if ARGV[2] == '1' then
-  local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-  if untl > cur then redis.call('SET', KEYS[1], tostring(untl), 'PX', ARGV[3]) end
-else
-  local cur = tonumber(redis.call('HGET', KEYS[1], 'blocked_until') or '0') or 0
-  if untl > cur then redis.call('HSET', KEYS[1], 'blocked_until', tostring(untl)) end
-  redis.call('HSET', KEYS[1], 'remaining', '0')
-  redis.call('HDEL', KEYS[1], 'probe_until')
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-end
-return 1
-"""
-
-
 class RateLimiter:
     """Reservations against Discord's limits, shared through Redis by every notifier process."""
 
@@ -224,10 +55,10 @@ class RateLimiter:
         self.window_seconds = window_seconds
         self.probe_seconds = probe_seconds
         self.clock = clock
-        self._reserve = conn.register_script(_RESERVE)
-        self._update = conn.register_script(_UPDATE)
-        self._cancel = conn.register_script(_CANCEL)
-        self._block = conn.register_script(_BLOCK)
+        self._reserve = scripts.load(conn, "reserve")
+        self._update = scripts.load(conn, "update")
+        self._cancel = scripts.load(conn, "cancel")
+        self._block = scripts.load(conn, "block")
         self._last_member: dict[str, str] = {}
 
     def _now(self, now: float | None) -> float:
@@ -252,13 +83,8 @@ class RateLimiter:
         member = self._last_member.pop(webhook, "")
         self._cancel(keys=[self.keys.bucket(webhook), self.keys.sent_window(webhook)], args=[member])
 
-    def update(self, webhook: str, headers: RateLimitHeaders | Mapping[str, str] | None,
-               now: float | None = None) -> None:
+    def update(self, webhook: str, headers: RateLimitHeaders, now: float | None = None) -> None:
         """Learn the bucket from a response's headers (and end a probe, headers or not)."""
-        if headers is None:
-            headers = RateLimitHeaders()
-        elif not isinstance(headers, RateLimitHeaders):
-            headers = parse_headers(headers)
         self._last_member.pop(webhook, None)
         if headers.complete:
             args = [repr(self._now(now)), headers.limit, headers.remaining, repr(headers.reset_after),
@@ -277,21 +103,14 @@ class RateLimiter:
         else:
             self._block(keys=[self.keys.bucket(webhook)], args=[repr(until), "0", max(ttl_ms, STATE_TTL_MS)])
 
-    def acquire(self, webhook: str, *, stop: threading.Event | None = None,
-                on_wait: Callable[[float], None] | None = None, max_sleep: float = 1.0) -> bool:
+    def acquire(self, webhook: str, *, stop: threading.Event, max_sleep: float = 1.0) -> bool:
         """Wait until `reserve` lets a request go; False when `stop` was set meanwhile."""
         while True:
             wait = self.reserve(webhook)
             if wait <= 0:
                 return True
-            if on_wait is not None:
-                on_wait(wait)
-            pause = min(wait, max_sleep)
-            if stop is not None:
-                if stop.wait(pause):
-                    return False
-            else:
-                time.sleep(pause)
+            if stop.wait(min(wait, max_sleep)):
+                return False
 
     def state(self, webhook: str) -> dict[str, str]:
         """What the limiter knows about a webhook (for tests and `status` displays)."""

@@ -18,12 +18,13 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
+from notifier import webhooks
 from notifier.context import NotifierContext
-from notifier.deliver import WEBHOOKS, broken_mark, clear_broken, fingerprint, is_broken
 from notifier.liveness import owner_dead, worker_dead
 from shared import outbox
 from shared.jobs import enqueue_alert
 from shared.outbox import job_id
+from shared.webhooks import WEBHOOKS
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,13 @@ def ensure_job(ctx: NotifierContext, alert_id: int) -> str:
 def clear_stale_broken_marks(ctx: NotifierContext) -> int:
     """Forget broken marks of webhooks whose URL changed (or was removed) since."""
     cleared = 0
-    for webhook in WEBHOOKS:
-        mark = broken_mark(ctx, webhook)
-        if mark is None:
-            continue
+    for webhook, marked in webhooks.broken_webhooks(ctx.redis, ctx.keys).items():
         url = ctx.webhook_url(webhook)
-        if url is None or fingerprint(url) != mark:
-            clear_broken(ctx, webhook, mark)
+        if url is None or webhooks.fingerprint(url) != marked:
+            webhooks.clear(ctx.redis, ctx.keys, webhook, marked)
             cleared += 1
         else:
-            log.warning("webhook %s is still marked broken (fingerprint %s): its alerts stay pending", webhook, mark)
+            log.warning("webhook %s is still marked broken (fingerprint %s): its alerts stay pending", webhook, marked)
     return cleared
 
 
@@ -104,7 +102,7 @@ def sweep(ctx: NotifierContext, *, at_start: bool = False) -> Counter[str]:
     for webhook in WEBHOOKS:
         ids = outbox.deliverable_ids(ctx.db, now, webhook)
         url = ctx.webhook_url(webhook)
-        if ids and url is not None and is_broken(ctx, webhook, url):
+        if ids and url is not None and webhooks.is_broken(ctx.redis, ctx.keys, webhook, url):
             report["broken"] += len(ids)
             continue
         for alert_id in ids:

@@ -16,7 +16,17 @@ HEARTBEAT_TTL = 300
 
 
 def process_name(role: str) -> str:
+    """`role:host:pid`: this process in heartbeats (and, for a notifier, in its leases and locks)."""
     return f"{role}:{socket.gethostname()}:{os.getpid()}"
+
+
+def host_and_pid(name: str) -> tuple[str, int] | None:
+    """(host, pid) of a `process_name`; None when the name has another shape."""
+    _, _, rest = name.partition(":")
+    host, _, pid = rest.rpartition(":")
+    if not host or not pid.isdigit():
+        return None
+    return host, int(pid)
 
 
 def beat(conn: redis.Redis, keys: Keys, name: str, **info: Any) -> None:

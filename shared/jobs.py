@@ -9,29 +9,29 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 
 from shared.keys import ALERTS_QUEUE
-from shared.settings import Settings
 from shared.outbox import job_id
 
 log = logging.getLogger(__name__)
 
 DELIVER = "notifier.deliver.deliver_alert"
-# 5xx and timeouts: tried again after these pauses; after the last one the job stays in RQ's failed registry.
-RETRY_INTERVALS: list[int] = list(Settings.model_fields["notifier_retry_intervals"].default)
 JOB_TIMEOUT = 900
+# A job that failed every retry stays this long in RQ's failed registry, for `rq requeue`.
+FAILURE_TTL = 30 * 24 * 3600
 
 
 def alerts_queue(conn: redis.Redis) -> Queue:
     return Queue(ALERTS_QUEUE, connection=conn)
 
 
-def enqueue_alert(queue: Queue, alert_id: int, *, retry_intervals: Sequence[int] | None = None) -> bool:
+def enqueue_alert(queue: Queue, alert_id: int, *, retry_intervals: Sequence[int]) -> bool:
     """Enqueue the delivery of an alert once; False when a job for it already exists.
 
     A job that finished is gone (result_ttl=0), so an alert that is still pending afterwards
     (its webhook was broken) can be enqueued again; a failed job waits for `rq requeue`.
-    `retry_intervals` replaces RETRY_INTERVALS (tests use short ones; empty: no retry).
+    After 5xx and timeouts the job is tried again after each of `retry_intervals` (the
+    NOTIFIER_RETRY_INTERVALS setting; empty: no retry), then it stays in RQ's failed registry.
     """
-    intervals = list(RETRY_INTERVALS if retry_intervals is None else retry_intervals)
+    intervals = list(retry_intervals)
     try:
         queue.enqueue_call(
             DELIVER,
@@ -40,7 +40,7 @@ def enqueue_alert(queue: Queue, alert_id: int, *, retry_intervals: Sequence[int]
             description=f"deliver alert {alert_id}",
             timeout=JOB_TIMEOUT,
             result_ttl=0,
-            failure_ttl=30 * 24 * 3600,
+            failure_ttl=FAILURE_TTL,
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
             unique=True,
         )

@@ -1,11 +1,14 @@
-"""Rendering alerts as Discord embeds: links, wording, and Discord's size limits."""
+"""Rendering alerts as Discord embeds and as dry-run text: links, wording, and Discord's size limits."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from notifier import embed as E
+from notifier.discord import message
+from notifier.drytext import render_text
+from notifier.limits import clip, embed_chars, fit, pack
+from notifier.render import COLOR_NEW_TIP, render
 from shared.alerts import (HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, PredictorInfo, StatsSummary,
                            TipLine)
 from tests.fakes.discord import embed_chars as fake_embed_chars
@@ -50,30 +53,30 @@ def limits_ok(embed: dict) -> None:
         assert 0 < len(field["name"]) <= 256 and 0 < len(field["value"]) <= 1024
     assert len(embed.get("footer", {}).get("text", "")) <= 2048
     assert len(embed.get("author", {}).get("name", "")) <= 256
-    assert E.embed_chars(embed) <= 6000
-    assert validate_message(E.message([embed])) == {}
+    assert embed_chars(embed) <= 6000
+    assert validate_message(message([embed])) == {}
 
 
 # -- links ----------------------------------------------------------------------------------
 def test_match_url_with_slugs_and_custom_id() -> None:
-    embed = E.render(new_tip())
+    embed = render(new_tip())
     assert embed["url"] == "https://www.sofascore.com/football/match/arsenal-chelsea/RsSxsR#id:12345"
 
 
 @pytest.mark.parametrize("missing", ["sport_slug", "event_slug", "custom_id"])
 def test_match_url_falls_back_to_event_page(missing: str) -> None:
-    embed = E.render(new_tip(match=match(**{missing: None})))
+    embed = render(new_tip(match=match(**{missing: None})))
     assert embed["url"] == "https://www.sofascore.com/event/12345"
 
 
 def test_author_links_the_predictor_profile() -> None:
-    embed = E.render(new_tip())
+    embed = render(new_tip())
     assert embed["author"] == {"name": "TipMaster", "url": "https://www.sofascore.com/user/profile/abc123"}
 
 
 # -- wording --------------------------------------------------------------------------------
 def test_new_tip_title_description_and_stats() -> None:
-    embed = E.render(new_tip(tips=[TipLine(market="Full time", pick="Arsenal to win", odds=2.2),
+    embed = render(new_tip(tips=[TipLine(market="Full time", pick="Arsenal to win", odds=2.2),
                                    TipLine(market="Both teams to score", pick="Yes", odds=None)]),
                      alert_id=7, created_at=KICKOFF - 3600)
     assert "New tip" in embed["title"] and "Arsenal vs Chelsea" in embed["title"]
@@ -88,32 +91,32 @@ def test_new_tip_title_description_and_stats() -> None:
     assert fields["All-time profit"] == "+14.80 u"
     assert fields["Current yield"] == "\u22125.0 %"
     assert fields["Current profit"] == "\u22120.50 u"
-    assert embed["color"] == E.COLOR_NEW_TIP
+    assert embed["color"] == COLOR_NEW_TIP
     assert embed["timestamp"].startswith("2025-12-31T23:00:00")
     assert "#7" in embed["footer"]["text"]
 
 
 def test_missing_stats_and_zero_totals() -> None:
     alert = new_tip(predictor=predictor(all_time=None, current=stats(total=0, yield_pct=0, win_rate=0, profit=0)))
-    fields = {f["name"]: f["value"] for f in E.render(alert)["fields"]}
+    fields = {f["name"]: f["value"] for f in render(alert)["fields"]}
     assert fields == {"All-time": "no statistics", "Current": "no settled tips yet"}
-    text = E.render_text(alert)
+    text = render_text(alert)
     assert "no statistics" in text and "no settled tips yet" in text
 
 
 def test_line_movement_shows_both_odds_and_signed_delta() -> None:
-    shortening = E.render(movement(2.2, 1.8))
+    shortening = render(movement(2.2, 1.8))
     assert "Line movement" in shortening["title"] and "Arsenal vs Chelsea" in shortening["title"]
     assert "2.20 \u2192 1.80 (\u221218.2 %)" in shortening["description"]
     assert f"<t:{KICKOFF}:R>" in shortening["description"]
-    drifting = E.render(movement(1.8, 2.2))
+    drifting = render(movement(1.8, 2.2))
     assert "1.80 \u2192 2.20 (+22.2 %)" in drifting["description"]
-    colors = {shortening["color"], drifting["color"], E.COLOR_NEW_TIP}
+    colors = {shortening["color"], drifting["color"], COLOR_NEW_TIP}
     assert len(colors) == 3
 
 
 def test_health_alert_colour_by_level() -> None:
-    embeds = {level: E.render(HealthAlert(title="Webhook broken", message="details", level=level))
+    embeds = {level: render(HealthAlert(title="Webhook broken", message="details", level=level))
               for level in ("info", "warning", "error")}
     assert len({e["color"] for e in embeds.values()}) == 3
     assert embeds["error"]["title"] == "Webhook broken" and embeds["error"]["description"] == "details"
@@ -121,18 +124,18 @@ def test_health_alert_colour_by_level() -> None:
 
 
 def test_markdown_in_names_is_escaped() -> None:
-    embed = E.render(new_tip(match=match(home="*Bold*", away="_it_")))
+    embed = render(new_tip(match=match(home="*Bold*", away="_it_")))
     assert "\\*Bold\\*" in embed["description"]
 
 
 def test_render_text_is_readable() -> None:
-    text = E.render_text(movement(), alert_id=3)
+    text = render_text(movement(), alert_id=3)
     lines = text.splitlines()
     assert lines[0].startswith("[alert #3] [LINE MOVEMENT") and "Arsenal vs Chelsea" in lines[0]
     assert any("2.20 \u2192 1.80" in line for line in lines)
     assert any("2026-01-01 00:00 UTC" in line for line in lines)
     assert "https://www.sofascore.com/football/match/arsenal-chelsea/RsSxsR#id:12345" in text
-    health = E.render_text(HealthAlert(title="Notifier started", message="hello", level="info"))
+    health = render_text(HealthAlert(title="Notifier started", message="hello", level="info"))
     assert "Notifier started" in health and "hello" in health
 
 
@@ -141,11 +144,11 @@ def test_truncation_keeps_every_limit_for_absurd_input() -> None:
     huge = "W" * 5000
     alert = new_tip(predictor=predictor(nickname=huge), match=match(home=huge, away=huge),
                     tips=[TipLine(market=huge[:300], pick=f"pick {i} " + huge[:200], odds=1.5) for i in range(40)])
-    embed = E.render(alert, alert_id=1)
+    embed = render(alert, alert_id=1)
     limits_ok(embed)
     assert embed["title"].endswith("\u2026") and embed["author"]["name"].endswith("\u2026")
     assert embed["description"].endswith("\u2026")
-    assert E.embed_chars(embed) == fake_embed_chars(embed)
+    assert embed_chars(embed) == fake_embed_chars(embed)
 
 
 def test_truncated_line_movement_and_health_keep_limits() -> None:
@@ -153,21 +156,21 @@ def test_truncated_line_movement_and_health_keep_limits() -> None:
     alert = movement()
     alert.tip.market = huge
     alert.match.home = huge
-    limits_ok(E.render(alert))
-    limits_ok(E.render(HealthAlert(title=huge, message=huge)))
+    limits_ok(render(alert))
+    limits_ok(render(HealthAlert(title=huge, message=huge)))
 
 
 def test_clip() -> None:
-    assert E.clip("abc", 3) == "abc"
-    assert E.clip("abcd", 3) == "ab\u2026"
-    assert len(E.clip("a" * 9999, 256)) == 256
+    assert clip("abc", 3) == "abc"
+    assert clip("abcd", 3) == "ab\u2026"
+    assert len(clip("a" * 9999, 256)) == 256
 
 
 def test_fit_shrinks_an_embed_over_6000_characters() -> None:
     embed = {"title": "t" * 256, "description": "d" * 4096,
              "fields": [{"name": "n" * 256, "value": "v" * 1024} for _ in range(30)],
              "footer": {"text": "f" * 3000}, "author": {"name": "a" * 300}}
-    limits_ok(E.fit(embed))
+    limits_ok(fit(embed))
 
 
 # -- packing ----------------------------------------------------------------------------------
@@ -176,26 +179,26 @@ def _ids(messages: list[list[dict]]) -> list[int]:
 
 
 def test_pack_ten_embeds_per_message_in_order() -> None:
-    embeds = [E.render(new_tip(), alert_id=i) for i in range(1, 26)]
-    messages = E.pack(embeds)
+    embeds = [render(new_tip(), alert_id=i) for i in range(1, 26)]
+    messages = pack(embeds)
     assert [len(m) for m in messages] == [10, 10, 5]
     assert _ids(messages) == list(range(1, 26))
 
 
 def test_pack_respects_6000_characters_per_message() -> None:
     big = [TipLine(market="Market " + "m" * 80, pick="p" * 80, odds=2.0) for _ in range(20)]
-    embeds = [E.render(new_tip(tips=big), alert_id=i) for i in range(1, 13)]
-    assert all(E.embed_chars(e) > 1500 for e in embeds)
-    messages = E.pack(embeds)
+    embeds = [render(new_tip(tips=big), alert_id=i) for i in range(1, 13)]
+    assert all(embed_chars(e) > 1500 for e in embeds)
+    messages = pack(embeds)
     assert len(messages) > 2
     for msg in messages:
         assert 1 <= len(msg) <= 10
-        assert sum(E.embed_chars(e) for e in msg) <= 6000
-        assert validate_message(E.message(msg)) == {}
+        assert sum(embed_chars(e) for e in msg) <= 6000
+        assert validate_message(message(msg)) == {}
     assert _ids(messages) == list(range(1, 13))
 
 
 def test_pack_of_nothing_and_message_body() -> None:
-    assert E.pack([]) == []
-    body = E.message([{"title": "x"}])
+    assert pack([]) == []
+    body = message([{"title": "x"}])
     assert body == {"embeds": [{"title": "x"}], "allowed_mentions": {"parse": []}}

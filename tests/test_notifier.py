@@ -6,10 +6,10 @@ with real Redis and both databases; the fake's small buckets can only be learnt 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import logging
 import re
 import socket
+import sqlite3
 import threading
 import time
 import zlib
@@ -25,10 +25,10 @@ from rq.registry import FailedJobRegistry
 import notifier.deliver
 import notifier.main
 from notifier import context, health, sweeper
-from notifier.context import NotifierConfig
-from notifier.deliver import deliver_alert, fingerprint
+from notifier.deliver import deliver_alert
 from notifier.lock import WebhookLock
 from notifier.main import run
+from notifier.webhooks import broken_webhooks, fingerprint
 from shared import outbox
 from shared.alerts import MatchInfo, NewTipAlert, PredictorInfo, StatsSummary, TipLine
 from shared.jobs import alerts_queue, enqueue_alert
@@ -37,8 +37,11 @@ from shared.settings import Settings
 from shared.storage import Database
 from tests.fakes.discord import DEFAULT_WEBHOOK_TOKEN, FakeDiscord
 
-CONFIG = NotifierConfig(retry_intervals=(0, 1), lease_seconds=5, lock_ttl=5, lock_poll=0.05, http_timeout=2.0,
-                        health_throttle_seconds=60)
+RETRY_INTERVALS = (0, 1)
+# Short notifier timings for tests (the NOTIFIER_* settings).
+TIMINGS: dict[str, Any] = {"notifier_retry_intervals": list(RETRY_INTERVALS), "notifier_lease_seconds": 5,
+                           "notifier_lock_ttl": 5, "notifier_http_timeout": 2.0,
+                           "notifier_health_throttle_seconds": 60}
 HEALTH_TOKEN = "tok-HEALTH-secret-xyz"
 ALERT_ID = re.compile(r"alert #(\d+)")
 
@@ -65,7 +68,7 @@ def insert_alerts(db: Database, n: int, webhook: str = "main") -> list[int]:
     return ids
 
 
-def enqueue(conn: redis.Redis, ids: list[int], intervals: tuple[int, ...] = CONFIG.retry_intervals) -> None:
+def enqueue(conn: redis.Redis, ids: list[int], intervals: tuple[int, ...] = RETRY_INTERVALS) -> None:
     queue = alerts_queue(conn)
     for alert_id in ids:
         assert enqueue_alert(queue, alert_id, retry_intervals=intervals)
@@ -150,15 +153,15 @@ def fake() -> Iterator[FakeDiscord]:
 @pytest.fixture
 def settings_for(make_settings: Callable[..., Settings], database_url: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"database_url": database_url, "discord_messages_per_minute": 1000}
+        values: dict[str, Any] = {"database_url": database_url, "discord_messages_per_minute": 1000, **TIMINGS}
         values.update(overrides)
         return make_settings(**values)
 
     return make
 
 
-def run_burst(settings: Settings, config: NotifierConfig = CONFIG) -> None:
-    assert run(settings, burst=True, config=config) == 0
+def run_burst(settings: Settings) -> None:
+    assert run(settings, burst=True) == 0
 
 
 # -- delivery -----------------------------------------------------------------------------------------
@@ -290,7 +293,7 @@ def test_a_timeout_is_retried(fake: FakeDiscord, settings_for: Callable[..., Set
     ids = insert_alerts(db, 3)
     enqueue(redis_conn, ids, intervals=(0,))
     fake.timeout_next(1, delay=1.0)
-    run_burst(settings, dataclasses.replace(CONFIG, http_timeout=0.3))
+    run_burst(settings.model_copy(update={"notifier_http_timeout": 0.3}))
     # Discord posted the first message although its answer came too late: the retry posts it again
     # (the documented duplicate window of timeouts); every alert ends up sent.
     assert delivered_ids(fake) == ids + ids
@@ -358,7 +361,7 @@ def test_channel_limit_is_waited_for_without_429(settings_for: Callable[..., Set
     with FakeDiscord(bucket_limit=50, bucket_window=1.0, channel_per_minute=2) as fake:
         settings = settings_for(discord_webhook_url=fake.url("111"), discord_messages_per_minute=2)
         ids = insert_alerts(db, 25)  # three messages of up to ten
-        ctx = context.create(settings, CONFIG, db=Database(settings.database_url), conn=redis_conn)
+        ctx = context.create(settings, db=Database(settings.database_url), conn=redis_conn)
         context.install(ctx)
         results: list[str] = []
         job = threading.Thread(target=lambda: results.append(deliver_alert(ids[-1])))
@@ -397,7 +400,7 @@ def test_webhook_token_never_reaches_logs_redis_or_jobs(fake: FakeDiscord, setti
     fake.timeout_next(1, delay=0.6)
     more = insert_alerts(db, 12)
     enqueue(redis_conn, more, intervals=(0,))
-    run_burst(settings, dataclasses.replace(CONFIG, http_timeout=0.2))
+    run_burst(settings.model_copy(update={"notifier_http_timeout": 0.2}))
     fake.set_broken("111", 401)
     last = insert_alerts(db, 1)
     enqueue(redis_conn, last, intervals=(0,))
@@ -435,7 +438,7 @@ def test_webhook_token_never_reaches_logs_redis_or_jobs(fake: FakeDiscord, setti
 @pytest.fixture
 def ctx(settings_for: Callable[..., Settings], db: Database, redis_conn: redis.Redis) -> Iterator[context.NotifierContext]:
     settings = settings_for(discord_webhook_url="http://127.0.0.1:9/api/webhooks/1/tok-NOT-USED")
-    yield context.create(settings, CONFIG, db=db, conn=redis_conn)
+    yield context.create(settings, db=db, conn=redis_conn)
 
 
 def test_sweeper_gives_every_deliverable_alert_a_job(ctx: context.NotifierContext, db: Database,
@@ -477,12 +480,14 @@ def test_sweeper_clears_a_broken_mark_of_an_old_url(ctx: context.NotifierContext
     current = ctx.webhook_url("main")
     assert current is not None
     redis_conn.set(ctx.keys.webhook_broken("main"), fingerprint(current))
+    assert broken_webhooks(redis_conn, ctx.keys) == {"main": fingerprint(current)}  # what status shows
     assert sweeper.sweep(ctx, at_start=True)["broken"] == 2  # same URL: still broken, no job
     assert alerts_queue(redis_conn).count == 0
     redis_conn.set(ctx.keys.webhook_broken("main"), "0123456789ab")
     report = sweeper.sweep(ctx, at_start=True)
     assert report["cleared_broken"] == 1 and report["enqueued"] == 2
     assert redis_conn.get(ctx.keys.webhook_broken("main")) is None
+    assert broken_webhooks(redis_conn, ctx.keys) == {}
 
 
 def test_health_alerts_are_throttled_per_topic(ctx: context.NotifierContext, db: Database,
@@ -521,7 +526,7 @@ def test_lock_of_a_dead_process_on_this_host_is_taken_over(redis_conn: redis.Red
     child.wait()  # gone (and reaped): its pid is dead
     key = "test:lock:webhook:main"
     redis_conn.set(key, f"notifier:{socket.gethostname()}:{child.pid}|abc")
-    me = WebhookLock(redis_conn, key, "notifier:me:1")
+    me = WebhookLock(redis_conn, key, "notifier:me:1", ttl=5)
     assert me.take_over_if_dead() == f"notifier:{socket.gethostname()}:{child.pid}"
     assert me.try_acquire()
     me.release()
@@ -547,3 +552,30 @@ def test_job_waits_for_the_lock_and_finds_its_alert_done(ctx: context.NotifierCo
         holder.release()
         job.join(timeout=5)
         context.reset()
+
+
+def test_recording_a_sent_message_is_tried_three_times(ctx: context.NotifierContext, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[float] = []
+
+    def mark_sent(db: Database, ids: list[int], message_id: str, at: float) -> None:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(outbox, "mark_sent", mark_sent)
+    notifier.deliver._record_sent(ctx, [1, 2], "m1")
+    # Waits of 0.5 s, then 1 s, and one line each.
+    assert len(calls) == 3 and calls[1] - calls[0] >= 0.45 and calls[2] - calls[1] >= 0.95
+    assert [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()] == \
+        ["could not record message m1 as sent (OperationalError), trying again"] * 2
+
+    def always_locked(db: Database, ids: list[int], message_id: str, at: float) -> None:
+        calls.append(time.monotonic())
+        raise sqlite3.OperationalError("database is locked")
+
+    calls.clear()
+    monkeypatch.setattr(outbox, "mark_sent", always_locked)
+    with pytest.raises(sqlite3.OperationalError):  # the third failure is raised as it is
+        notifier.deliver._record_sent(ctx, [1, 2], "m1")
+    assert len(calls) == 3

@@ -1,16 +1,20 @@
-"""One webhook call: Discord's answers classified, and the URL never in what comes back."""
+"""One webhook call: Discord's answers classified, its rate-limit headers read, and the URL never in what
+comes back."""
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from notifier import discord
-from notifier.embed import message
 from tests.fakes.discord import DEFAULT_WEBHOOK_TOKEN, FakeDiscord
 
-BODY = message([{"title": "hello", "description": "world"}])
+TIMEOUT = 5.0
+
+BODY = discord.message([{"title": "hello", "description": "world"}])
 
 
 @pytest.fixture
@@ -25,7 +29,7 @@ def _safe(result: discord.PostResult) -> None:
 
 
 def test_sent_with_message_id_and_headers(fake: FakeDiscord) -> None:
-    result = discord.post(discord.new_session(), fake.url(), BODY)
+    result = discord.post(discord.new_session(), fake.url(), BODY, timeout=TIMEOUT)
     assert result.outcome == discord.SENT and result.status == 200
     assert result.message_id == fake.accepted[0]["message_id"]
     assert result.headers.limit == 2 and result.headers.remaining == 1
@@ -36,8 +40,8 @@ def test_sent_with_message_id_and_headers(fake: FakeDiscord) -> None:
 def test_rate_limited(fake: FakeDiscord) -> None:
     session = discord.new_session()
     for _ in range(2):
-        assert discord.post(session, fake.url(), BODY).outcome == discord.SENT
-    result = discord.post(session, fake.url(), BODY)
+        assert discord.post(session, fake.url(), BODY, timeout=TIMEOUT).outcome == discord.SENT
+    result = discord.post(session, fake.url(), BODY, timeout=TIMEOUT)
     assert result.outcome == discord.RATE_LIMITED and result.status == 429
     assert 0 < result.retry_after <= 5.0 and result.is_global is False and result.scope == "user"
     assert result.headers.remaining == 0
@@ -46,26 +50,28 @@ def test_rate_limited(fake: FakeDiscord) -> None:
 def test_hidden_channel_limit_is_rate_limited_with_shared_scope() -> None:
     with FakeDiscord(bucket_limit=10, channel_per_minute=1) as fake:
         session = discord.new_session()
-        assert discord.post(session, fake.url(), BODY).outcome == discord.SENT
-        result = discord.post(session, fake.url(), BODY)
+        assert discord.post(session, fake.url(), BODY, timeout=TIMEOUT).outcome == discord.SENT
+        result = discord.post(session, fake.url(), BODY, timeout=TIMEOUT)
     assert result.outcome == discord.RATE_LIMITED and result.scope == "shared" and result.retry_after > 50
 
 
 @pytest.mark.parametrize("status", [401, 404])
 def test_broken(fake: FakeDiscord, status: int) -> None:
     fake.set_broken("111", status)
-    result = discord.post(discord.new_session(), fake.url(), BODY)
+    result = discord.post(discord.new_session(), fake.url(), BODY, timeout=TIMEOUT)
     assert result.outcome == discord.BROKEN and result.status == status
     _safe(result)
 
 
 def test_wrong_token_is_broken(fake: FakeDiscord) -> None:
-    result = discord.post(discord.new_session(), fake.url().replace(DEFAULT_WEBHOOK_TOKEN, "other-token"), BODY)
+    wrong = fake.url().replace(DEFAULT_WEBHOOK_TOKEN, "other-token")
+    result = discord.post(discord.new_session(), wrong, BODY, timeout=TIMEOUT)
     assert result.outcome == discord.BROKEN and result.status == 401
 
 
 def test_invalid_embed_gives_discords_error_as_short_text(fake: FakeDiscord) -> None:
-    result = discord.post(discord.new_session(), fake.url(), message([{"title": "x" * 300}]))
+    body = discord.message([{"title": "x" * 300}])
+    result = discord.post(discord.new_session(), fake.url(), body, timeout=TIMEOUT)
     assert result.outcome == discord.INVALID and result.status == 400
     assert result.error is not None
     assert "50035" in result.error and "embeds.0.title" in result.error and "256 or fewer" in result.error
@@ -76,7 +82,7 @@ def test_invalid_embed_gives_discords_error_as_short_text(fake: FakeDiscord) -> 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_server_errors_are_transient(fake: FakeDiscord, status: int) -> None:
     fake.fail_next(1, status)
-    result = discord.post(discord.new_session(), fake.url(), BODY)
+    result = discord.post(discord.new_session(), fake.url(), BODY, timeout=TIMEOUT)
     assert result.outcome == discord.TRANSIENT and result.status == status and str(status) in (result.error or "")
     _safe(result)
 
@@ -110,3 +116,37 @@ def test_describe_error_flattens_nested_errors() -> None:
     assert discord.describe_error(body, 400) == \
         "HTTP 400 code 50035: Invalid Form Body (embeds.0.fields.1.value: This field is required)"
     assert discord.describe_error("<html>", 502) == "HTTP 502"
+
+
+def test_parse_headers_case_insensitive() -> None:
+    parsed = discord.parse_headers({"x-ratelimit-limit": "5", "X-RATELIMIT-REMAINING": "4",
+                                    "X-RateLimit-Reset-After": "1.5", "X-RateLimit-Bucket": " abc ",
+                                    "X-RateLimit-Scope": "Shared", "X-RateLimit-Global": "true"})
+    assert parsed == discord.RateLimitHeaders(limit=5, remaining=4, reset_after=1.5, bucket="abc", scope="shared",
+                                              is_global=True)
+    assert parsed.complete
+
+
+def test_parse_headers_missing_or_junk() -> None:
+    assert discord.parse_headers({}) == discord.RateLimitHeaders()
+    assert not discord.parse_headers({}).complete
+    junk = discord.parse_headers({"X-RateLimit-Limit": "many", "X-RateLimit-Remaining": "2",
+                                  "X-RateLimit-Reset-After": "-1"})
+    assert junk.limit is None and junk.remaining == 2 and junk.reset_after is None and not junk.complete
+
+
+def _answer(status: int, body: object, headers: dict[str, str]) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    response.headers.update(headers)
+    return response
+
+
+def test_retry_after_from_the_body_then_the_header_then_the_bucket_reset() -> None:
+    url = f"https://discord.test/api/webhooks/111/{DEFAULT_WEBHOOK_TOKEN}"
+    reset = {"X-RateLimit-Reset-After": "4.5"}
+    assert discord.classify(_answer(429, {"retry_after": 2.5}, {"Retry-After": "7", **reset}), url).retry_after == 2.5
+    assert discord.classify(_answer(429, {"retry_after": -1}, {"retry-after": "7", **reset}), url).retry_after == 7.0
+    assert discord.classify(_answer(429, {}, {"Retry-After": "soon", **reset}), url).retry_after == 4.5
+    assert discord.classify(_answer(429, {}, {}), url).retry_after == discord.RETRY_AFTER_UNKNOWN

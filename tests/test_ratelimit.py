@@ -1,21 +1,26 @@
-"""The shared Discord rate limiter: header parsing (pure) and its Lua scripts on real Redis."""
+"""The shared Discord rate limiter: its Lua scripts on real Redis."""
 from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
 import redis
 
-from notifier.ratelimit import RateLimiter, RateLimitHeaders, parse_headers
+from notifier.discord import RateLimitHeaders, parse_headers
+from notifier.ratelimit import RateLimiter
 from shared.keys import Keys
+from shared.redisconn import connect
+from shared.settings import Settings
 
 T0 = 1_800_000_000.0
 
 
-def headers(limit: int, remaining: int, reset_after: float, bucket: str = "b1") -> dict[str, str]:
-    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset-After": f"{reset_after:.3f}", "X-RateLimit-Bucket": bucket}
+def headers(limit: int, remaining: int, reset_after: float, bucket: str = "b1") -> RateLimitHeaders:
+    """What the Discord client reads from an answer with these headers."""
+    return parse_headers({"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
+                          "X-RateLimit-Reset-After": f"{reset_after:.3f}", "X-RateLimit-Bucket": bucket})
 
 
 @pytest.fixture
@@ -26,24 +31,6 @@ def keys() -> Keys:
 @pytest.fixture
 def limiter(redis_conn: redis.Redis, keys: Keys) -> RateLimiter:
     return RateLimiter(redis_conn, keys, messages_per_minute=1000)
-
-
-# -- pure ---------------------------------------------------------------------------------------
-def test_parse_headers_case_insensitive() -> None:
-    parsed = parse_headers({"x-ratelimit-limit": "5", "X-RATELIMIT-REMAINING": "4",
-                            "X-RateLimit-Reset-After": "1.5", "X-RateLimit-Bucket": " abc ",
-                            "X-RateLimit-Scope": "Shared", "X-RateLimit-Global": "true"})
-    assert parsed == RateLimitHeaders(limit=5, remaining=4, reset_after=1.5, bucket="abc", scope="shared",
-                                      is_global=True)
-    assert parsed.complete
-
-
-def test_parse_headers_missing_or_junk() -> None:
-    assert parse_headers({}) == RateLimitHeaders()
-    assert not parse_headers({}).complete
-    junk = parse_headers({"X-RateLimit-Limit": "many", "X-RateLimit-Remaining": "2",
-                          "X-RateLimit-Reset-After": "-1"})
-    assert junk.limit is None and junk.remaining == 2 and junk.reset_after is None and not junk.complete
 
 
 # -- learning from headers ----------------------------------------------------------------------------
@@ -82,7 +69,7 @@ def test_update_keeps_the_lower_remaining_of_one_window(limiter: RateLimiter) ->
 
 def test_answers_without_headers_end_the_probe(limiter: RateLimiter) -> None:
     assert limiter.reserve("main", now=T0) == 0
-    limiter.update("main", {}, now=T0 + 0.1)
+    limiter.update("main", RateLimitHeaders(), now=T0 + 0.1)
     assert limiter.reserve("main", now=T0 + 0.2) == 0
 
 
@@ -102,8 +89,9 @@ def test_webhooks_have_separate_buckets(limiter: RateLimiter) -> None:
     assert limiter.reserve("health", now=T0 + 0.1) == 0
 
 
-def test_reservations_are_atomic_across_threads(redis_url: str, keys: Keys) -> None:
-    conns = [redis.Redis.from_url(redis_url) for _ in range(8)]
+def test_reservations_are_atomic_across_threads(redis_url: str, make_settings: Callable[..., Settings],
+                                                keys: Keys) -> None:
+    conns = [connect(make_settings(redis_url=redis_url)) for _ in range(8)]
     RateLimiter(conns[0], keys, 1000).update("main", headers(5, 5, 30.0), now=T0)
     results: list[float] = []
     lock = threading.Lock()
@@ -122,6 +110,8 @@ def test_reservations_are_atomic_across_threads(redis_url: str, keys: Keys) -> N
         t.start()
     for t in threads:
         t.join()
+    for conn in conns:
+        conn.close()
     assert results.count(0.0) == 5
     assert len(results) == 40
 

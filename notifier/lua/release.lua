@@ -1,0 +1,3 @@
+-- KEYS: lock key. ARGV: token. Deletes the lock only while it is still this token's (compare-and-delete).
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0

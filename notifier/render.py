@@ -1,0 +1,117 @@
+"""Alerts as Discord embeds: `render(alert)` gives one embed per alert, cut to Discord's limits.
+
+Pure: no I/O. How to group embeds into messages is `notifier.limits.pack`; the body of a
+webhook call is `notifier.discord.message`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from notifier.limits import BLANK, Embed, fit
+from notifier.wording import direction, format_odds, match_name, match_url, movement_text, no_stats, profile_url, signed
+from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, PredictorInfo, StatsSummary
+from shared.timefmt import iso_utc
+
+COLOR_NEW_TIP = 0x2ECC71  # green
+COLOR_SHORTENING = 0xE67E22  # orange: the price came in (the market agrees with the tip)
+COLOR_DRIFTING = 0x9B59B6  # purple: the price went out
+COLOR_HEALTH = {"info": 0x3498DB, "warning": 0xF1C40F, "error": 0xE74C3C}
+
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_~`|>"})
+
+
+def escape(text: str) -> str:
+    """User-supplied text (team and predictor names) shown literally, not as Markdown."""
+    return text.translate(_MARKDOWN)
+
+
+def _kickoff(match: MatchInfo) -> str:
+    return f"Kick-off <t:{match.start_ts}:f> (<t:{match.start_ts}:R>)"
+
+
+def _stats_fields(predictor: PredictorInfo) -> list[dict[str, Any]]:
+    fields: list[dict[str, Any]] = []
+    for label, stats in (("All-time", predictor.all_time), ("Current", predictor.current)):
+        fields.extend(_period_fields(label, stats))
+    return fields
+
+
+def _period_fields(label: str, stats: StatsSummary | None) -> list[dict[str, Any]]:
+    missing = no_stats(stats)
+    if missing is not None or stats is None:
+        return [{"name": label, "value": missing, "inline": False}]
+    return [
+        {"name": f"{label} yield", "value": f"{signed(stats.yield_pct)} %", "inline": True},
+        {"name": f"{label} win rate", "value": f"{stats.win_rate:.1f} % of {stats.total}", "inline": True},
+        {"name": f"{label} profit", "value": f"{signed(stats.profit, 2)} u", "inline": True},
+    ]
+
+
+def _author(predictor: PredictorInfo) -> dict[str, str]:
+    name = predictor.nickname.strip() or f"Predictor {predictor.id}"
+    return {"name": name, "url": profile_url(predictor)}
+
+
+def _footer(alert_id: int | None) -> dict[str, str]:
+    return {"text": "Sofascore monitor" + (f" \u00b7 alert #{alert_id}" if alert_id is not None else "")}
+
+
+def _new_tip(alert: NewTipAlert) -> Embed:
+    match = alert.match
+    lines = [f"**{escape(match_name(match))}**", _kickoff(match), ""]
+    for tip in alert.tips:
+        lines.append(f"\u2022 {escape(tip.market)}: **{escape(tip.pick)}** @ {format_odds(tip.odds)}")
+    if not alert.tips:
+        lines.append("(no tips)")
+    return {
+        "title": f"New tip: {match_name(match)}",
+        "url": match_url(match),
+        "color": COLOR_NEW_TIP,
+        "author": _author(alert.predictor),
+        "description": "\n".join(lines),
+        "fields": _stats_fields(alert.predictor),
+    }
+
+
+def _line_movement(alert: LineMovementAlert) -> Embed:
+    match = alert.match
+    way = direction(alert.tip_odds, alert.current_odds)
+    lines = [
+        f"**{escape(match_name(match))}**",
+        _kickoff(match),
+        "",
+        f"{escape(alert.tip.market)}: **{escape(alert.tip.pick)}**",
+        f"Odds {way}: {movement_text(alert.tip_odds, alert.current_odds)}",
+    ]
+    return {
+        "title": f"Line movement ({way}): {match_name(match)}",
+        "url": match_url(match),
+        "color": COLOR_SHORTENING if way == "shortening" else COLOR_DRIFTING,
+        "author": _author(alert.predictor),
+        "description": "\n".join(lines),
+        "fields": _stats_fields(alert.predictor),
+    }
+
+
+def _health(alert: HealthAlert) -> Embed:
+    return {
+        "title": alert.title.strip() or "Health",
+        "description": alert.message.strip() or BLANK,
+        "color": COLOR_HEALTH.get(alert.level, COLOR_HEALTH["warning"]),
+    }
+
+
+def render(alert: NewTipAlert | LineMovementAlert | HealthAlert, *, alert_id: int | None = None,
+           created_at: float | None = None) -> Embed:
+    """One embed for one alert, inside every Discord limit (long text is cut with "…")."""
+    if isinstance(alert, NewTipAlert):
+        embed = _new_tip(alert)
+    elif isinstance(alert, LineMovementAlert):
+        embed = _line_movement(alert)
+    elif isinstance(alert, HealthAlert):
+        embed = _health(alert)
+    else:  # pragma: no cover - the Alert union is closed
+        raise TypeError(f"unknown alert type {type(alert).__name__}")
+    embed["footer"] = _footer(alert_id)
+    embed["timestamp"] = iso_utc(created_at)
+    return fit(embed)

@@ -1,0 +1,66 @@
+"""How an alert's parts read, the same in Discord embeds and in the dry-run text: links, names and odds.
+
+Pure: no I/O.
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from shared.alerts import MatchInfo, PredictorInfo, StatsSummary
+
+SITE = "https://www.sofascore.com"
+MINUS = "\u2212"
+
+
+def match_url(match: MatchInfo) -> str:
+    """The match page; the plain event URL when a slug or the custom id is missing."""
+    if match.sport_slug and match.event_slug and match.custom_id:
+        return (f"{SITE}/{quote(match.sport_slug, safe='-_')}/match/{quote(match.event_slug, safe='-_')}"
+                f"/{quote(match.custom_id, safe='-_')}#id:{match.event_id}")
+    return f"{SITE}/event/{match.event_id}"
+
+
+def profile_url(predictor: PredictorInfo) -> str:
+    return f"{SITE}/user/profile/{quote(predictor.id, safe='-_')}"
+
+
+def match_name(match: MatchInfo) -> str:
+    return f"{match.home} vs {match.away}"
+
+
+def format_odds(odds: float | None) -> str:
+    return f"{odds:.2f}" if odds is not None else "n/a"
+
+
+def delta_pct(tip_odds: float, current_odds: float) -> float:
+    """Change of the price in percent of the tip's price (negative: shortened)."""
+    if not tip_odds:
+        return 0.0
+    return (current_odds - tip_odds) / tip_odds * 100
+
+
+def signed(value: float, digits: int = 1) -> str:
+    """`+4.2` / `−18.2` (a real minus sign, as Discord renders it clearly)."""
+    text = f"{abs(value):.{digits}f}"
+    if float(text) == 0:
+        return text
+    return ("+" if value > 0 else MINUS) + text
+
+
+def movement_text(tip_odds: float, current_odds: float) -> str:
+    """`2.20 → 1.80 (−18.2 %)`."""
+    return f"{tip_odds:.2f} \u2192 {current_odds:.2f} ({signed(delta_pct(tip_odds, current_odds))} %)"
+
+
+def direction(tip_odds: float, current_odds: float) -> str:
+    """`shortening` when the price came in (the market agrees with the tip), else `drifting`."""
+    return "shortening" if current_odds < tip_odds else "drifting"
+
+
+def no_stats(stats: StatsSummary | None) -> str | None:
+    """Why a period has no figures to show (`no statistics`, `no settled tips yet`); None when it has."""
+    if stats is None:
+        return "no statistics"
+    if stats.total <= 0:
+        return "no settled tips yet"
+    return None
