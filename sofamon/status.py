@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
+from notifier.webhooks import broken_webhooks
 from shared import heartbeat, outbox
 from shared.console import show
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
@@ -23,7 +24,6 @@ from shared.logs import error_line
 from shared.redisconn import connect, text
 from shared.settings import Settings
 from shared.storage import Database
-from shared.webhooks import WEBHOOKS
 from sofamon.report import Snapshot, build_report, stale_cycle_seconds
 from sofamon.statusview import render
 
@@ -78,10 +78,7 @@ def _gather_redis(conn: redis.Redis, keys: Keys, snap: Snapshot) -> None:
     snap.dead_length = int(conn.xlen(keys.dead_letters))
     snap.group = _group(conn, keys.fetched)
     snap.queue = _queue(conn)
-    for name in WEBHOOKS:
-        fingerprint = conn.get(keys.webhook_broken(name))
-        if fingerprint is not None:
-            snap.broken_webhooks[name] = text(fingerprint)
+    snap.broken_webhooks = broken_webhooks(conn, keys)
 
 
 def _gather_database(url: str, snap: Snapshot) -> None:

@@ -225,7 +225,7 @@ def everything_running(conn: redis.Redis, settings: Settings, db: Database, *, n
         pending = outbox.insert(tx, HealthAlert(title="t", message="m"), webhook="health", created_at=now)
     outbox.mark_sent(db, [sent], "msg-1", now - 30)
     queue = Queue(ALERTS_QUEUE, connection=conn)
-    assert enqueue_alert(queue, pending)
+    assert enqueue_alert(queue, pending, retry_intervals=settings.notifier_retry_intervals)
 
 
 def test_status_of_a_healthy_pipeline_exits_0(settings: Settings, redis_conn: redis.Redis, db: Database,
