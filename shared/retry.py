@@ -9,8 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from tenacity import (RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt,
-                      stop_when_event_set, wait_exponential)
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_when_event_set,
+    wait_exponential,
+)
 from tenacity.stop import stop_base
 
 OnRetry = Callable[[BaseException, float], None]

@@ -8,10 +8,10 @@ import pytest
 import redis
 
 from processor.deadletters import list_letters, retry
-from sofamon.cli import main
 from shared.keys import Keys
 from shared.settings import Settings
 from shared.storage import Database
+from sofamon.cli import main
 from tests.fakes.sofascore import load_fixture
 from tests.test_processor import FAR_LOOKAHEAD, GURU, alerts, burst, put
 

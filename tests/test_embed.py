@@ -9,8 +9,7 @@ from notifier.discord import message
 from notifier.drytext import render_text
 from notifier.limits import clip, embed_chars, fit, pack
 from notifier.render import COLOR_NEW_TIP, render
-from shared.alerts import (HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, PredictorInfo, StatsSummary,
-                           TipLine)
+from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, PredictorInfo, StatsSummary, TipLine
 from tests.fakes.discord import embed_chars as fake_embed_chars
 from tests.fakes.discord import validate_message
 

@@ -13,10 +13,10 @@ import redis
 
 from processor import replay
 from processor.replay import Selection, dry_run, parse_when, reinject
-from sofamon.cli import main
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.settings import Settings
 from shared.storage import Database
+from sofamon.cli import main
 from tests.fakes.sofascore import REF_NOW, load_fixture
 from tests.test_processor import FAR_EVENT, FAR_LOOKAHEAD, GURU, TACTICO, alerts, burst, put
 

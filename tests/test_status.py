@@ -16,15 +16,15 @@ from rq import Queue
 
 from shared import heartbeat, outbox
 from shared.alerts import HealthAlert
-from sofamon.cli import main
 from shared.jobs import enqueue_alert
 from shared.keys import ALERTS_QUEUE, Keys
 from shared.settings import Settings
+from shared.storage import Database
 from shared.timefmt import ago as human_ago
+from sofamon.cli import main
 from sofamon.report import ALIVE_SECONDS, STALE_CYCLE_SECONDS, STUCK_ALERT_SECONDS, Snapshot, build_report
 from sofamon.status import gather
 from sofamon.statusview import human_bytes, render
-from shared.storage import Database
 
 NOW = 1_795_348_800.0
 GURU = "6a1f0c2e9b3d4e5f60718293"
