@@ -107,34 +107,28 @@ def claim(db: Database, webhook: str, owner: str, now: float, lease_seconds: flo
     return claimed
 
 
-def mark_sent(db: Database, ids: list[int], message_id: str, now: float) -> None:
+def _update(db: Database, ids: list[int], assignments: str, values: tuple, only_if: str = "",
+            only_if_values: tuple = ()) -> None:
+    """The same change to each alert of `ids`, in one transaction."""
     with db.tx() as tx:
         for alert_id in ids:
-            tx.execute(
-                "UPDATE alerts SET state = ?, message_id = ?, sent_at = ?, error = NULL, lease_owner = NULL,"
-                " lease_until = NULL WHERE id = ?",
-                (SENT, message_id, now, alert_id),
-            )
+            tx.execute(f"UPDATE alerts SET {assignments} WHERE id = ?{only_if}", (*values, alert_id, *only_if_values))
+
+
+_UNCLAIMED = "lease_owner = NULL, lease_until = NULL"
+
+
+def mark_sent(db: Database, ids: list[int], message_id: str, now: float) -> None:
+    _update(db, ids, f"state = ?, message_id = ?, sent_at = ?, error = NULL, {_UNCLAIMED}", (SENT, message_id, now))
 
 
 def release(db: Database, ids: list[int], error: str | None = None) -> None:
     """Give claimed alerts back (delivery will be tried again)."""
-    with db.tx() as tx:
-        for alert_id in ids:
-            tx.execute(
-                "UPDATE alerts SET state = ?, error = ?, lease_owner = NULL, lease_until = NULL"
-                " WHERE id = ? AND state = ?",
-                (PENDING, error, alert_id, SENDING),
-            )
+    _update(db, ids, f"state = ?, error = ?, {_UNCLAIMED}", (PENDING, error), " AND state = ?", (SENDING,))
 
 
 def mark_failed(db: Database, ids: list[int], error: str) -> None:
-    with db.tx() as tx:
-        for alert_id in ids:
-            tx.execute(
-                "UPDATE alerts SET state = ?, error = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
-                (FAILED, error, alert_id),
-            )
+    _update(db, ids, f"state = ?, error = ?, {_UNCLAIMED}", (FAILED, error))
 
 
 def count_sent_since(db: Database, since: float) -> int:

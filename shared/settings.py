@@ -55,16 +55,9 @@ class Settings(BaseSettings):
     rq_dashboard_username: str | None = None
     rq_dashboard_password: SecretStr | None = None
 
-    @field_validator("target_users", mode="before")
+    @field_validator("target_users", "notifier_retry_intervals", mode="before")
     @classmethod
-    def _split_users(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("notifier_retry_intervals", mode="before")
-    @classmethod
-    def _split_ints(cls, value: Any) -> Any:
+    def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
