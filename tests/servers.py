@@ -119,7 +119,7 @@ def system_pg_bindir() -> Path | None:
             if out.returncode == 0 and out.stdout.strip():
                 candidates.append(Path(out.stdout.strip()))
     if initdb := shutil.which("initdb"):
-        candidates.append(Path(initdb).parent)
+        candidates.append(Path(initdb).resolve().parent)  # /usr/local/bin/initdb -> its installation
 
     def version(path: str) -> tuple[int, ...]:
         digits = "".join(c if c.isdigit() else " " for c in path)
