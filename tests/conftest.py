@@ -1,4 +1,8 @@
-"""Shared test fixtures: real Redis (a db of its own), both databases, settings built per test."""
+"""Shared test fixtures: real Redis (a db of its own), both databases, settings built per test.
+
+Redis and PostgreSQL are the ones at the test addresses when they answer, else throwaway servers the
+suite starts on first use and removes at the end (tests/servers.py). Tests that need neither start neither.
+"""
 from __future__ import annotations
 
 import os
@@ -12,10 +16,34 @@ import redis
 
 from shared.settings import Settings
 from shared.storage import Database
+from tests import servers
 
+# Decided once, when pytest loads this file: the URLs are fixed for the session (test modules import
+# TEST_REDIS_URL), the servers behind them start when a test first needs them.
+SERVERS = servers.session()
 # Pipeline tests own this Redis db: it is flushed before and after each test that uses it.
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-TEST_PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TEST_REDIS_URL = SERVERS.redis.url
+TEST_PG_URL = SERVERS.postgres.url
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_line(SERVERS.summary())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    SERVERS.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The test Redis, answering (ours started if need be)."""
+    return SERVERS.redis.ensure()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The test PostgreSQL database, answering (ours started if need be)."""
+    return SERVERS.postgres.ensure()
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +56,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_url(redis_server: str) -> Iterator[str]:
     conn = redis.Redis.from_url(TEST_REDIS_URL)
     conn.flushdb()
     yield TEST_REDIS_URL
@@ -49,7 +77,7 @@ def sqlite_url(tmp_path: Any) -> str:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
+def pg_url(pg_server: str) -> Iterator[str]:
     """A schema of its own in the `test` database, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(TEST_PG_URL, autocommit=True) as conn:
@@ -75,7 +103,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def make_settings(sqlite_url: str) -> Callable[..., Settings]:
+def make_settings(sqlite_url: str, redis_server: str) -> Callable[..., Settings]:
     """Settings for a test: its own Redis prefix and SQLite file unless overridden."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
 
