@@ -195,7 +195,8 @@ def _quiet_holder(settings: Settings, db: Database, fake: FakeDiscord, redis_con
 def test_kill_9_mid_burst_then_restart_delivers_everything(make_settings: Callable[..., Settings], tmp_path: Path,
                                                            redis_conn: redis.Redis,
                                                            notifiers: Callable[[Settings], Notifiers]) -> None:
-    with FakeDiscord(bucket_limit=5, bucket_window=1.0, channel_per_minute=None) as fake:
+    # Windows of 2.5 s: the holder waits long enough between bursts to be seen waiting on a busy machine.
+    with FakeDiscord(bucket_limit=5, bucket_window=2.5, channel_per_minute=None) as fake:
         settings, db, ids = setup(make_settings, tmp_path, fake, redis_conn)
         group = notifiers(settings)
         group.start()
