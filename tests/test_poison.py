@@ -99,7 +99,7 @@ def dead_reasons(conn: redis.Redis, settings: Settings) -> list[str]:
 
 def test_poison_items_are_left_out_and_the_good_tips_beside_them_alerted_once(
         settings: Settings, redis_conn: redis.Redis, database: Database, fetcher: Fetcher, clock: Clock,
-        caplog: pytest.LogCaptureFixture) -> None:
+        fake: FakeSofascore, caplog: pytest.LogCaptureFixture) -> None:
     processor = Processor(settings, redis_conn, database, name="p1", clock=clock)
     fetcher.run_cycle()
     with caplog.at_level(logging.WARNING, logger="processor"):
@@ -120,13 +120,15 @@ def test_poison_items_are_left_out_and_the_good_tips_beside_them_alerted_once(
         assert sum(f"].{field}: " in w for w in warned) == 1, field
     assert all(len(w) < 400 for w in warned)  # a multi-kilobyte value is not echoed
 
-    # The next poll of the same page: nothing alerted twice, nothing said twice.
+    # The next poll of the same page, pushed down by a new tip: nothing alerted twice, nothing said twice.
     caplog.clear()
     clock.advance(300)
+    fake.add_prediction(POISONED, _tip(poisoned_page()[0], id="p-new", eventId=15990015))
     fetcher.run_cycle()
     with caplog.at_level(logging.WARNING, logger="processor"):
         assert processor.run(burst=True) == 0
-    assert [r[1] for r in alerts(database)].count("new_tip") == 4 and pending(redis_conn, settings) == 0
+    assert [r[1] for r in alerts(database)].count("new_tip") == 5 and pending(redis_conn, settings) == 0
+    assert (POISONED, 15990015) in new_tips(database)
     assert not [r for r in caplog.records if "left out" in r.getMessage()]
 
 
