@@ -1,9 +1,10 @@
 """Which tips deserve an alert, judged at which times, and until when their price is followed (pure rules).
 
-Live processing judges a tip at the time it was fetched and again at the time it is processed, so a
-backlog handled late does not alert matches that kicked off meanwhile; a replay has no processing
-clock and judges by fetch time only. Line movement is checked for an alerted tip until its match
-kicks off, by the kick-off rule of `shared.watch` (which also ends the fetcher's odds polling).
+Live processing judges a tip, and the odds of an alerted tip, at the time they were fetched and again
+at the time they are processed, so a backlog handled late alerts neither a tip nor a line movement of
+a match that kicked off meanwhile; a replay has no processing clock and judges by fetch time only.
+Line movement is checked for an alerted tip until its match kicks off, by the kick-off rule of
+`shared.watch` (which also ends the fetcher's odds polling).
 """
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ class Judge:
         times = self.times(fetched_at)
         return [p for p in predictions
                 if all(is_alertable(p, t, self.lookahead_hours, self.grace_minutes) for t in times)]
+
+    def movement_applies(self, start_ts: float, fetched_at: float) -> bool:
+        """Odds fetched before kick-off but processed after it are too late to alert a movement."""
+        return all(movement_applies(start_ts, t) for t in self.times(fetched_at))
 
 
 def movement_applies(start_ts: float, fetched_at: float) -> bool:

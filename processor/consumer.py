@@ -1,7 +1,7 @@
 """Reading the fetched stream as a consumer group: own pending entries first, then orphans, then new."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -9,6 +9,14 @@ from processor import deadletters
 from shared.redisconn import text
 
 Entry = tuple[str, dict[bytes, bytes]]
+
+
+class Delivery(NamedTuple):
+    """An entry as read now, with how many times Redis has delivered it (this time included)."""
+
+    id: str
+    fields: dict[bytes, bytes]
+    count: int
 
 
 class StreamConsumer:
@@ -27,9 +35,20 @@ class StreamConsumer:
             if "BUSYGROUP" not in str(error):
                 raise
 
-    def read(self, count: int, block_ms: int | None) -> list[Entry]:
+    def read(self, count: int, block_ms: int | None) -> list[Delivery]:
         """The next entries to handle; an entry stays pending until `ack`, so a crash loses nothing."""
-        return self.own_pending(count) or self.claim_orphans(count) or self.new(count, block_ms)
+        again = self.own_pending(count) or self.claim_orphans(count)
+        if again:
+            return self._counted(again)
+        return [Delivery(i, f, 1) for i, f in self.new(count, block_ms)]
+
+    def _counted(self, entries: list[Entry]) -> list[Delivery]:
+        """Entries delivered before, with Redis's delivery counter (XPENDING's times-delivered)."""
+        ids = sorted((i for i, _ in entries), key=_id_order)
+        rows = self.conn.xpending_range(self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids),
+                                        consumername=self.consumer)
+        counts = {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        return [Delivery(i, f, counts.get(i, 1)) for i, f in entries]
 
     def own_pending(self, count: int) -> list[Entry]:
         """Entries this consumer read before (a restart, or a failure that left them unacknowledged)."""
@@ -69,3 +88,7 @@ class StreamConsumer:
             if text(group["name"]) == self.group:
                 return {"pending": int(group["pending"]), "lag": group.get("lag")}
         return {"pending": 0, "lag": None}
+
+
+def _id_order(entry_id: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in entry_id.split("-"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -15,12 +16,12 @@ from fractions import Fraction
 from pydantic import ValidationError
 
 from processor import dedup, oddshistory, predictors
-from processor.alertable import Judge, group_by_match, movement_applies
-from processor.movement import Price, all_prices, current_price, decide, delta
+from processor.alertable import Judge, group_by_match
+from processor.movement import Price, all_prices, current_price, decide, delta, unreadable_prices
 from shared import outbox
 from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, TipLine
-from shared.logs import first_line
-from shared.models import EventOdds, FetchRecord, PredictionsPage, Ranking
+from shared.logs import Once, first_line
+from shared.models import INT64_MAX, EventOdds, FetchRecord, PredictionsPage, Ranking, validate_payload
 from shared.prices import decimal_of
 from shared.settings import Settings
 from shared.storage import Database, Tx
@@ -28,6 +29,8 @@ from shared.watch import kicked_off
 from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
 
 log = logging.getLogger(__name__)
+
+_POSITION = re.compile(r"\[\d+\]")
 
 
 class BadRecord(ValueError):
@@ -57,11 +60,11 @@ class Rules:
 def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | dict:
     try:
         if record.kind == "leaderboard":
-            return Ranking.model_validate_json(record.payload)
+            return validate_payload(Ranking, record.payload)
         if record.kind == "predictions":
-            return PredictionsPage.model_validate_json(record.payload)
+            return validate_payload(PredictionsPage, record.payload)
         if record.kind == "odds":
-            return EventOdds.model_validate_json(record.payload)
+            return validate_payload(EventOdds, record.payload)
         body = json.loads(record.payload)
     except (ValidationError, ValueError) as error:
         raise BadRecord(_first_line(error)) from None
@@ -86,14 +89,17 @@ class Handler:
         self.db = db
         self.rules = rules
         self.judge = Judge(rules.lookahead_hours, rules.grace_minutes, clock)
+        # A bad item or price stays on its page for many polls: it is logged the first time only.
+        self.said = Once()
 
     def handle(self, record: FetchRecord) -> Outcome:
         """Apply one record in one transaction; raises BadRecord for data that can never be processed."""
         parsed = parse(record)
         skipped = parsed.all_skipped if isinstance(parsed, EventOdds) else getattr(parsed, "skipped", [])
-        if skipped:
-            log.warning("%s %s: %d malformed item(s) left out, first: %s", record.kind, record.subject[:40],
-                        len(skipped), skipped[0])
+        for why in skipped:
+            # Known by its id and fault, not its place: newer tips push it down the page from poll to poll.
+            if self.said.first(("skipped", record.kind, record.subject, _POSITION.sub("[]", why))):
+                log.warning("%s: malformed item left out: %s", _whose(record), why)
         outcome = Outcome()
         with self.db.tx() as tx:
             if isinstance(parsed, Ranking):
@@ -129,13 +135,19 @@ class Handler:
 
     # -- line movement --------------------------------------------------------------------------
     def _odds(self, tx: Tx, event_id: int, odds: EventOdds, now: float, outcome: Outcome) -> None:
-        for tip in dedup.tips_on_event(tx, event_id):
-            if not movement_applies(tip.start_ts, now):
-                continue
-            price = current_price(odds, tip.vote, tip.vote_type, tip.home, tip.away)
-            tipped = decimal_of(tip.odds_fractional, tip.odds_decimal)
-            if price is not None and tipped is not None:
-                self._movement(tx, tip, tipped, price, now, outcome)
+        for market_id, texts in unreadable_prices(odds).items():
+            if self.said.first(("price", event_id, market_id)):
+                log.warning("odds of event %d, market %d: price(s) not understood, left out: %s", event_id,
+                            market_id, "; ".join(texts)[:300])
+        # Odds older than what was already observed (a replay, a late entry) are history, never a movement.
+        if not oddshistory.superseded(tx, event_id, now):
+            for tip in dedup.tips_on_event(tx, event_id):
+                if not self.judge.movement_applies(tip.start_ts, now):
+                    continue
+                price = current_price(odds, tip.vote, tip.vote_type, tip.home, tip.away)
+                tipped = decimal_of(tip.odds_fractional, tip.odds_decimal)
+                if price is not None and tipped is not None:
+                    self._movement(tx, tip, tipped, price, now, outcome)
         oddshistory.record(tx, event_id, all_prices(odds), now)
 
     def _movement(self, tx: Tx, tip: dedup.AlertedTip, tipped: Fraction, price: Price, now: float,
@@ -181,9 +193,21 @@ class Handler:
 
 def _event_id(subject: str) -> int:
     try:
-        return int(subject)
+        event_id = int(subject)
     except ValueError:
         raise BadRecord(f"odds record for a non-numeric event id {subject[:40]!r}") from None
+    if not 0 <= event_id <= INT64_MAX:
+        raise BadRecord(f"odds record for an event id outside the 64-bit range {subject[:40]!r}")
+    return event_id
+
+
+def _whose(record: FetchRecord) -> str:
+    """Whose payload a record is, for a log line."""
+    if record.kind == "predictions":
+        return f"predictor {record.subject[:64]}"
+    if record.kind == "odds":
+        return f"odds of event {record.subject[:40]}"
+    return record.kind
 
 
 def _match_of(tx: Tx, tip: dedup.AlertedTip) -> MatchInfo:

@@ -2,6 +2,13 @@
 
 Redis or the database away: one log line per failure and the batch is tried again (`shared.retry`),
 its entries staying pending meanwhile; a burst gives up when the waits have grown to their longest.
+
+One entry never holds up the others. Data the database refuses for good (`PERMANENT_ERRORS`) is
+dead-lettered at once. A transient database error while the database still takes a write belongs to
+the entry: it is left pending and delivered again, after the rest of its batch, and dead-lettered
+once Redis has delivered it more than `PROCESSOR_MAX_DELIVERIES` times (a processor that died on it
+counts too). While the database is away nothing is read, so an outage, however long, adds at most
+one delivery to the entry in hand and dead-letters nothing.
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from shared.models import FetchRecord
 from shared.redisconn import REDIS_ERRORS, connect
 from shared.retry import until_available
 from shared.settings import Settings
-from shared.storage import TRANSIENT_ERRORS, Database
+from shared.storage import PERMANENT_ERRORS, TRANSIENT_ERRORS, Database
 
 log = logging.getLogger("processor")
 
@@ -64,38 +71,70 @@ class Processor:
         self._watch_synced = 0.0
         self._group_ready = False
         self._last_beat = 0.0
+        self._database_away = False
+        self._last_error: dict[str, str] = {}  # entry id -> why it failed last, for its dead letter
 
     def step(self, block_ms: int | None) -> int:
-        """Handle one batch; returns how many entries were handled (0: nothing pending)."""
+        """Handle one batch; returns how many entries were read (0: nothing pending)."""
         self._sync_watch()
-        entries = self.consumer.read(BATCH, block_ms)
-        for entry_id, fields in entries:
+        if self._database_away:
+            # Reading would deliver the pending entries again: not before the database is back.
+            self.db.ping()
+            self._database_away = False
+        deliveries = self.consumer.read(BATCH, block_ms)
+        for delivery in deliveries:
             if self.stop.is_set():
                 break
-            self.handle_entry(entry_id, fields)
-        return len(entries)
+            self.handle_entry(*delivery)
+        return len(deliveries)
 
-    def handle_entry(self, entry_id: str, fields: dict) -> None:
+    def handle_entry(self, entry_id: str, fields: dict, deliveries: int = 1) -> None:
+        if deliveries > self.settings.processor_max_deliveries:
+            self._dead_letter(entry_id, fields, self._given_up(entry_id, deliveries))
+            return
         try:
             record = FetchRecord.from_fields(fields)
             outcome = self.handler.handle(record)
         except (BadRecord, ValidationError) as error:
             self._dead_letter(entry_id, fields, first_line(error))
             return
-        except SERVICE_ERRORS:
-            raise  # the services are away: the entry stays pending and is tried again
+        except PERMANENT_ERRORS as error:  # before TRANSIENT_ERRORS: some are both to psycopg
+            self._dead_letter(entry_id, fields, error_line(error, 250))
+            return
+        except TRANSIENT_ERRORS as error:
+            self._failed(entry_id, deliveries, error)
+            return
+        except REDIS_ERRORS:
+            raise  # Redis is away: the entry stays pending and is tried again
         except Exception as error:  # noqa: BLE001 - one odd entry must not stop every alert behind it
             self._dead_letter(entry_id, fields, error_line(error, 250))
             return
         self._apply(outcome)
         self.consumer.ack(entry_id)
+        self._last_error.pop(entry_id, None)
         self.handled += 1
         for line in outcome.summaries:
             log.info("alert %s (entry %s)", line, entry_id)
 
+    def _failed(self, entry_id: str, deliveries: int, error: BaseException) -> None:
+        """A transient database error: the database is away (raise, to wait), or the entry fails (leave it pending)."""
+        try:
+            self.db.ping()
+        except TRANSIENT_ERRORS:
+            self._database_away = True
+            raise error from None
+        self._last_error[entry_id] = error_line(error, 250)
+        log.error("%s; entry %s left pending, to be tried again (delivery %d of at most %d)", _unavailable(error),
+                  entry_id, deliveries, self.settings.processor_max_deliveries)
+
+    def _given_up(self, entry_id: str, deliveries: int) -> str:
+        last = self._last_error.get(entry_id) or "none seen by this processor (one may have died handling it)"
+        return f"delivered {deliveries} times without being processed; last error: {last}"
+
     def _dead_letter(self, entry_id: str, fields: dict, reason: str) -> None:
         log.warning("entry %s is unusable, moved to dead letters: %s", entry_id, reason)
         self.consumer.dead_letter(self.keys.dead_letters, entry_id, fields, reason)
+        self._last_error.pop(entry_id, None)
 
     def _apply(self, outcome: Outcome) -> None:
         """Redis side of a committed record: watch its events, enqueue its alerts."""

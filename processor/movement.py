@@ -32,6 +32,16 @@ def all_prices(odds: EventOdds, *, suspended: bool = True) -> list[Price]:
     return prices
 
 
+def unreadable_prices(odds: EventOdds) -> dict[int, list[str]]:
+    """The prices `all_prices` cannot read, by market: `{market id: ["choice: text", ...]}`."""
+    found: dict[int, list[str]] = {}
+    for market in odds.markets:
+        for choice in market.choices:
+            if decimal_of(choice.fractional_value) is None:
+                found.setdefault(market.market_id, []).append(f"{choice.name}: {choice.fractional_value!r}")
+    return found
+
+
 def current_price(odds: EventOdds, vote: str, vote_type: int | None, home: str, away: str) -> Price | None:
     """The price now offered for the same market (`marketId` = `voteType`) and choice."""
     wanted = choice_name(vote, vote_type, home, away)

@@ -1,26 +1,61 @@
-"""Odds history (table `odds_history`): every price observed for a watched event, a row each time it changes."""
+"""Odds history (table `odds_history`): every price observed for a watched event, a row each time it changes.
+
+Ordered by when Sofascore's data was observed (`observed_at`, the record's fetch time), never by
+arrival: a record processed late or re-injected by a replay fills in the history at its own time;
+it never becomes the latest price.
+"""
 from __future__ import annotations
 
 from processor.movement import Price
 from shared.storage import Tx
 
+ChoiceKey = tuple[int, str | None, str]  # market id, choice group, choice
 
-def record(tx: Tx, event_id: int, prices: list[Price], now: float) -> None:
-    """A row for each price that differs from the last one recorded for its choice.
 
-    Every price ever offered is kept, without a row per poll for prices that did not move.
+def superseded(tx: Tx, event_id: int, observed_at: float) -> bool:
+    """Whether prices of this event observed later than `observed_at` are already recorded."""
+    return tx.one("SELECT 1 FROM odds_history WHERE event_id = ? AND observed_at > ? LIMIT 1",
+                  (event_id, observed_at)) is not None
+
+
+def record(tx: Tx, event_id: int, prices: list[Price], observed_at: float) -> None:
+    """A row for each price that differs from the one in force at `observed_at` for its choice.
+
+    In force: the last one observed at or before that time. Every price ever offered is kept, without
+    a row per poll for prices that did not move. A late price equal to the change recorded next moves
+    that row back to when the price was first seen, so consecutive rows of a choice always differ.
     """
-    rows = tx.all(
-        "SELECT market_id, choice_group, choice, fractional FROM odds_history WHERE id IN"
-        " (SELECT MAX(id) FROM odds_history WHERE event_id = ? GROUP BY market_id, choice_group, choice)",
-        (event_id,),
-    )
-    latest = {(int(m), g, c): f for m, g, c, f in rows}
+    before = {key: fractional for key, (_row, fractional) in _nearest(tx, event_id, observed_at, later=False).items()}
+    after = _nearest(tx, event_id, observed_at, later=True) if superseded(tx, event_id, observed_at) else {}
     for price in prices:
-        if latest.get((price.market_id, price.choice_group, price.choice)) == price.fractional:
+        key = (price.market_id, price.choice_group, price.choice)
+        if before.get(key) == price.fractional:
+            continue
+        following = after.get(key)
+        if following is not None and following[1] == price.fractional:
+            tx.execute("UPDATE odds_history SET observed_at = ? WHERE id = ?", (observed_at, following[0]))
             continue
         tx.execute(
             "INSERT INTO odds_history (event_id, market_id, choice_group, choice, fractional, decimal, observed_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event_id, price.market_id, price.choice_group, price.choice, price.fractional, float(price.decimal), now),
+            (event_id, price.market_id, price.choice_group, price.choice, price.fractional, float(price.decimal),
+             observed_at),
         )
+
+
+def latest(tx: Tx, event_id: int) -> dict[ChoiceKey, str]:
+    """The latest price of each choice of an event, by observation time."""
+    return {key: fractional for key, (_row, fractional) in _nearest(tx, event_id, float("inf"), later=False).items()}
+
+
+def _nearest(tx: Tx, event_id: int, observed_at: float, *, later: bool) -> dict[ChoiceKey, tuple[int, str]]:
+    """Per choice, the row (id, fractional) observed last at or before `observed_at`, or first after it."""
+    condition, order = ("observed_at > ?", "ASC") if later else ("observed_at <= ?", "DESC")
+    rows = tx.all(
+        "SELECT id, market_id, choice_group, choice, fractional FROM ("
+        " SELECT id, market_id, choice_group, choice, fractional, ROW_NUMBER() OVER ("
+        f"  PARTITION BY market_id, choice_group, choice ORDER BY observed_at {order}, id {order}) AS n"
+        f" FROM odds_history WHERE event_id = ? AND {condition}) AS nearest WHERE n = 1",
+        (event_id, observed_at),
+    )
+    return {(int(m), g, c): (int(row_id), f) for row_id, m, g, c, f in rows}

@@ -15,8 +15,9 @@ no Redis writes, no real database, no RQ jobs. Without `--dry-run` the chosen en
 copies of their fields (fetched_at included) are appended to the fetched stream for the running
 processor, whose dedup keeps already-alerted tips quiet.
 
-Caveat of re-injection: line movement is judged against each tip's current armed state, so replaying
-odds entries that swung a price back and forth (re-arm, then move) can alert that movement again.
+Re-injection never rewinds state: predictor statistics and prices are ordered by when they were
+observed (the entry's `fetched_at`), not by when they arrive, so an old leaderboard leaves newer
+statistics as they are, and old odds become history, never the latest price or a line movement.
 """
 from __future__ import annotations
 
@@ -360,8 +361,7 @@ def render(result: Result, max_listed: int = 20) -> str:
         if result.reinjected:
             lines.append("the processor handles them next; tips already alerted are not alerted again")
         if result.selected.get("odds"):
-            lines.append("note: odds entries were re-injected; a price that swung back and forth in that"
-                         " window can alert its line movement again")
+            lines.append("odds older than those already processed become history only: no line movement alert")
     if result.unparseable:
         lines.append(f"{len(result.unparseable):,} unparseable entr{'y' if len(result.unparseable) == 1 else 'ies'}"
                      f" skipped{' (not re-injected)' if not result.dry_run else ''}:")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections import OrderedDict
+from collections.abc import Hashable
 from urllib.parse import urlsplit
 
 from shared.settings import Settings
@@ -76,3 +78,24 @@ def setup_logging(settings: Settings, name: str) -> logging.Logger:
     for noisy in ("urllib3", "rq.worker", "rq.queue"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return logging.getLogger(name)
+
+
+class Once:
+    """An in-process memory of what was already said, so a fault seen at every poll is logged once.
+
+    Bounded: past `size` keys the oldest are forgotten (and would be logged again).
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._seen: OrderedDict[Hashable, None] = OrderedDict()
+
+    def first(self, key: Hashable) -> bool:
+        """True the first time `key` is seen (the caller logs), False after."""
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return True

@@ -2,12 +2,99 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from shared.redisconn import decoded
+
+# -- bounds: what a Sofascore value may be before it reaches the database or an alert -------------
+#
+# A value outside them is never real data, and it would fail later, where it costs more: a 2**63
+# event id overflows SQLite's INTEGER, a NUL is refused by PostgreSQL's text, a multi-kilobyte id
+# makes an index row too large. What a field is for decides what an overlong value costs: an
+# identity (id, vote, market, price) leaves its item out, a label (team or predictor name) is
+# shortened, a link part (slug, custom id) is dropped and the alert links without it.
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+ID_MAX = 64  # ids, votes, prices: real ones are under 30 characters
+NAME_MAX = 200  # names and slugs: real ones are under 60
+
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+# Kick-offs between 1970 and the year 9999: what a date can show.
+Timestamp = Annotated[int, Field(ge=0, le=253_402_300_799)]
+# `voteType` is the `marketId` of the odds (1 full time, 5 both teams to score, ...): real ones are
+# below 100, so 1000 leaves room for new markets while anything larger is junk.
+MarketId = Annotated[int, Field(ge=0, le=1000)]
+
+# C0 and C1 control characters (NUL included) and lone UTF-16 surrogates: no database stores the
+# latter, PostgreSQL refuses NUL, and none of them belongs in a name or an id.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_text(value: Any) -> Any:
+    return _UNPRINTABLE.sub("", value) if isinstance(value, str) else value
+
+
+def _shortened(value: str) -> str:
+    return value if len(value) <= NAME_MAX else value[: NAME_MAX - 1] + "…"
+
+
+def _link_part(value: str) -> str | None:
+    return value if len(value) <= NAME_MAX else None
+
+
+def _identity(max_length: int) -> Any:
+    return Annotated[str, StringConstraints(max_length=max_length), BeforeValidator(clean_text)]
+
+
+Ident = _identity(ID_MAX)
+LongIdent = _identity(NAME_MAX)  # an identity that is a name (a choice such as a player)
+Label = Annotated[str, BeforeValidator(clean_text), AfterValidator(_shortened)]
+LinkPart = Annotated[str, BeforeValidator(clean_text), AfterValidator(_link_part)]
+
+
+def _id_text(value: Any) -> Any:
+    """An id given as a number becomes text; a number outside 64 bits is no id."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError("number outside the 64-bit range")
+        return str(value)
+    return value
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_payload(model: type[M], payload: str) -> M:
+    """A payload as `model`, from JSON text.
+
+    The fast JSON reader refuses a lone surrogate escape (`\\ud800`) that Python's accepts; such a
+    payload is read the slow way, and its text cleaned like any other, rather than lost whole.
+    """
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as error:
+        if error.errors()[0]["type"] != "json_invalid":
+            raise
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            raise error from None
+    return model.model_validate(data)
 
 
 class ApiModel(BaseModel):
@@ -35,8 +122,17 @@ def _drop_bad_items(data: Any, key: str, model: type[BaseModel]) -> Any:
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "item"
-            skipped.append(f"{key}[{index}].{where}: {first['msg']}")
+            skipped.append(f"{key}[{index}].{where}: {first['msg']}{_item_id(item)}")
     return {**data, key: kept, "skipped": skipped}
+
+
+def _item_id(item: Any) -> str:
+    """` (item id X)` for an item with an id, shortened: the line must name the item, not echo a huge value."""
+    value = item.get("id") if isinstance(item, dict) else None
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    shown = clean_text(str(value))
+    return f" (item id {shown[:ID_MAX]}{'…' if len(shown) > ID_MAX else ''})"
 
 
 class Lenient(ApiModel):
@@ -47,7 +143,7 @@ class Lenient(ApiModel):
 
 class Odds(ApiModel):
     decimal_value: float | None = None
-    fractional_value: str | None = None
+    fractional_value: Ident | None = None
 
     @field_validator("decimal_value", mode="before")
     @classmethod
@@ -88,15 +184,15 @@ class VoteStatistics(ApiModel):
 
 
 class RankingEntry(ApiModel):
-    id: str
-    nickname: str
-    slug: str | None = None
+    id: Ident
+    nickname: Label
+    slug: LinkPart | None = None
     vote_statistics: VoteStatistics
 
     @field_validator("id", mode="before")
     @classmethod
     def _as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        return _id_text(value)
 
 
 class Ranking(Lenient):
@@ -110,22 +206,22 @@ class Ranking(Lenient):
 
 class Status(ApiModel):
     code: int | None = None
-    description: str | None = None
-    type: str
+    description: Label | None = None
+    type: Ident
 
 
 class Prediction(ApiModel):
-    id: str | None = None
-    custom_id: str | None = None
-    event_id: int
-    event_slug: str | None = None
-    sport_slug: str | None = None
-    home_team_name: str = "Home"
-    away_team_name: str = "Away"
-    start_date_timestamp: int
+    id: Ident | None = None
+    custom_id: LinkPart | None = None
+    event_id: Int64
+    event_slug: LinkPart | None = None
+    sport_slug: LinkPart | None = None
+    home_team_name: Label = "Home"
+    away_team_name: Label = "Away"
+    start_date_timestamp: Timestamp
     status: Status
-    vote: str
-    vote_type: int | None = None
+    vote: Ident
+    vote_type: MarketId | None = None
     odds: Odds | None = None
     correct: int | None = None
 
@@ -137,11 +233,12 @@ class Prediction(ApiModel):
     @field_validator("id", "custom_id", "event_slug", "sport_slug", mode="before")
     @classmethod
     def _as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        return _id_text(value)
 
     @field_validator("home_team_name", "away_team_name", mode="before")
     @classmethod
     def _team(cls, value: Any, info: Any) -> Any:
+        value = clean_text(value)
         if value in (None, ""):
             return "Home" if info.field_name == "home_team_name" else "Away"
         return value
@@ -158,15 +255,15 @@ class PredictionsPage(Lenient):
 
 
 class OddsChoice(ApiModel):
-    name: str
-    fractional_value: str
-    initial_fractional_value: str | None = None
+    name: LongIdent
+    fractional_value: Ident
+    initial_fractional_value: Ident | None = None
 
 
 class OddsMarket(Lenient):
-    market_id: int
-    market_name: str = ""
-    choice_group: str | None = None
+    market_id: MarketId
+    market_name: Label = ""
+    choice_group: Ident | None = None
     suspended: bool = False
     choices: list[OddsChoice] = []
 

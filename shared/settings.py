@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     leaderboard_refresh_minutes: float = Field(30.0, gt=0)
     stream_retention_days: float = Field(7.0, gt=0)
     log_level: str = "INFO"
+    # An entry the processor keeps failing on (while the database answers) is dead-lettered after this many deliveries.
+    processor_max_deliveries: int = Field(10, ge=1)
     # Notifier timings; the defaults suit production, tests shorten them.
     notifier_lease_seconds: float = Field(60.0, gt=0)
     notifier_retry_intervals: Annotated[list[int], NoDecode] = [5, 15, 60, 180, 600]

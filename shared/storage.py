@@ -12,8 +12,21 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
-# Errors that mean "the database is unreachable or busy right now", not "the data is wrong".
+# What a database error means for the data that caused it; the one place that says so.
+# Transient: the database is unreachable or busy right now; the same data may work later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError, psycopg.OperationalError)
+# Permanent: the database refuses this data and always will (a value out of range, text it cannot
+# store, a broken constraint, an index row too large). Checked first: PostgreSQL's program limits
+# are OperationalErrors to psycopg, yet retrying them only blocks everything behind them.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    psycopg.errors.ProgramLimitExceeded,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    OverflowError,  # an int beyond SQLite's 64 bits
+    UnicodeEncodeError,  # text neither database can encode (a lone surrogate)
+)
 
 # Each migration runs once, in order; the schema_version table records how far a database is.
 MIGRATIONS: list[str] = [
@@ -80,6 +93,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE alerts ADD COLUMN source TEXT;
     CREATE UNIQUE INDEX alerts_source ON alerts (source);
     """,
+    # The latest price of a choice is the one observed last, not the row written last (a replay writes old prices).
+    """
+    CREATE INDEX odds_history_observed ON odds_history (event_id, market_id, choice_group, choice, observed_at);
+    DROP INDEX odds_history_latest;
+    """,
 ]
 
 
@@ -145,6 +163,15 @@ class Database:
             # Drop the connection so the next transaction starts on a fresh one.
             self.close()
             raise
+
+    def ping(self) -> None:
+        """Raise a transient error unless the database takes a write now.
+
+        A write, as handling an entry does: a database that answers reads but cannot write (disk
+        full, locked by another writer past the busy timeout) is away too.
+        """
+        with self.tx() as tx:
+            tx.execute("UPDATE schema_version SET version = version WHERE version = 1")
 
     # -- schema -----------------------------------------------------------------------------
     def migrate(self) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -10,11 +11,13 @@ import pytest
 import redis
 from rq import Queue
 
-from processor import dedup
+from processor import dedup, oddshistory, predictors
 from processor.main import Processor
+from processor.movement import Price
 from shared import outbox, watch
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
 from shared.models import FetchRecord, PredictionsPage
+from shared.prices import parse_fraction
 from shared.settings import Settings
 from shared.storage import Database
 from shared.webhooks import HEALTH_WEBHOOK
@@ -174,14 +177,21 @@ def test_one_malformed_tip_leaves_the_rest_of_the_page_alertable(settings: Setti
 
 
 def test_an_entry_that_breaks_the_handler_is_dead_lettered_not_fatal(settings: Settings, redis_conn: redis.Redis,
-                                                                      database: Database) -> None:
-    odd = load_fixture(f"user-{GURU}-page0.json")
-    odd["predictions"][0]["eventId"] = 2 ** 70  # fits no database column
-    put(redis_conn, settings, "predictions", GURU, odd)
+                                                                      database: Database,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    real_info = predictors.info
+
+    def buggy(tx: Any, predictor_id: str) -> Any:  # a bug that only GoalGuru's tips reach
+        if predictor_id == GURU:
+            raise RuntimeError("a bug")
+        return real_info(tx, predictor_id)
+
+    monkeypatch.setattr(predictors, "info", buggy)
+    put(redis_conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
     put(redis_conn, settings, "predictions", TACTICO, load_fixture(f"user-{TACTICO}-page0.json"))
     burst(settings, redis_conn, database)
     dead = redis_conn.xrange(Keys.of(settings).dead_letters)
-    assert len(dead) == 1 and dead[0][1][b"reason"]
+    assert len(dead) == 1 and dead[0][1][b"reason"] == b"RuntimeError: a bug"
     assert [r[2] for r in alerts(database)] == [TACTICO]  # the entry behind it was processed
     assert redis_conn.xpending(Keys.of(settings).fetched, PROCESSOR_GROUP)["pending"] == 0
 
@@ -211,6 +221,71 @@ def test_a_backlog_processed_late_does_not_alert_matches_that_started_meanwhile(
     assert processor.run(burst=True) == 0
     # The +3 h match kicked off an hour before the entry was processed; the far match still alerts.
     assert [r[3] for r in alerts(database)] == [FAR_EVENT]
+
+
+@pytest.mark.parametrize("processed_after_kick_off", [False, True])
+def test_odds_fetched_before_kick_off_and_processed_after_it_alert_no_line_movement(
+        settings: Settings, redis_conn: redis.Redis, database: Database, processed_after_kick_off: bool) -> None:
+    feed_round_one(redis_conn, settings)
+    burst(settings, redis_conn, database)
+    page = load_fixture(f"user-{GURU}-page0.json")
+    kick_off = next(p["startDateTimestamp"] for p in page["predictions"] if p["eventId"] == FAR_EVENT)
+    # Fetched a minute before kick-off; the price moved -18 %.
+    put(redis_conn, settings, "odds", str(FAR_EVENT), load_fixture(f"event-{FAR_EVENT}-odds-all.json"),
+        at=kick_off - 60)
+    now = kick_off + 60 if processed_after_kick_off else kick_off - 30
+    processor = Processor(settings, redis_conn, database, name="late", clock=lambda: now)
+    assert processor.run(burst=True) == 0
+    moves = [r for r in alerts(database) if r[1] == "line_movement"]
+    assert len(moves) == (0 if processed_after_kick_off else 1)
+    with database.tx() as tx:  # the prices are kept all the same
+        assert tx.one("SELECT COUNT(*) FROM odds_history WHERE event_id = ?", (FAR_EVENT,))[0] > 0
+
+
+def test_odds_history_is_ordered_by_observation_time_not_arrival(db: Database) -> None:
+    def observe(fractional: str, at: float) -> None:
+        price = Price(1, None, "1", fractional, 1 + parse_fraction(fractional))
+        with db.tx() as tx:
+            oddshistory.record(tx, FAR_EVENT, [price], at)
+
+    def history() -> list[tuple[str, float]]:
+        with db.tx() as tx:
+            return [(f, t) for f, t in tx.all("SELECT fractional, observed_at FROM odds_history"
+                                              " ORDER BY observed_at")]
+
+    observe("6/5", 100)
+    observe("4/5", 300)
+    observe("4/5", 200)  # late, and equal to the change seen next: that change happened by 200 already
+    assert history() == [("6/5", 100), ("4/5", 200)]
+    observe("9/5", 150)  # late and different: history in between, not the latest price
+    observe("6/5", 120)  # late, and the price then in force: nothing new
+    observe("4/5", 200)  # the same observation again
+    assert history() == [("6/5", 100), ("9/5", 150), ("4/5", 200)]
+    with db.tx() as tx:
+        assert oddshistory.latest(tx, FAR_EVENT) == {(1, None, "1"): "4/5"}
+        assert oddshistory.superseded(tx, FAR_EVENT, 199) and not oddshistory.superseded(tx, FAR_EVENT, 200)
+
+
+def test_unreadable_prices_are_logged_once_per_event_and_market(settings: Settings, redis_conn: redis.Redis,
+                                                                 database: Database,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    odds = load_fixture(f"event-{FAR_EVENT}-odds-all.json")
+    odds["markets"][0]["choices"][0]["fractionalValue"] = "11-10"
+    odds["markets"][0]["choices"][1]["fractionalValue"] = "EVS"  # even money: understood
+    odds["markets"][1]["choices"][0]["fractionalValue"] = "n/a"
+    for minute in (1, 2, 3):
+        put(redis_conn, settings, "odds", str(FAR_EVENT), odds, at=REF_NOW + 60 * minute)
+    with caplog.at_level(logging.WARNING, logger="processor"):
+        burst(settings, redis_conn, database)
+    said = [r.getMessage() for r in caplog.records if "not understood" in r.getMessage()]
+    first, second = (odds["markets"][i]["marketId"] for i in (0, 1))
+    assert said == [f"odds of event {FAR_EVENT}, market {first}: price(s) not understood, left out: 1: '11-10'",
+                    f"odds of event {FAR_EVENT}, market {second}: price(s) not understood, left out:"
+                    f" {odds['markets'][1]['choices'][0]['name']}: 'n/a'"]
+    with database.tx() as tx:
+        evens = tx.one("SELECT decimal FROM odds_history WHERE event_id = ? AND market_id = ? AND choice = ?",
+                       (FAR_EVENT, first, odds["markets"][0]["choices"][1]["name"]))
+    assert evens == (2.0,)
 
 
 def test_health_entries_become_health_alerts(settings: Settings, redis_conn: redis.Redis, database: Database) -> None:

@@ -1,6 +1,7 @@
 """`sofamon replay` against real Redis and both databases: dry runs change nothing, filters pick the right entries."""
 from __future__ import annotations
 
+import copy
 import io
 import threading
 import time
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from processor import replay
+from processor import oddshistory, replay
 from processor.replay import Selection, dry_run, parse_when, reinject
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.settings import Settings
@@ -218,6 +219,43 @@ def test_reinjection_with_filters_and_an_open_end_never_reads_its_own_copies(
     worker.start()
     worker.join(30)
     assert not worker.is_alive() and done == [len(ids) + 4]
+
+
+def test_reinjecting_old_records_never_rewinds_statistics_or_prices(
+        settings: Settings, redis_conn: redis.Redis, database: Database, capsys: pytest.CaptureFixture[str]) -> None:
+    board = load_fixture("vote-ranking.json")
+    newer = copy.deepcopy(board)
+    newer["ranking"][0]["nickname"] = "GoalGuru_99"
+    newer["ranking"][0]["voteStatistics"]["allTime"]["total"] = "413"
+    moved = load_fixture(f"event-{FAR_EVENT}-odds-all.json")  # Guru's home win 6/5 -> 4/5: -18 %
+    back = copy.deepcopy(moved)
+    back["markets"][0]["choices"][0]["fractionalValue"] = "6/5"  # back at the tip's price: armed again
+    put(redis_conn, settings, "leaderboard", "top", board, at=REF_NOW)
+    put(redis_conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"), at=REF_NOW + 60)
+    put(redis_conn, settings, "odds", str(FAR_EVENT), moved, at=REF_NOW + 120)
+    put(redis_conn, settings, "leaderboard", "top", newer, at=REF_NOW + 600)
+    put(redis_conn, settings, "odds", str(FAR_EVENT), back, at=REF_NOW + 700)
+    burst(settings, redis_conn, database)
+
+    def state() -> tuple:
+        with database.tx() as tx:
+            guru = tx.one("SELECT nickname, stats, updated_at FROM predictors WHERE id = ?", (GURU,))
+            latest = oddshistory.latest(tx, FAR_EVENT)
+            history = tx.all("SELECT market_id, choice_group, choice, fractional, observed_at FROM odds_history"
+                             " ORDER BY id")
+            armed = tx.all("SELECT tip_key, movement_armed FROM tips ORDER BY tip_key")
+        return guru, latest, history, armed, alert_keys(database)
+
+    before = state()
+    assert before[0][0] == "GoalGuru_99" and before[1][(1, None, "1")] == "6/5"
+    assert [k for _p, _e, k in before[4]].count("line_movement") == 1
+
+    # The old leaderboard, tips and odds, re-injected and processed again.
+    assert main(["replay", "--since", str(REF_NOW - 1), "--until", str(REF_NOW + 300)]) == 0
+    assert "re-injected 3 entries" in capsys.readouterr().out
+    burst(settings, redis_conn, database, name="p2")
+    assert state() == before
+    assert redis_conn.xpending(Keys.of(settings).fetched, PROCESSOR_GROUP)["pending"] == 0
 
 
 def test_health_entries_only_when_asked(settings: Settings, redis_conn: redis.Redis, database: Database,

@@ -7,10 +7,10 @@ import pytest
 
 from processor.alertable import Judge, group_by_match, is_alertable, movement_applies
 from processor.dedup import tip_key
-from processor.movement import current_price, decide, delta
+from processor.movement import all_prices, current_price, decide, delta, unreadable_prices
 from shared.markets import choice_name, pick_label
 from shared.models import EventOdds, Prediction, PredictionsPage
-from shared.prices import decimal_of
+from shared.prices import decimal_of, parse_fraction
 from tests.fakes.sofascore import REF_NOW, load_fixture
 
 GURU = "6a1f0c2e9b3d4e5f60718293"
@@ -64,6 +64,29 @@ def test_fractions_give_exact_decimal_odds() -> None:
     assert decimal_of(None, None) is None
 
 
+@pytest.mark.parametrize("text, fraction", [
+    ("6/5", Fraction(6, 5)), ("100/30", Fraction(10, 3)), (" 6 / 5 ", Fraction(6, 5)), ("2", Fraction(2)),
+    ("EVS", Fraction(1)), ("Evens", Fraction(1)), ("evens", Fraction(1)), ("Even", Fraction(1)),
+    # A decimal point means decimal odds: 2.50 pays 1.50 per unit staked, the fraction 3/2.
+    ("2.50", Fraction(3, 2)), ("1.8", Fraction(4, 5)), ("11.00", Fraction(10)),
+    ("1.00", None), ("0.5", None),  # decimal odds are above 1
+    ("2,50", None), ("6/0", None), ("-1/2", None), ("1e5", None), ("abc", None), ("", None), ("6/5/4", None),
+])
+def test_price_formats(text: str, fraction: Fraction | None) -> None:
+    assert parse_fraction(text) == fraction
+    assert decimal_of(text) == (1 + fraction if fraction is not None else None)
+
+
+def test_unreadable_prices_are_named_by_market() -> None:
+    odds = load_fixture("event-15981204-odds-all.json")
+    odds["markets"][0]["choices"][0]["fractionalValue"] = "EVS"
+    odds["markets"][0]["choices"][1]["fractionalValue"] = "13-5"
+    parsed = EventOdds.model_validate(odds)
+    assert unreadable_prices(parsed) == {1: ["X: '13-5'"]}
+    home = next(p for p in all_prices(parsed) if p.market_id == 1 and p.choice == "1")
+    assert home.decimal == 2 and home.fractional == "EVS"
+
+
 def test_movement_found_for_each_market_kind() -> None:
     odds = EventOdds.model_validate(load_fixture("event-15981204-odds-all.json"))
     home_win = current_price(odds, "1", 1, "Northbridge FC", "Eastvale United")
@@ -112,3 +135,11 @@ def test_line_movement_applies_until_kick_off() -> None:
     assert movement_applies(REF_NOW + 1, REF_NOW)
     assert not movement_applies(REF_NOW, REF_NOW)  # the kick-off instant counts as started
     assert not movement_applies(REF_NOW - 1, REF_NOW)
+
+
+def test_line_movement_is_judged_at_fetch_and_processing_time_replay_at_fetch_time() -> None:
+    kick_off = REF_NOW + 60
+    assert Judge(24, 5, lambda: REF_NOW + 30).movement_applies(kick_off, REF_NOW)
+    assert not Judge(24, 5, lambda: REF_NOW + 120).movement_applies(kick_off, REF_NOW)  # processed after kick-off
+    assert Judge(24, 5, None).movement_applies(kick_off, REF_NOW)  # a replay: fetch time only
+    assert not Judge(24, 5, None).movement_applies(kick_off, kick_off)
