@@ -380,8 +380,8 @@ def run(settings: Settings, selection: Selection, dry: bool, out: TextIO | None 
     try:
         if confirm is not None and not dry:
             stream = Keys.of(settings).fetched
-            question = (f"re-inject every entry of {stream} ({conn.xlen(stream):,} entries, earlier copies"
-                        " left out) for the processor?")
+            question = (f"re-inject every entry of {stream} for the processor ({conn.xlen(stream):,} entries in"
+                        " the stream; copies of earlier replays are left out)?")
             if not confirm(question):
                 console.show("sofamon replay: nothing re-injected", sys.stderr)
                 return 1

@@ -102,7 +102,6 @@ class HealthAlert(BaseModel):
 Alert = Annotated[NewTipAlert | LineMovementAlert | HealthAlert, Field(discriminator="kind")]
 
 
-
 class Summary(NamedTuple):
     """An alert in three short texts, for operators' listings (`sofamon alerts`, `replay --dry-run`)."""
 

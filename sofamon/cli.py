@@ -2,22 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
-import redis
+from urllib.parse import urlsplit
 
 from shared.logs import error_line
+from shared.redisconn import REDIS_ERRORS
 from shared.settings import Settings, load_settings
+from shared.storage import TRANSIENT_ERRORS as DATABASE_ERRORS
+from shared.webhooks import WEBHOOKS
 
 PACKAGE = "sofascore-monitor"
-# A service that is away or refuses: one line and exit status 1, not a traceback (they are no bugs).
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
-DATABASE_DOWN = (sqlite3.OperationalError, psycopg.OperationalError)
 
 
 def _fetch(settings: Settings, args: argparse.Namespace) -> int:
@@ -225,25 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     test_webhook = sub.add_parser("test-webhook", help="post a harmless test message to each configured webhook",
                                   description="Posts one message that pings nobody to each configured webhook and"
                                               " says what Discord answered. Exit status 0 when each accepted it.")
-    test_webhook.add_argument("--webhook", choices=("main", "health"), help="only this webhook")
+    test_webhook.add_argument("--webhook", choices=WEBHOOKS, help="only this webhook")
     test_webhook.set_defaults(handler=_test_webhook)
     return parser
 
 
 def _where(url: str) -> str:
-    """A service URL for an error line: scheme, host, port and path; never the user or password."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    except ValueError:
-        return "(unparseable URL)"
+    """A service URL for an error line: scheme, host, port and path; never the user, password or query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
 
 
 def _service_down(command: str, settings: Settings, error: BaseException) -> str:
     """The one line for a service that is away, naming which one (and where) and why."""
-    if isinstance(error, REDIS_DOWN):
+    if isinstance(error, REDIS_ERRORS):
         return f"sofamon {command}: Redis at {_where(settings.redis_url)} unreachable: {error_line(error)}"
     return f"sofamon {command}: database {_where(settings.database_url)} unavailable: {error_line(error)}"
 
@@ -256,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         return handler(settings, args)
     except KeyboardInterrupt:
         return 130
-    except (*REDIS_DOWN, *DATABASE_DOWN) as error:
+    except (*REDIS_ERRORS, *DATABASE_ERRORS) as error:
+        # A service that is away or refuses is no bug: one line naming it and exit status 1, not a traceback.
         print(_service_down(args.command, settings, error), file=sys.stderr)
         return 1
 
