@@ -67,6 +67,6 @@ def delivery_failing(ctx: NotifierContext, webhook: str, alert_id: int, error: s
         ctx, failing_topic(webhook), f"Delivery to '{webhook}' failing",
         f"Alert {alert_id} could not be delivered to the '{webhook}' webhook after every retry ({error})."
         " The alert stays pending in the outbox and its job is in RQ's failed registry"
-        " (`rq requeue --queue alerts --all` once Discord answers again).",
+        " (`sofamon requeue` once Discord answers again).",
         "error",
     )

@@ -1,7 +1,7 @@
 """Dead letters: the entries the processor could not use, with the reason; and `sofamon dead-letters`.
 
 This module owns the format of the dead-letter stream (`Keys.dead_letters`): `park` writes a dead
-letter, `list_letters` reads them, `retry` re-injects one. A dead letter has the fields source_id,
+letter, `list_letters` reads them, `find` reads one with its stored payload, `retry` re-injects one. A dead letter has the fields source_id,
 source_stream, reason and fields (the JSON of the original entry's fields). Retrying one appends the
 original fields to the fetched stream and deletes the dead letter in one MULTI/EXEC transaction,
 under WATCH of the dead-letter stream so two operators retrying at once cannot both re-inject it.
@@ -83,6 +83,27 @@ def list_letters(conn: redis.Redis, keys: Keys) -> list[DeadLetter]:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """One dead letter with what it keeps of the original entry (`fields` None: not readable as JSON)."""
+
+    letter: DeadLetter
+    fields: dict[str, str] | None
+    raw_fields: str
+
+
+def find(conn: redis.Redis, keys: Keys, entry_id: str) -> Stored | None:
+    """The dead letter `entry_id`; None when there is none (or the id is not a stream id)."""
+    try:
+        found = conn.xrange(keys.dead_letters, min=entry_id, max=entry_id)
+    except redis.ResponseError:  # not a valid stream id
+        return None
+    if not found:
+        return None
+    raw = decoded(found[0][1], "replace").get(FIELDS, "")
+    return Stored(_letter(*found[0]), _original(raw), raw)
+
+
+@dataclass(frozen=True)
 class Retried:
     id: str
     ok: bool
@@ -133,7 +154,34 @@ def render(letters: list[DeadLetter], stream: str) -> str:
     rows = [[d.id, local_stamp(d.dead_at), d.kind or "?", d.subject or "?", local_stamp(d.fetched_at),
              d.reason if d.fields_ok else f"{d.reason} [original fields unreadable]"] for d in letters]
     lines = console.table(rows, headers=["ID", "DEAD-LETTERED", "KIND", "SUBJECT", "FETCHED", "REASON"])
-    lines.append(f"{len(letters)} dead letter(s) in {stream}; retry with --retry ID or --retry-all")
+    lines.append(f"{len(letters)} dead letter(s) in {stream}; --show ID for its payload; retry with --retry ID"
+                 " or --retry-all")
+    return "\n".join(lines)
+
+
+def _payload_text(payload: str) -> str:
+    """The payload as indented JSON when it is JSON, else as stored."""
+    try:
+        return json.dumps(json.loads(payload), indent=2, ensure_ascii=False)
+    except ValueError:
+        return payload
+
+
+def render_stored(stored: Stored) -> str:
+    d = stored.letter
+    lines = [f"dead letter {d.id}, dead-lettered {local_stamp(d.dead_at)}",
+             f"reason:  {d.reason}",
+             f"source:  {d.source_stream} {d.source_id}"]
+    if stored.fields is None:
+        lines += ["original fields (not readable as JSON; a retry is impossible):", stored.raw_fields]
+        return "\n".join(lines)
+    lines.append(f"kind:    {d.kind or '?'}   subject: {d.subject or '?'}   fetched: {local_stamp(d.fetched_at)}")
+    others = {k: v for k, v in stored.fields.items() if k not in ("kind", "subject", "fetched_at", "payload")}
+    lines += [f"{k}: {v}" for k, v in others.items()]
+    if "payload" in stored.fields:
+        lines += [f"payload ({d.payload_bytes:,} bytes):", _payload_text(stored.fields["payload"])]
+    else:
+        lines.append("payload: none")
     return "\n".join(lines)
 
 
@@ -141,6 +189,25 @@ def render_retried(results: list[Retried], stream: str) -> str:
     lines = [f"{r.id}: re-injected as {r.new_id}" if r.ok else f"{r.id}: not retried: {r.error}" for r in results]
     lines.append(f"{sum(r.ok for r in results)} of {len(results)} dead letter(s) re-injected onto {stream}")
     return "\n".join(lines)
+
+
+def show(settings: Settings, entry_id: str, as_json: bool, out: TextIO | None = None) -> int:
+    """`dead-letters --show ID`: one dead letter with its stored payload."""
+    out = out if out is not None else sys.stdout
+    conn = connect(settings, socket_timeout=30)
+    try:
+        stored = find(conn, Keys.of(settings), entry_id)
+    finally:
+        conn.close()
+    if stored is None:
+        console.show(f"sofamon dead-letters: no dead letter {entry_id}", sys.stderr)
+        return 1
+    if as_json:
+        console.show(json.dumps({**asdict(stored.letter), "fields": stored.fields,
+                                 "raw_fields": stored.raw_fields if stored.fields is None else None}, indent=2), out)
+    else:
+        console.show(render_stored(stored), out)
+    return 0
 
 
 def run(settings: Settings, retry_ids: list[str] | None, retry_all: bool, as_json: bool,

@@ -13,7 +13,9 @@ Choosing entries (all filters combine):
 database that starts empty, and prints one line per alert they produce. It only reads the stream:
 no Redis writes, no real database, no RQ jobs. Without `--dry-run` the chosen entries are re-injected:
 copies of their fields (fetched_at included) are appended to the fetched stream for the running
-processor, whose dedup keeps already-alerted tips quiet.
+processor, whose dedup keeps already-alerted tips quiet. Each copy carries one more field,
+`replayed_from` (the id it copies; the processor ignores it), and replays never take such copies:
+the stream does not grow by its own copies, and a dry run counts every fetch once.
 
 Re-injection never rewinds state: predictor statistics and prices are ordered by when they were
 observed (the entry's `fetched_at`), not by when they arrive, so an old leaderboard leaves newer
@@ -21,12 +23,11 @@ statistics as they are, and old odds become history, never the latest price or a
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -37,6 +38,7 @@ from pydantic import ValidationError
 
 from processor.handle import BadRecord, Handler, Rules, parse
 from shared import console, outbox
+from shared.alerts import summary_of_json
 from shared.keys import Keys
 from shared.logs import first_line
 from shared.models import FetchRecord
@@ -45,6 +47,8 @@ from shared.settings import Settings
 from shared.storage import Database
 
 KINDS = ("leaderboard", "predictions", "odds", "health")
+# The field that marks a re-injected copy (its value: the id of the entry it copies).
+REPLAYED_FROM = "replayed_from"
 DEFAULT_KINDS = frozenset({"leaderboard", "predictions", "odds"})
 BATCH = 200
 PROGRESS_AFTER = 200  # entries: shorter replays never show a progress bar
@@ -102,6 +106,12 @@ class Selection:
     until: float | None = None
     predictors: frozenset[str] = frozenset()
     kinds: frozenset[str] = DEFAULT_KINDS
+
+    @property
+    def whole_stream(self) -> bool:
+        """No filter at all: every entry of the stream is chosen."""
+        return (self.first, self.last, self.since, self.until, self.predictors, self.kinds) == \
+            ("-", "+", None, None, frozenset(), DEFAULT_KINDS)
 
     def admits(self, fields: dict[str, str]) -> bool:
         """Whether the filters keep an entry; a field a filter needs but cannot read keeps it (to be reported)."""
@@ -215,6 +225,7 @@ class Result:
     errors: list[tuple[str, str]] = field(default_factory=list)  # the handler failed otherwise (a bug)
     alerts: list[AlertLine] = field(default_factory=list)
     reinjected: int = 0
+    copies_skipped: int = 0  # entries a replay re-injected earlier (never taken again)
     first_id: str | None = None
     last_id: str | None = None
 
@@ -223,31 +234,11 @@ class Result:
         return sum(self.selected.values())
 
 
-def _odds_text(value: Any) -> str:
-    return f"@{value:.2f}" if isinstance(value, (int, float)) and value else ""
-
-
 def _alert_line(row: tuple, entry_id: str) -> AlertLine:
     alert_id, kind, predictor_id, event_id, payload = row
-    try:
-        body = json.loads(payload)
-    except ValueError:
-        body = {}
-    predictor = (body.get("predictor") or {}).get("nickname") or predictor_id or "-"
-    match = body.get("match") or {}
-    match_text = f"{match.get('home', '?')} vs {match.get('away', '?')}" if match else "-"
-    if kind == "new_tip":
-        tips = body.get("tips") or []
-        detail = "; ".join(f"{t.get('market')}: {t.get('pick')} {_odds_text(t.get('odds'))}".rstrip() for t in tips)
-    elif kind == "line_movement":
-        tip = body.get("tip") or {}
-        detail = (f"{tip.get('market')}: {tip.get('pick')} {_odds_text(body.get('tip_odds'))} ->"
-                  f" {_odds_text(body.get('current_odds'))} ({float(body.get('delta') or 0) * 100:+.1f}%)")
-    else:
-        match_text = str(body.get("title", "-"))
-        detail = str(body.get("message", ""))[:120]
-    return AlertLine(int(alert_id), kind, predictor_id, str(predictor), match_text,
-                     int(event_id) if event_id is not None else None, detail, entry_id)
+    about = summary_of_json(payload)
+    return AlertLine(int(alert_id), kind, predictor_id, about.predictor, about.match,
+                     int(event_id) if event_id is not None else None, about.detail, entry_id)
 
 
 def _chosen(conn: redis.Redis, stream: str, span: tuple[str, str], selection: Selection, result: Result,
@@ -255,7 +246,11 @@ def _chosen(conn: redis.Redis, stream: str, span: tuple[str, str], selection: Se
     """The entries of the span that the selection admits and that parse; the others are counted in `result`."""
     for entry_id, raw in scan(conn, stream, *span):
         progress.step(entry_id)
-        if not selection.admits(decoded(raw, "replace")):
+        fields = decoded(raw, "replace")
+        if not selection.admits(fields):
+            continue
+        if REPLAYED_FROM in fields:
+            result.copies_skipped += 1
             continue
         result.first_id = result.first_id or entry_id
         result.last_id = entry_id
@@ -326,9 +321,9 @@ def reinject(conn: redis.Redis, settings: Settings, selection: Selection, progre
     queued = 0
     try:
         # Unparseable entries are left out: they would only land in dead letters again.
-        for _entry_id, raw, record in _chosen(conn, stream, span, selection, result, progress):
+        for entry_id, raw, record in _chosen(conn, stream, span, selection, result, progress):
             result.selected[record.kind] += 1
-            pipe.xadd(stream, raw)
+            pipe.xadd(stream, {**raw, REPLAYED_FROM: entry_id})
             queued += 1
             if queued >= BATCH:
                 result.reinjected += len(pipe.execute())
@@ -362,6 +357,8 @@ def render(result: Result, max_listed: int = 20) -> str:
             lines.append("the processor handles them next; tips already alerted are not alerted again")
         if result.selected.get("odds"):
             lines.append("odds older than those already processed become history only: no line movement alert")
+    if result.copies_skipped:
+        lines.append(f"{result.copies_skipped:,} copies re-injected by earlier replays left out")
     if result.unparseable:
         lines.append(f"{len(result.unparseable):,} unparseable entr{'y' if len(result.unparseable) == 1 else 'ies'}"
                      f" skipped{' (not re-injected)' if not result.dry_run else ''}:")
@@ -375,10 +372,19 @@ def render(result: Result, max_listed: int = 20) -> str:
     return "\n".join(lines)
 
 
-def run(settings: Settings, selection: Selection, dry: bool, out: TextIO | None = None) -> int:
+def run(settings: Settings, selection: Selection, dry: bool, out: TextIO | None = None,
+        confirm: Callable[[str], bool] | None = None) -> int:
+    """Replay; `confirm`, when given, is asked (with the stream's length) before anything is re-injected."""
     out = out if out is not None else sys.stdout
     conn = connect(settings, socket_timeout=60)
     try:
+        if confirm is not None and not dry:
+            stream = Keys.of(settings).fetched
+            question = (f"re-inject every entry of {stream} for the processor ({conn.xlen(stream):,} entries in"
+                        " the stream; copies of earlier replays are left out)?")
+            if not confirm(question):
+                console.show("sofamon replay: nothing re-injected", sys.stderr)
+                return 1
         result = (dry_run if dry else reinject)(conn, settings, selection)
     except REDIS_ERRORS as error:
         console.show(f"sofamon replay: Redis unreachable: {type(error).__name__}: {first_line(error)}", sys.stderr)

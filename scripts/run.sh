@@ -2,6 +2,8 @@
 # `make run`: database ready, embedded Redis when none answers, every process under supervisord (foreground).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A second `make run` while one runs stops here, before it touches anything (one line, exit 1).
+.venv/bin/python -m sofamon.runguard
 mkdir -p var/log var/supervisor.d var/redis
 chmod 0700 var
 .venv/bin/sofamon init-db

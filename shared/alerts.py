@@ -1,9 +1,9 @@
 """What an alert says: the payload stored in the outbox and rendered by the notifier."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from shared.markets import market_name, pick_label
 from shared.models import PeriodStats, Prediction
@@ -101,3 +101,38 @@ class HealthAlert(BaseModel):
 
 Alert = Annotated[NewTipAlert | LineMovementAlert | HealthAlert, Field(discriminator="kind")]
 
+
+class Summary(NamedTuple):
+    """An alert in three short texts, for operators' listings (`sofamon alerts`, `replay --dry-run`)."""
+
+    predictor: str  # nickname; `-` for a health alert
+    match: str  # `Home vs Away`; a health alert's title
+    detail: str  # the picks with their odds, the price move, or a health alert's message
+
+
+_ALERT_JSON = TypeAdapter(Alert)
+DETAIL_MAX = 120
+
+
+def _odds(value: float | None) -> str:
+    return f"@{value:.2f}" if value else ""
+
+
+def summary(alert: NewTipAlert | LineMovementAlert | HealthAlert) -> Summary:
+    if isinstance(alert, HealthAlert):
+        return Summary("-", alert.title, alert.message[:DETAIL_MAX])
+    match = f"{alert.match.home} vs {alert.match.away}"
+    if isinstance(alert, NewTipAlert):
+        detail = "; ".join(f"{t.market}: {t.pick} {_odds(t.odds)}".rstrip() for t in alert.tips)
+    else:
+        detail = (f"{alert.tip.market}: {alert.tip.pick} {_odds(alert.tip_odds)} -> {_odds(alert.current_odds)}"
+                  f" ({alert.delta * 100:+.1f}%)")
+    return Summary(alert.predictor.nickname, match, detail)
+
+
+def summary_of_json(payload: str) -> Summary:
+    """The summary of a stored payload; one this version cannot read still lists (as `?`)."""
+    try:
+        return summary(_ALERT_JSON.validate_json(payload))
+    except ValidationError as error:
+        return Summary("?", "?", f"unreadable payload ({error.error_count()} error(s))")

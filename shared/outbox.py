@@ -1,6 +1,7 @@
 """The outbox: every alert is a row with its delivery state, so nothing is lost between processes."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,38 @@ def listing(db: Database) -> list[tuple[Any, ...]]:
     """Every alert, oldest first, as (id, kind, predictor id, event id, payload JSON): what `sofamon replay` lists."""
     with db.tx() as tx:
         return tx.all("SELECT id, kind, predictor_id, event_id, payload FROM alerts ORDER BY id")
+
+
+def recent(db: Database, *, limit: int, since: float | None = None, until: float | None = None,
+           states: Collection[str] = (), kinds: Collection[str] = (), predictors: Collection[str] = (),
+           ) -> tuple[list[tuple[Any, ...]], int]:
+    """The newest alerts that pass every filter given (at most `limit`, newest first) and how many pass in all.
+
+    Rows are (id, kind, webhook, predictor id, event id, payload JSON, state, created_at, sent_at, message id,
+    error, attempts): what `sofamon alerts` lists. A predictor matches by id, or by nickname in any case.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (("created_at >= ?", since), ("created_at <= ?", until)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    for column, values in (("state", states), ("kind", kinds)):
+        if values:
+            where.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params += list(values)
+    if predictors:
+        marks = ", ".join("?" * len(predictors))
+        where.append(f"(predictor_id IN ({marks})"
+                     f" OR predictor_id IN (SELECT id FROM predictors WHERE LOWER(nickname) IN ({marks})))")
+        params += list(predictors) + [p.lower() for p in predictors]
+    condition = " AND ".join(where) or "TRUE"
+    with db.tx() as tx:
+        rows = tx.all("SELECT id, kind, webhook, predictor_id, event_id, payload, state, created_at, sent_at,"
+                      f" message_id, error, attempts FROM alerts WHERE {condition} ORDER BY id DESC LIMIT ?",
+                      (*params, limit))
+        total = tx.one(f"SELECT COUNT(*) FROM alerts WHERE {condition}", params)
+    return rows, int(total[0]) if total else 0
 
 
 def deliverable_ids(db: Database, now: float, webhook: str | None = None) -> list[int]:

@@ -39,8 +39,8 @@ def local_clock(ts: float) -> str:
 
 
 def local_stamp(ts: float | None) -> str:
-    """`2026-11-22 18:04:05`, local time; `-` when unknown."""
-    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    """`2026-11-22 18:04:05 CET`, local time with its zone; `-` when unknown."""
+    return "-" if ts is None else datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def utc_stamp(ts: float | None, *, seconds: bool = True) -> str:

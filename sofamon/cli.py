@@ -4,8 +4,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import urlsplit
 
+from shared.logs import error_line
+from shared.redisconn import REDIS_ERRORS
 from shared.settings import Settings, load_settings
+from shared.storage import TRANSIENT_ERRORS as DATABASE_ERRORS
+from shared.webhooks import WEBHOOKS
+
+PACKAGE = "sofascore-monitor"
 
 
 def _fetch(settings: Settings, args: argparse.Namespace) -> int:
@@ -30,7 +38,14 @@ def _init_db(settings: Settings, args: argparse.Namespace) -> int:
     from shared.storage import Database
 
     db = Database(settings.database_url)
-    applied = db.migrate()
+    try:
+        applied = db.migrate()
+    except OSError as error:  # SQLite: the file's directory cannot be created or written
+        print(f"sofamon init-db: database {_where(settings.database_url)} unavailable: {error_line(error)}",
+              file=sys.stderr)
+        return 1
+    finally:
+        db.close()
     print(f"database ready ({db.dialect}, {applied} migration(s) applied)")
     return 0
 
@@ -45,6 +60,13 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     from sofamon.status import run
 
     return run(settings, as_json=args.json)
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal (the question on stderr, so stdout stays the command's output); yes only on y/yes."""
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -65,17 +87,76 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"sofamon replay: {error}", file=sys.stderr)
         return 2
-    return run(settings, selection, dry=args.dry_run)
+    confirm = None
+    if selection.whole_stream and not args.dry_run and not args.yes:
+        # Without a selection the whole stream would be re-injected: only on purpose.
+        if not sys.stdin.isatty():
+            print("sofamon replay: no selection would re-inject the whole stream: choose entries (--since, --from,"
+                  " --predictor, --kind, ...) or add --yes", file=sys.stderr)
+            return 2
+        confirm = _confirm
+    return run(settings, selection, dry=args.dry_run, confirm=confirm)
 
 
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
-    from processor.deadletters import run
+    from processor.deadletters import run, show
 
+    if args.show:
+        return show(settings, args.show, args.json)
     return run(settings, args.retry, args.retry_all, args.json)
 
 
+def _requeue(settings: Settings, args: argparse.Namespace) -> int:
+    from sofamon.requeue import run
+
+    return run(settings, args.alert)
+
+
+def _alerts(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from processor.replay import parse_when
+    from sofamon.alertlist import Filters, run
+
+    try:
+        now = time.time()
+        filters = Filters(
+            since=parse_when(args.since, now, settings.tz) if args.since else None,
+            until=parse_when(args.until, now, settings.tz) if args.until else None,
+            states=tuple(args.state or ()), kinds=tuple(args.kind or ()), predictors=tuple(args.predictor or ()),
+            limit=args.limit,
+        )
+    except ValueError as error:
+        print(f"sofamon alerts: {error}", file=sys.stderr)
+        return 2
+    return run(settings, filters, json_output=args.json)
+
+
+def _test_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    from sofamon.testwebhook import run
+
+    return run(settings, args.webhook)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _version() -> str:
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from sofamon import alertlist
+
     parser = argparse.ArgumentParser(prog="sofamon", description="Discord alerts for Sofascore's top predictors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="poll Sofascore and write what it fetched into Redis")
     fetch.add_argument("--once", action="store_true", help="run one full fetch cycle and exit")
@@ -109,14 +190,53 @@ def build_parser() -> argparse.ArgumentParser:
                         help="kinds of entries to take; repeatable (default: leaderboard, predictions, odds)")
     replay.add_argument("--dry-run", action="store_true",
                         help="print the alerts the entries would produce, on a scratch database; send nothing")
+    replay.add_argument("--yes", action="store_true",
+                        help="re-inject the whole stream without asking (when no entries are chosen)")
     replay.set_defaults(handler=_replay)
-    dead = sub.add_parser("dead-letters", help="list entries the processor could not use; retry them")
+    dead = sub.add_parser("dead-letters", help="list entries the processor could not use; show or retry them")
     retry = dead.add_mutually_exclusive_group()
+    retry.add_argument("--show", metavar="ID", help="print one dead letter with its stored payload")
     retry.add_argument("--retry", nargs="+", metavar="ID", help="re-inject these dead letters and delete them")
     retry.add_argument("--retry-all", action="store_true", help="re-inject every dead letter")
     dead.add_argument("--json", action="store_true", help="output as JSON")
     dead.set_defaults(handler=_dead_letters)
+    requeue = sub.add_parser("requeue", help="give failed delivery jobs another go (REDIS_URL's Redis and db)",
+                             description="Put the delivery jobs that failed every retry back on queue `alerts`,"
+                                         " each with its retries again; a running notifier delivers them.")
+    requeue.add_argument("--alert", type=int, metavar="ID", help="only the job of this alert")
+    requeue.set_defaults(handler=_requeue)
+    alerts = sub.add_parser("alerts", help="recent alerts: kind, predictor, match, state, times",
+                            description="The newest alerts of the outbox, newest first; filters combine.")
+    alerts.add_argument("--since", metavar="WHEN", help="created at or after: 2h, 30m, 1d ago, or 2026-11-22T10:00")
+    alerts.add_argument("--until", metavar="WHEN", help="created at or before (same forms as --since)")
+    alerts.add_argument("--state", action="append", choices=alertlist.STATES,
+                        help="only alerts in this state; repeatable")
+    alerts.add_argument("--kind", action="append", choices=alertlist.KINDS,
+                        help="only alerts of this kind; repeatable")
+    alerts.add_argument("--predictor", action="append", metavar="ID_OR_NICKNAME",
+                        help="only this predictor's alerts (id, or nickname in any case); repeatable")
+    alerts.add_argument("--limit", type=_positive, default=20, metavar="N", help="show at most N (default 20)")
+    alerts.add_argument("--json", action="store_true", help="output as JSON (times in ISO 8601, UTC)")
+    alerts.set_defaults(handler=_alerts)
+    test_webhook = sub.add_parser("test-webhook", help="post a harmless test message to each configured webhook",
+                                  description="Posts one message that pings nobody to each configured webhook and"
+                                              " says what Discord answered. Exit status 0 when each accepted it.")
+    test_webhook.add_argument("--webhook", choices=WEBHOOKS, help="only this webhook")
+    test_webhook.set_defaults(handler=_test_webhook)
     return parser
+
+
+def _where(url: str) -> str:
+    """A service URL for an error line: scheme, host, port and path; never the user, password or query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
+
+
+def _service_down(command: str, settings: Settings, error: BaseException) -> str:
+    """The one line for a service that is away, naming which one (and where) and why."""
+    if isinstance(error, REDIS_ERRORS):
+        return f"sofamon {command}: Redis at {_where(settings.redis_url)} unreachable: {error_line(error)}"
+    return f"sofamon {command}: database {_where(settings.database_url)} unavailable: {error_line(error)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         return handler(settings, args)
     except KeyboardInterrupt:
         return 130
+    except (*REDIS_ERRORS, *DATABASE_ERRORS) as error:
+        # A service that is away or refuses is no bug: one line naming it and exit status 1, not a traceback.
+        print(_service_down(args.command, settings, error), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -182,7 +182,7 @@ def _redis_sections(snap: Snapshot, report: dict[str, Any], problems: list[str])
     failed = (snap.queue or {}).get("failed") or 0
     if failed > 0:
         problems.append(f"{failed:,} failed delivery job(s): see rq-dashboard,"
-                        f" requeue with `rq requeue --all --queue {ALERTS_QUEUE}`")
+                        " requeue with `sofamon requeue`")
 
 
 def _alerts(snap: Snapshot, problems: list[str]) -> dict[str, Any]:

@@ -117,3 +117,39 @@ def test_an_unreadable_dead_letter_is_left_in_place(settings: Settings, redis_co
     assert "[original fields unreadable]" in capsys.readouterr().out
     assert main(["dead-letters", "--retry", entry]) == 1
     assert redis_conn.xlen(keys.dead_letters) == 1 and redis_conn.xlen(keys.fetched) == 0
+
+
+def test_show_prints_the_stored_payload_of_one_dead_letter(settings: Settings, redis_conn: redis.Redis,
+                                                          database: Database,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    keys = Keys.of(settings)
+    dead = three_dead(redis_conn, settings, database)
+    stored = json.loads(redis_conn.xrange(keys.dead_letters, dead[1], dead[1])[0][1][b"fields"])
+    assert main(["dead-letters", "--show", dead[1]]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"dead letter {dead[1]}")
+    assert f"subject: {GURU}" in out and "reason:" in out
+    # The payload, indented: every line of the pretty JSON is there.
+    pretty = json.dumps(json.loads(stored["payload"]), indent=2)
+    assert pretty in out and '"not a list"' in out
+
+    assert main(["dead-letters", "--show", dead[2], "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["id"] == dead[2] and shown["fields"]["payload"] == "{not json" and shown["kind"] == "odds"
+    assert main(["dead-letters", "--show", dead[2]]) == 0
+    assert "{not json" in capsys.readouterr().out  # not JSON: as stored
+
+    assert main(["dead-letters", "--show", "1-1"]) == 1
+    assert "no dead letter 1-1" in capsys.readouterr().err
+    assert main(["dead-letters", "--show", "nonsense"]) == 1
+    capsys.readouterr()
+    assert redis_conn.xlen(keys.dead_letters) == 3  # showing changes nothing
+
+
+def test_show_an_unreadable_dead_letter_prints_what_is_stored(settings: Settings, redis_conn: redis.Redis,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    keys = Keys.of(settings)
+    entry = redis_conn.xadd(keys.dead_letters, {"source_id": "1-0", "reason": "r", "fields": "{oops"}).decode()
+    assert main(["dead-letters", "--show", entry]) == 0
+    out = capsys.readouterr().out
+    assert "not readable as JSON" in out and "{oops" in out

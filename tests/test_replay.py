@@ -176,7 +176,7 @@ def test_unparseable_entries_are_counted_and_reported(settings: Settings, redis_
     assert "3 unparseable entries skipped:" in out and all(i in out for i in bad)
 
     length = redis_conn.xlen(keys.fetched)
-    assert main(["replay"]) == 0
+    assert main(["replay", "--yes"]) == 0
     out = capsys.readouterr().out
     assert "re-injected 1 entries" in out and "3 unparseable entries skipped (not re-injected)" in out
     assert redis_conn.xlen(keys.fetched) == length + 1
@@ -189,10 +189,11 @@ def test_reinjection_copies_entries_and_dedup_keeps_it_quiet(
     recorded = alert_keys(database)
     originals = redis_conn.xrange(keys.fetched)
 
-    assert main(["replay"]) == 0
+    assert main(["replay", "--yes"]) == 0
     assert f"re-injected {len(ids)} entries onto {keys.fetched}" in capsys.readouterr().out
     copies = redis_conn.xrange(keys.fetched)[len(ids):]
-    assert [fields for _i, fields in copies] == [fields for _i, fields in originals]  # fetched_at preserved
+    # fetched_at preserved; each copy says which entry it copies
+    assert [fields for _i, fields in copies] == [{**f, b"replayed_from": i} for i, f in originals]
 
     burst(settings, redis_conn, database, name="p2")
     assert alert_keys(database) == recorded
@@ -218,7 +219,7 @@ def test_reinjection_with_filters_and_an_open_end_never_reads_its_own_copies(
         reinject(redis_conn, settings, Selection(last="99999999999999-0")).reinjected), daemon=True)
     worker.start()
     worker.join(30)
-    assert not worker.is_alive() and done == [len(ids) + 4]
+    assert not worker.is_alive() and done == [len(ids)]  # the first replay's 4 copies are left out
 
 
 def test_reinjecting_old_records_never_rewinds_statistics_or_prices(
@@ -265,7 +266,7 @@ def test_health_entries_only_when_asked(settings: Settings, redis_conn: redis.Re
     assert dry_run(redis_conn, settings, Selection()).alerts == []
     result = dry_run(redis_conn, settings, Selection(kinds=frozenset({"health"})))
     assert [a.kind for a in result.alerts] == ["health"]
-    assert main(["replay"]) == 0 and redis_conn.xlen(keys.fetched) == 1
+    assert main(["replay", "--yes"]) == 0 and redis_conn.xlen(keys.fetched) == 1
     assert main(["replay", "--kind", "health"]) == 0 and redis_conn.xlen(keys.fetched) == 2
     capsys.readouterr()
 
@@ -273,6 +274,55 @@ def test_health_entries_only_when_asked(settings: Settings, redis_conn: redis.Re
 class FakeTty(io.StringIO):
     def isatty(self) -> bool:
         return True
+
+
+def test_a_replay_without_selection_asks_first_or_needs_yes(
+        settings: Settings, redis_conn: redis.Redis, database: Database, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    keys = Keys.of(settings)
+    ids = record_run(redis_conn, settings, database)
+    # Not on a terminal (a script, cron): refused with one line, nothing re-injected.
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    assert main(["replay"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--yes" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert redis_conn.xlen(keys.fetched) == len(ids)
+    # On a terminal it asks; anything but yes leaves the stream alone.
+    monkeypatch.setattr("sys.stdin", FakeTty("n\n"))
+    assert main(["replay"]) == 1
+    assert f"({len(ids)} entries" in capsys.readouterr().err and redis_conn.xlen(keys.fetched) == len(ids)
+    monkeypatch.setattr("sys.stdin", FakeTty("y\n"))
+    assert main(["replay"]) == 0
+    assert f"re-injected {len(ids)} entries" in capsys.readouterr().out
+    # A selection, or a dry run (it changes nothing), needs no confirmation.
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["replay", "--dry-run"]) == 0
+    assert main(["replay", "--since", "1d"]) == 0
+    capsys.readouterr()
+
+
+def test_replays_never_take_their_own_copies(settings: Settings, redis_conn: redis.Redis, database: Database,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    keys = Keys.of(settings)
+    ids = record_run(redis_conn, settings, database)
+    before = sorted(a.key for a in dry_run(redis_conn, settings, Selection()).alerts)
+    for _round in range(3):
+        assert main(["replay", "--yes"]) == 0
+        assert f"re-injected {len(ids)} entries" in capsys.readouterr().out
+    # Each replay copied the originals only: the stream grew by them, not by its own copies.
+    entries = redis_conn.xrange(keys.fetched)
+    assert len(entries) == 4 * len(ids)
+    assert [f[b"replayed_from"].decode() for _i, f in entries[len(ids):]] == ids * 3
+    # A dry run counts every fetch once, and says it left the copies out.
+    result = dry_run(redis_conn, settings, Selection())
+    assert result.total == len(ids) and result.copies_skipped == 3 * len(ids)
+    assert sorted(a.key for a in result.alerts) == before
+    assert main(["replay", "--dry-run"]) == 0
+    assert f"{3 * len(ids)} copies re-injected by earlier replays left out" in capsys.readouterr().out
+    # The processor takes the copies like any entry: the extra field is ignored, nothing is dead-lettered.
+    burst(settings, redis_conn, database, name="p2")
+    assert redis_conn.xlen(keys.dead_letters) == 0
+    assert redis_conn.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0
 
 
 def test_progress_bar_on_a_terminal_for_long_replays_only(settings: Settings, redis_conn: redis.Redis) -> None:

@@ -156,7 +156,7 @@ def test_failed_delivery_jobs_are_a_problem() -> None:
     report = build_report(snap)
     assert report["healthy"] is False
     assert report["problems"] == [("2 failed delivery job(s): see rq-dashboard,"
-                                   " requeue with `rq requeue --all --queue alerts`")]
+                                   " requeue with `sofamon requeue`")]
     assert "failed 2  (FAILED)" in render(report)
 
 
