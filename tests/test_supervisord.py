@@ -21,7 +21,15 @@ from tests.fakes.sofascore import FakeSofascore
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-DASHBOARD_PORT = 19181
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+DASHBOARD_PORT = _free_port()  # not a fixed number: two test runs on one machine must not collide
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
