@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The path of a Discord webhook URL, with or without an API version (`/api/v10/webhooks/...`).
 _WEBHOOK_PATH = re.compile(r"/api(?:/v\d+)?/webhooks/\d+/[\w-]+/?")
+_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # an environment variable's name, upper-cased
 
 
 class Settings(BaseSettings):
@@ -252,6 +253,10 @@ def unknown_names(environ: Mapping[str, str], env_file: str | Path | None) -> li
     lines = []
     for name, where in suspects:
         if name in known:
+            continue
+        if not _NAME.fullmatch(name):
+            # Not NAME=value: perhaps a token pasted on a line of its own, so it is not shown.
+            lines.append(f"{where} has a line that is not NAME=value (not shown: it may hold a secret)")
             continue
         meant = _MEANT.get(name) or next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None)
         hint = f"did you mean {meant}?" if meant else "see the configuration table in README.md"

@@ -107,6 +107,13 @@ def test_any_unknown_name_in_dotenv_stops_startup(tmp_path: Path) -> None:
     assert "WEBHOOK_URL" in line and ".env" in line
 
 
+def test_a_stray_line_in_dotenv_is_refused_without_showing_it(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, {}, "MIN_ROI=2\ntok-SECRET-pasted-alone\n")
+    assert result.returncode == 2 and "PASTED" not in result.stderr.upper()
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: .env has a line that is not NAME=value (not shown: it may hold a secret)"]
+
+
 def test_names_other_programs_use_do_not_trip_the_check(tmp_path: Path) -> None:
     """Only the project's prefixes are checked in the environment, and a few names with those prefixes
     belong to other programs (the test suite's TEST_*, proxies, rq-dashboard's own options)."""
