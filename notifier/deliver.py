@@ -28,13 +28,13 @@ from notifier.limits import EMBEDS_PER_MESSAGE, pack
 from notifier.lock import WebhookLock
 from notifier.render import render
 from shared import outbox
-from shared.outbox import DEAD, FAILED, SENT
+from shared.outbox import DEAD, DRY_RUN, FAILED, SENT
 from shared.storage import TRANSIENT_ERRORS
 from shared.webhooks import HEALTH_WEBHOOK, WEBHOOKS
 
 log = logging.getLogger(__name__)
 
-DONE_STATES = frozenset({SENT, FAILED, DEAD})
+DONE_STATES = frozenset({SENT, DRY_RUN, FAILED, DEAD})
 # While another notifier holds the webhook's lock: look again this often whether our alert is done.
 LOCK_POLL = 0.2
 
@@ -66,7 +66,7 @@ def deliver_alert(alert_id: int) -> str:
     url = ctx.webhook_url(row.webhook)
     if url is None:
         print(render_text(row.alert, alert_id=row.id), flush=True)
-        outbox.mark_sent(ctx.db, [row.id], "dry-run", time.time())
+        outbox.mark_dry_run(ctx.db, [row.id], time.time())
         log.info("alert %s: dry run (no URL for webhook %s), printed", row.id, row.webhook)
         return "dry run"
     if webhooks.is_broken(ctx.redis, ctx.keys, row.webhook, url):

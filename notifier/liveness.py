@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from shared import heartbeat
+from shared.webhooks import WEBHOOKS
 
 if TYPE_CHECKING:
     from notifier.context import NotifierContext
@@ -33,7 +34,8 @@ def worker_name(owner: str) -> str:
 def beat(ctx: NotifierContext) -> None:
     """Say this notifier is alive, with what it did so far (shown by `sofamon status`)."""
     heartbeat.beat(ctx.redis, ctx.keys, ctx.owner, pid=os.getpid(), queued=ctx.queue.count,
-                   messages=ctx.stats.messages, alerts=ctx.stats.alerts, rate_limited=ctx.stats.rate_limited)
+                   messages=ctx.stats.messages, alerts=ctx.stats.alerts, rate_limited=ctx.stats.rate_limited,
+                   dry_run=[name for name in WEBHOOKS if ctx.webhook_url(name) is None])  # its own configuration
 
 
 def forget(ctx: NotifierContext) -> None:

@@ -12,7 +12,9 @@ from shared.settings import Settings
 
 # Webhook tokens and credentials in URLs are masked even when the exact secret is not configured.
 _WEBHOOK = re.compile(r"(/api/webhooks/\d+/)[\w\-.~]+")
-_USERINFO = re.compile(r"(\w+://)[^/\s:@]+:[^/\s@]+@")
+# `scheme://user:password@`, also without a user (`redis://:password@host`, Redis's usual form).
+_USERINFO = re.compile(r"([a-zA-Z][\w+.-]*://)[^/\s:@]*:[^/\s@]+@")
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&\s]+", re.IGNORECASE)  # libpq's `?password=`
 
 
 def _secret_parts(secret: str) -> list[str]:
@@ -47,6 +49,7 @@ def redact(text: str, secrets: list[str]) -> str:
         for part in _secret_parts(secret):
             text = text.replace(part, "***")
     text = _WEBHOOK.sub(r"\1***", text)
+    text = _PASSWORD_PARAM.sub(r"\1***", text)
     return _USERINFO.sub(r"\1***@", text)
 
 

@@ -11,6 +11,8 @@ from shared.alerts import Alert
 from shared.storage import Database, Tx
 
 PENDING, SENDING, SENT, FAILED, DEAD = "pending", "sending", "sent", "failed", "dead"
+# Printed to the notifier's log because its webhook has no URL (dry run): done, but never posted.
+DRY_RUN = "dry_run"
 
 _ALERT = TypeAdapter(Alert)
 
@@ -155,6 +157,11 @@ def mark_sent(db: Database, ids: list[int], message_id: str, now: float) -> None
     _update(db, ids, f"state = ?, message_id = ?, sent_at = ?, error = NULL, {_UNCLAIMED}", (SENT, message_id, now))
 
 
+def mark_dry_run(db: Database, ids: list[int], now: float) -> None:
+    """Printed instead of posted; `sent_at` records when, so status can count recent ones."""
+    _update(db, ids, f"state = ?, message_id = NULL, sent_at = ?, error = NULL, {_UNCLAIMED}", (DRY_RUN, now))
+
+
 def release(db: Database, ids: list[int], error: str | None = None) -> None:
     """Give claimed alerts back (delivery will be tried again)."""
     _update(db, ids, f"state = ?, error = ?, {_UNCLAIMED}", (PENDING, error), " AND state = ?", (SENDING,))
@@ -168,6 +175,14 @@ def count_sent_since(db: Database, since: float) -> int:
     with db.tx() as tx:
         row = tx.one("SELECT COUNT(*) FROM alerts WHERE state = ? AND sent_at >= ?", (SENT, since))
     return int(row[0]) if row else 0
+
+
+def count_dry_run_since(db: Database, since: float) -> dict[str, int]:
+    """Alerts printed instead of posted since then, per webhook."""
+    with db.tx() as tx:
+        rows = tx.all("SELECT webhook, COUNT(*) FROM alerts WHERE state = ? AND sent_at >= ? GROUP BY webhook",
+                      (DRY_RUN, since))
+    return {str(webhook): int(n) for webhook, n in rows}
 
 
 def count_by_state(db: Database) -> dict[str, int]:

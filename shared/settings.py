@@ -1,15 +1,24 @@
 """One settings object, read from the environment and `.env`, passed to whatever needs it."""
 from __future__ import annotations
 
+import difflib
+import os
+import re
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The path of a Discord webhook URL, with or without an API version (`/api/v10/webhooks/...`).
+_WEBHOOK_PATH = re.compile(r"/api(?:/v\d+)?/webhooks/\d+/[\w-]+/?")
+_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # an environment variable's name, upper-cased
 
 
 class Settings(BaseSettings):
@@ -55,13 +64,28 @@ class Settings(BaseSettings):
     rq_dashboard_host: str = "127.0.0.1"
     rq_dashboard_port: int = Field(9181, ge=1, le=65535)
     rq_dashboard_username: str | None = None
-    rq_dashboard_password: SecretStr | None = None
+    rq_dashboard_password: SecretStr | None = Field(None, validate_default=True)  # checked with the username
 
     @field_validator("target_users", "notifier_retry_intervals", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("notifier_retry_intervals")
+    @classmethod
+    def _no_negative_wait(cls, value: list[int]) -> list[int]:
+        if any(seconds < 0 for seconds in value):
+            raise ValueError("must be 0 or more seconds each")
+        return value
+
+    @field_validator("line_movement_threshold")
+    @classmethod
+    def _a_fraction(cls, value: float) -> float:
+        # 15 meant as 15 % would need the price to move by 1,500 %: it could never alert.
+        if value >= 1:
+            raise ValueError("must be below 1: it is a fraction (0.15 means 15 %)")
         return value
 
     @field_validator("poll_timezone")
@@ -106,15 +130,34 @@ class Settings(BaseSettings):
     @field_validator("discord_webhook_url", "discord_health_webhook_url", "proxy_url")
     @classmethod
     def _secret_url(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
-        if value is not None:
-            schemes = ("http", "https", "socks5", "socks5h") if info.field_name == "proxy_url" else ("http", "https")
-            _check_url(value.get_secret_value(), schemes)
+        if value is None:
+            return value
+        if info.field_name == "proxy_url":
+            _check_url(value.get_secret_value(), ("http", "https", "socks5", "socks5h"))
+            return value
+        _check_url(value.get_secret_value(), ("http", "https"))
+        # Any other page of Discord's (a channel link, a half-copied URL) would only fail at the first alert.
+        if not _WEBHOOK_PATH.fullmatch(urlsplit(value.get_secret_value()).path):
+            raise ValueError("is not a Discord webhook URL (https://discord.com/api/webhooks/<id>/<token>)")
         return value
 
-    @field_validator("discord_webhook_url", "discord_health_webhook_url", "proxy_url", mode="before")
+    @field_validator("discord_webhook_url", "discord_health_webhook_url", "proxy_url", "rq_dashboard_username",
+                     "rq_dashboard_password", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("rq_dashboard_password")
+    @classmethod
+    def _dashboard_auth_pair(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # One of the two alone would leave the dashboard open while the operator believes it is protected.
+        # A field validator (not a model one), so this is listed along with the other fields' errors.
+        username = info.data.get("rq_dashboard_username")
+        if value is None and username is not None:
+            raise ValueError("not set although RQ_DASHBOARD_USERNAME is: basic auth needs both, or neither")
+        if value is not None and username is None and "rq_dashboard_username" in info.data:
+            raise ValueError("set without RQ_DASHBOARD_USERNAME: basic auth needs both, or neither")
+        return value
 
     @property
     def tz(self) -> ZoneInfo:
@@ -124,7 +167,20 @@ class Settings(BaseSettings):
         """Every configured secret, so the log filter can mask it wherever it shows up."""
         values = [s.get_secret_value() for s in (self.discord_webhook_url, self.discord_health_webhook_url, self.proxy_url,
                                                 self.rq_dashboard_password) if s]
+        # The services' passwords on their own; their URLs stay readable (the log filter masks any userinfo).
+        for url in (self.redis_url, self.database_url):
+            password = _password(url)
+            # Masking a very short password everywhere would garble the logs more than it protects.
+            if password and len(password) >= 4:
+                values.append(password)
         return [v for v in values if v]
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def _check_url(value: str, schemes: tuple[str, ...]) -> None:
@@ -140,19 +196,87 @@ def _check_url(value: str, schemes: tuple[str, ...]) -> None:
         raise ValueError("has no host")
 
 
-def describe_error(error: ValidationError) -> str:
-    """One line naming the setting, never echoing its value (it may be a secret)."""
-    first = error.errors()[0]
-    name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-    message = first["msg"].removeprefix("Value error, ")
-    more = len(error.errors()) - 1
-    return f"configuration error: {name}: {message}" + (f" (and {more} more)" if more else "")
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per bad value naming the setting, never echoing the value (it may be a secret)."""
+    lines: list[str] = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        line = f"{str(item['loc'][0]).upper()}: {message}" if item["loc"] else message  # no loc: names are in msg
+        if line not in lines:  # e.g. two bad items of one list
+            lines.append(line)
+    return lines
+
+
+# Names with one of the settings' prefixes that other programs read from the environment we pass on.
+USED_BY_OTHERS = frozenset({
+    "HTTP_PROXY",  # requests and tls-client
+    "TIME_STYLE",  # GNU ls
+    # rq-dashboard's own options (`sofamon dashboard` passes the environment on); host, port, auth and the
+    # Redis URL come from our settings.
+    "RQ_DASHBOARD_URL_PREFIX", "RQ_DASHBOARD_POLL_INTERVAL", "RQ_DASHBOARD_DISABLE_DELETE",
+    "RQ_DASHBOARD_SHOW_FULL_ARGS", "RQ_DASHBOARD_SETTINGS",
+})
+# What people write for a setting that has another shape here; difflib would not find it.
+_MEANT = {
+    **{f"REDIS_{part}": "REDIS_URL (redis://:password@host:port/db)"
+       for part in ("HOST", "PORT", "PASSWORD", "DB", "USERNAME")},
+    **{f"DATABASE_{part}": "DATABASE_URL (postgresql://user:password@host/db)"
+       for part in ("HOST", "PORT", "PASSWORD", "NAME", "USER")},
+    "RQ_DASHBOARD_REDIS_URL": "REDIS_URL (the dashboard uses the project's Redis)",
+    "RQ_DASHBOARD_BIND": "RQ_DASHBOARD_HOST",
+}
+
+
+def setting_names() -> list[str]:
+    return [name.upper() for name in Settings.model_fields]
+
+
+def settings_prefixes() -> list[str]:
+    """The first word of each setting: an environment variable starting with one is meant for us."""
+    prefixes = set()
+    for name in setting_names():
+        words = name.split("_")
+        # RQ_ alone would take in rq's own variables (RQ_REDIS_URL for the `rq` command): ours are RQ_DASHBOARD_*.
+        prefixes.add("_".join(words[: 2 if words[0] == "RQ" else 1]) + "_")
+    return sorted(prefixes)
+
+
+def unknown_names(environ: Mapping[str, str], env_file: str | Path | None) -> list[str]:
+    """A line for each name that looks meant for the settings but is none: pydantic ignores those,
+    so a typo would silently leave a default in force (DISCORD_WEBHOK_URL: the whole system runs dry).
+    Every name in `.env` is checked; in the environment, the names with one of our prefixes."""
+    known = set(setting_names())
+    suspects: list[tuple[str, str]] = []
+    if env_file is not None and Path(env_file).is_file():
+        suspects += [(name.upper(), ".env") for name in dotenv_values(env_file)]
+    prefixes = tuple(settings_prefixes())
+    suspects += [(name.upper(), "environment") for name in environ
+                 if name.upper().startswith(prefixes) and name.upper() not in USED_BY_OTHERS]
+    lines = []
+    for name, where in suspects:
+        if name in known:
+            continue
+        if not _NAME.fullmatch(name):
+            # Not NAME=value: perhaps a token pasted on a line of its own, so it is not shown.
+            lines.append(f"{where} has a line that is not NAME=value (not shown: it may hold a secret)")
+            continue
+        meant = _MEANT.get(name) or next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None)
+        hint = f"did you mean {meant}?" if meant else "see the configuration table in README.md"
+        lines.append(f"{name} ({where}) is not a setting; {hint}")
+    return lines
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings for a command: a bad value ends the process with one line and exit status 2."""
+    """Settings for a command. Unknown names and bad values end the process with exit status 2 and one
+    line each, every one of them listed (a fix-restart round per mistake would be tedious)."""
+    errors = unknown_names(os.environ, overrides.get("_env_file", Settings.model_config.get("env_file")))
+    settings = None
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as error:
-        print(describe_error(error), file=sys.stderr)
-        raise SystemExit(2) from None
+        errors += describe_errors(error)
+    if settings is None or errors:
+        for line in errors:
+            print(f"configuration error: {line}", file=sys.stderr)
+        raise SystemExit(2)
+    return settings

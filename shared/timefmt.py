@@ -33,14 +33,27 @@ def due_in(seconds: float | None) -> str:
     return f"in {duration(seconds)}" if seconds >= 0 else f"{duration(seconds)} overdue"
 
 
+def _local(ts: float) -> datetime:
+    """The moment in the machine's zone, zone attached (its name, or its UTC offset when it has none)."""
+    return datetime.fromtimestamp(ts).astimezone()
+
+
+def _zone(moment: datetime) -> str:
+    return moment.strftime("%Z") or moment.strftime("UTC%z")
+
+
 def local_clock(ts: float) -> str:
-    """`18:04:05`, local time."""
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+    """`18:04:05 CET`, local time with its zone (the operator may be elsewhere than the machine)."""
+    moment = _local(ts)
+    return f"{moment:%H:%M:%S} {_zone(moment)}"
 
 
 def local_stamp(ts: float | None) -> str:
     """`2026-11-22 18:04:05 CET`, local time with its zone; `-` when unknown."""
-    return "-" if ts is None else datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    if ts is None:
+        return "-"
+    moment = _local(ts)
+    return f"{moment:%Y-%m-%d %H:%M:%S} {_zone(moment)}"
 
 
 def utc_stamp(ts: float | None, *, seconds: bool = True) -> str:

@@ -13,7 +13,13 @@ Healthy when every rule holds (each failed rule is one line under "problems"):
   sending to it until the URL is changed and the notifiers restart);
 - no alert still to deliver (outbox state pending or sending) was created more than
   STUCK_ALERT_SECONDS (15 min) ago;
-- the RQ queue "alerts" holds no failed delivery job (those wait for `rq requeue`).
+- the RQ queue "alerts" holds no failed delivery job (those wait for `rq requeue`);
+- no live notifier runs dry (prints alerts instead of posting them) for want of DISCORD_WEBHOOK_URL while
+  status's own configuration has it: it was started with another configuration.
+
+Running dry is otherwise no problem (it may be intended), but the report says so first: `dry_run`, from
+status's settings (is DISCORD_WEBHOOK_URL set?), the live notifiers' heartbeats (which webhooks each runs
+dry, by its own configuration) and the dry-run alerts of the last hour and day.
 
 Being in an upstream backoff is shown but is not a problem by itself: a backoff lasts 30 min at
 most, so a fetcher that stays blocked longer than that is caught by the good-answer check.
@@ -29,12 +35,15 @@ from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP
 from shared.numbers import opt_float
 from shared.settings import Settings
 from shared.timefmt import ago, duration
-from shared.webhooks import WEBHOOKS, setting_name
+from shared.webhooks import MAIN_WEBHOOK, WEBHOOKS, setting_name
 
 ROLES = ("fetcher", "processor", "notifier")
 ALIVE_SECONDS = 90.0
 STALE_CYCLE_SECONDS = 45 * 60.0
 STUCK_ALERT_SECONDS = 15 * 60.0
+# Why alerts are printed instead of posted (`dry_run.reason`).
+NOT_CONFIGURED = "no webhook configured"
+NOTIFIER_WITHOUT_URL = "a notifier runs without the webhook URL"
 
 
 def stale_cycle_seconds(settings: Settings) -> float:
@@ -68,6 +77,11 @@ class Snapshot:
     database_size: int | None = None
     waiting_alerts: int | None = None  # alerts pending or sending
     oldest_waiting_at: float | None = None  # created_at of the oldest of them
+    # Which webhooks have a URL in status's own settings (gather reads them; the notifiers normally read
+    # the same .env and environment).
+    webhook_configured: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(WEBHOOKS, True))
+    dry_run_last_hour: dict[str, int] | None = None  # alerts printed instead of posted, per webhook
+    dry_run_last_day: dict[str, int] | None = None
 
 
 def _ago(ts: float | None, now: float) -> float | None:
@@ -78,12 +92,17 @@ def _role_of(beat: dict[str, Any]) -> str:
     return str(beat.get("name") or "?").split(":", 1)[0]
 
 
+def _is_alive(beat: dict[str, Any], now: float) -> bool:
+    age = _ago(opt_float(beat.get("at")), now)
+    return age is not None and age < ALIVE_SECONDS
+
+
 def _processes(beats: list[dict[str, Any]], now: float) -> dict[str, Any]:
     roles: dict[str, Any] = {role: {"alive": False, "last_seen_ago": None, "instances": []} for role in ROLES}
     for beat in beats:
         at = opt_float(beat.get("at"))
         age = _ago(at, now)
-        alive = age is not None and age < ALIVE_SECONDS
+        alive = _is_alive(beat, now)
         info = {k: v for k, v in beat.items() if k not in ("name", "at")}
         role = roles.setdefault(_role_of(beat), {"alive": False, "last_seen_ago": None, "instances": []})
         role["instances"].append({"name": beat.get("name"), "at": at, "ago": age, "alive": alive, "info": info})
@@ -203,6 +222,37 @@ def _alerts(snap: Snapshot, problems: list[str]) -> dict[str, Any]:
     }
 
 
+def _dry_run(snap: Snapshot, problems: list[str]) -> dict[str, Any]:
+    """Whether the main webhook's alerts are printed instead of posted, and why."""
+    configured = snap.webhook_configured.get(MAIN_WEBHOOK, True)
+    # Live notifiers that say which webhooks they run dry (older ones do not): their word is the truth.
+    telling = [b for b in snap.heartbeats
+               if _role_of(b) == "notifier" and _is_alive(b, snap.now) and isinstance(b.get("dry_run"), list)]
+    dry = sorted(str(b.get("name")) for b in telling if MAIN_WEBHOOK in b["dry_run"])
+    if not configured:
+        active, reason = bool(dry) or not telling, NOT_CONFIGURED
+    else:
+        active, reason = bool(dry), NOTIFIER_WITHOUT_URL
+    if reason == NOTIFIER_WITHOUT_URL and active:
+        who = f"{dry[0]} runs" if len(dry) == 1 else f"{', '.join(dry)} run"
+        its = "its" if len(dry) == 1 else "their"
+        problems.append(f"{who} dry without {setting_name(MAIN_WEBHOOK)}, which is set here:"
+                        f" {its} alerts are printed, not posted (restart the notifiers)")
+
+    def counts(name: str, by_webhook: dict[str, int] | None) -> int | None:
+        return None if by_webhook is None else by_webhook.get(name, 0)
+
+    return {
+        "active": active,
+        "reason": reason if active else None,
+        "setting": setting_name(MAIN_WEBHOOK),
+        "notifiers": dry,
+        "webhooks": {name: {"configured": snap.webhook_configured.get(name, True),
+                            "last_hour": counts(name, snap.dry_run_last_hour),
+                            "last_day": counts(name, snap.dry_run_last_day)} for name in WEBHOOKS},
+    }
+
+
 def build_report(snap: Snapshot) -> dict[str, Any]:
     """The report and its problems, computed from a snapshot alone (no clock, no I/O)."""
     problems: list[str] = []
@@ -210,6 +260,7 @@ def build_report(snap: Snapshot) -> dict[str, Any]:
         "healthy": True,
         "problems": problems,
         "generated_at": snap.now,
+        "dry_run": None,
         "redis": {"url": snap.redis_url, "reachable": snap.redis_error is None, "error": snap.redis_error},
         "processes": None,
         "fetcher": None,
@@ -233,5 +284,6 @@ def build_report(snap: Snapshot) -> dict[str, Any]:
         problems.append(f"database unavailable ({snap.database_dialect}): {snap.database_error}")
     else:
         report["alerts"] = _alerts(snap, problems)
+    report["dry_run"] = _dry_run(snap, problems)
     report["healthy"] = not problems
     return report

@@ -24,6 +24,7 @@ from shared.logs import error_line
 from shared.redisconn import connect, text
 from shared.settings import Settings
 from shared.storage import Database
+from shared.webhooks import WEBHOOKS, webhook_url
 from sofamon.report import Snapshot, build_report, stale_cycle_seconds
 from sofamon.statusview import render
 
@@ -93,6 +94,8 @@ def _gather_database(url: str, snap: Snapshot) -> None:
         snap.alerts_by_state = outbox.count_by_state(db)
         snap.database_size = db.size_bytes()
         snap.waiting_alerts, snap.oldest_waiting_at = outbox.waiting(db)
+        snap.dry_run_last_hour = outbox.count_dry_run_since(db, snap.now - 3600)
+        snap.dry_run_last_day = outbox.count_dry_run_since(db, snap.now - 86400)
     except (sqlite3.Error, psycopg.Error, OSError) as error:
         snap.database_error = error_line(error)
     finally:
@@ -109,6 +112,7 @@ def gather(settings: Settings, now: float | None = None) -> Snapshot:
         stale_cycle_seconds=stale_cycle_seconds(settings),
         fetched_stream=keys.fetched,
         dead_stream=keys.dead_letters,
+        webhook_configured={name: webhook_url(settings, name) is not None for name in WEBHOOKS},
     )
     conn = connect(settings, socket_timeout=10, connect_timeout=3)
     try:

@@ -6,6 +6,7 @@ from typing import Any
 from shared.console import table
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP
 from shared.timefmt import ago, due_in, duration, local_clock, local_stamp
+from sofamon.report import NOT_CONFIGURED
 
 
 def human_bytes(size: int | None) -> str:
@@ -85,7 +86,9 @@ def _redis(report: dict[str, Any]) -> list[list[str]]:
     queue_text = "unknown" if queue is None else (
         f"queued {queue['queued']:,}, waiting to retry {queue['scheduled']:,}, in progress {queue['started']:,},"
         f" failed {queue['failed']:,}" + ("  (FAILED)" if queue["failed"] else "") + f", workers {queue['workers']}")
-    webhooks = ", ".join(f"{name} BROKEN (url {hook['fingerprint']})" if hook["broken"] else f"{name} ok"
+    configured = {name: hook["configured"] for name, hook in report["dry_run"]["webhooks"].items()}
+    webhooks = ", ".join(f"{name} BROKEN (url {hook['fingerprint']})" if hook["broken"]
+                         else f"{name} ok" if configured.get(name, True) else f"{name} DRY RUN (not configured)"
                          for name, hook in report["webhooks"].items())
     return [
         ["fetched stream", f"{_count(streams['fetched']['length'])} entries"],
@@ -96,9 +99,31 @@ def _redis(report: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def _dry_counts(report: dict[str, Any], webhook: str | None = None) -> tuple[int | None, int | None]:
+    """Dry-run alerts of the last hour and day, of one webhook or all (None when unknown)."""
+    hooks = report["dry_run"]["webhooks"]
+    names = [webhook] if webhook else list(hooks)
+    hour = [hooks[n]["last_hour"] for n in names]
+    day = [hooks[n]["last_day"] for n in names]
+    return (None if None in hour else sum(hour)), (None if None in day else sum(day))
+
+
+def _dry_run_line(report: dict[str, Any]) -> list[str]:
+    """Right under the verdict: alerts that are not reaching Discord must not go unnoticed."""
+    dry = report["dry_run"]
+    if not dry["active"]:
+        return []
+    hour, day = _dry_counts(report, "main")
+    why = f"no webhook configured ({dry['setting']} is not set)" if dry["reason"] == NOT_CONFIGURED \
+        else f"{', '.join(dry['notifiers'])} without {dry['setting']}"
+    return [f"DRY RUN: {why}: alerts are printed in the notifier's log, not posted;"
+            f" {_count(hour)} in the last hour, {_count(day)} in the last day"]
+
+
 def _database(report: dict[str, Any]) -> list[list[str]]:
     database, alerts = report["database"], report["alerts"]
     states = ", ".join(f"{k} {v:,}" for k, v in alerts["by_state"].items()) or "none yet"
+    dry_hour, dry_day = _dry_counts(report)
     if not alerts["waiting"] or alerts["oldest_waiting_ago"] is None:
         waiting = _count(alerts["waiting"])
     else:
@@ -108,6 +133,8 @@ def _database(report: dict[str, Any]) -> list[list[str]]:
         ["size", f"{human_bytes(database['size_bytes'])} ({database['dialect']})"],
         ["alerts sent", f"{_count(alerts['sent_last_hour'])} in the last hour,"
                         f" {_count(alerts['sent_last_day'])} in the last day"],
+        *([["alerts dry run", f"{_count(dry_hour)} in the last hour, {_count(dry_day)} in the last day"
+                                 " (printed, not posted)"]] if dry_day else []),
         ["alerts by state", states],
         ["alerts waiting", waiting],
     ]
@@ -117,8 +144,8 @@ def render(report: dict[str, Any]) -> str:
     if not report["redis"]["reachable"]:
         # Nothing else worth showing: one line per problem (Redis, and the database if it is down too).
         return "\n".join(f"UNHEALTHY: {p}" for p in report["problems"])
-    verdict = "healthy" if report["healthy"] else "UNHEALTHY"
-    lines = [f"sofamon status: {verdict}  ({local_stamp(report['generated_at'])})",
+    verdict = ("healthy" if report["healthy"] else "UNHEALTHY") + (", DRY RUN" if report["dry_run"]["active"] else "")
+    lines = [f"sofamon status: {verdict}  ({local_stamp(report['generated_at'])})", *_dry_run_line(report),
              "", "processes", *table(_processes(report), indent=2)]
     lines += _section("fetcher", _fetcher(report))
     predictors = report["predictors"]

@@ -21,6 +21,7 @@ from shared.keys import ALERTS_QUEUE, Keys
 from shared.settings import Settings
 from shared.storage import Database
 from shared.timefmt import ago as human_ago
+from shared.timefmt import local_clock, local_stamp
 from sofamon.cli import main
 from sofamon.report import ALIVE_SECONDS, STALE_CYCLE_SECONDS, STUCK_ALERT_SECONDS, Snapshot, build_report
 from sofamon.status import gather
@@ -187,6 +188,67 @@ def test_human_units() -> None:
         ["just now", "12 s ago", "3 min ago", "2 h 2 min ago", "3 d ago"]
 
 
+def test_no_dry_run_when_the_webhook_is_configured() -> None:
+    report = build_report(healthy_snapshot())
+    assert report["dry_run"]["active"] is False and report["dry_run"]["reason"] is None
+    assert "DRY RUN" not in render(report)
+
+
+def test_an_intended_dry_run_is_shown_first_but_is_no_problem() -> None:
+    """Issue 9, finding 1: the notifier printed alerts, stored them as `sent`, and status said nothing."""
+    snap = healthy_snapshot(webhook_configured={"main": False, "health": False},
+                            dry_run_last_hour={"main": 3}, dry_run_last_day={"main": 12, "health": 2},
+                            sent_last_hour=0, sent_last_day=0, alerts_by_state={"dry_run": 14, "pending": 4})
+    report = build_report(snap)
+    assert report["healthy"] is True and report["problems"] == []
+    dry = report["dry_run"]
+    assert dry["active"] is True and dry["reason"] == "no webhook configured"
+    assert dry["webhooks"] == {"main": {"configured": False, "last_hour": 3, "last_day": 12},
+                               "health": {"configured": False, "last_hour": 0, "last_day": 2}}
+    lines = render(report).splitlines()
+    assert lines[0].startswith("sofamon status: healthy, DRY RUN  (")
+    assert lines[1] == ("DRY RUN: no webhook configured (DISCORD_WEBHOOK_URL is not set): alerts are printed in the"
+                        " notifier's log, not posted; 3 in the last hour, 12 in the last day")
+    text = "\n".join(lines)
+    assert "main DRY RUN (not configured), health DRY RUN (not configured)" in text
+    assert "0 in the last hour, 0 in the last day" in text  # alerts sent: none of the printed ones
+
+
+def test_a_notifier_running_dry_against_the_configuration_is_a_problem() -> None:
+    """The URL is set (here), yet a live notifier started without it: alerts are printed, not posted."""
+    beats = [*healthy_snapshot().heartbeats[:2],
+             {"name": "notifier:box:13", "at": NOW - 30, "dry_run": ["main", "health"]},
+             {"name": "notifier:box:14", "at": NOW - 30, "dry_run": []}]
+    report = build_report(healthy_snapshot(heartbeats=beats, dry_run_last_hour={"main": 2}))
+    assert report["healthy"] is False
+    assert report["dry_run"]["active"] is True and report["dry_run"]["notifiers"] == ["notifier:box:13"]
+    assert report["problems"] == ["notifier:box:13 runs dry without DISCORD_WEBHOOK_URL, which is set here:"
+                                  " its alerts are printed, not posted (restart the notifiers)"]
+    assert render(report).splitlines()[0].startswith("sofamon status: UNHEALTHY, DRY RUN")
+    # Every live notifier has the URL: nothing runs dry, whatever old dry-run alerts say.
+    beats[2] = {"name": "notifier:box:13", "at": NOW - 30, "dry_run": ["health"]}
+    report = build_report(healthy_snapshot(heartbeats=beats, dry_run_last_day={"main": 5}))
+    assert report["dry_run"]["active"] is False and report["problems"] == []
+
+
+@pytest.fixture
+def paris(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_status_times_carry_their_zone(paris: None) -> None:
+    """Issue 9, finding 11: `18:04:05` alone is ambiguous on a server in another zone than its operator."""
+    assert local_clock(NOW) == "13:00:00 CET" and local_stamp(NOW) == "2026-11-22 13:00:00 CET"
+    blocked = dict(healthy_snapshot().fetcher_state, backoff_until=repr(NOW + 600), backoff_seconds="240.0")
+    text = render(build_report(healthy_snapshot(fetcher_state=blocked)))
+    assert "(2026-11-22 13:00:00 CET)" in text.splitlines()[0]
+    assert "BLOCKED until 13:10:00 CET" in text and "PAUSED until 13:10:00 CET" in text
+
+
 # -- the command -----------------------------------------------------------------------------------
 
 
@@ -329,3 +391,43 @@ def test_unreachable_database_exits_1_and_is_named(make_settings: Callable[..., 
     report = json.loads(capsys.readouterr().out)
     assert report["database"]["reachable"] is False
     assert any(p.startswith("database unavailable (postgresql)") for p in report["problems"])
+
+
+def test_status_says_the_notifier_ran_dry(settings: Settings, redis_conn: redis.Redis, db: Database,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 9, finding 1, end to end: a notifier without a webhook URL prints alerts; they are `dry_run`,
+    not `sent`, and status says it runs dry and why."""
+    from notifier.main import run as notify
+    from tests.test_notifier import insert_alerts
+
+    everything_running(redis_conn, settings, db)
+    ids = insert_alerts(db, 2)
+    queue = Queue(ALERTS_QUEUE, connection=redis_conn)
+    for alert_id in ids:
+        assert enqueue_alert(queue, alert_id, retry_intervals=[])
+    assert notify(settings, burst=True) == 0
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dry_run"]["active"] is True and report["dry_run"]["reason"] == "no webhook configured"
+    assert report["dry_run"]["webhooks"]["main"] == {"configured": False, "last_hour": 2, "last_day": 2}
+    assert report["alerts"]["sent_last_hour"] == 1  # the one everything_running marked sent
+    assert report["alerts"]["by_state"]["dry_run"] >= 2 and report["alerts"]["by_state"]["sent"] == 1
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sofamon status: healthy, DRY RUN")
+    assert "DRY RUN: no webhook configured (DISCORD_WEBHOOK_URL is not set)" in out
+
+
+def test_a_notifier_heartbeat_says_which_webhooks_run_dry(make_settings: Callable[..., Settings],
+                                                          redis_conn: redis.Redis) -> None:
+    from notifier import context, liveness
+
+    settings = make_settings(discord_webhook_url="https://discord.com/api/webhooks/1/tok")
+    ctx = context.create(settings, conn=redis_conn)
+    try:
+        liveness.beat(ctx)
+        [beat] = heartbeat.read_all(redis_conn, Keys.of(settings))
+        assert beat["dry_run"] == ["health"]
+    finally:
+        ctx.db.close()

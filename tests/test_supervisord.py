@@ -11,9 +11,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 import requests
+from rq import Queue
 
 from tests.conftest import TEST_REDIS_URL
 from tests.fakes.discord import FakeDiscord
@@ -168,9 +171,20 @@ def _other_addresses() -> list[str]:
     return [a for a in out.split() if "." in a and not a.startswith("127.")]
 
 
+def _with_redis_password(url: str) -> str:
+    """The test Redis's URL with a password: Redis accepts any for its `default` user when it has none."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return url
+    return urlunsplit(parts._replace(netloc=f"default:redis-pw-SECRET@{parts.netloc}"))
+
+
 def test_dashboard_asks_for_basic_auth_when_configured(tmp_path: Path, redis_url: str) -> None:
     port = DASHBOARD_PORT + 1
-    env = {"PATH": os.environ["PATH"], "REDIS_URL": TEST_REDIS_URL, "RQ_DASHBOARD_PORT": str(port),
+    redis_with_password = _with_redis_password(TEST_REDIS_URL)
+    queue_name = f"only-in-this-db-{os.getpid()}"
+    Queue(queue_name, connection=redis.Redis.from_url(redis_url)).enqueue("builtins.print", "x")
+    env = {"PATH": os.environ["PATH"], "REDIS_URL": redis_with_password, "RQ_DASHBOARD_PORT": str(port),
            "RQ_DASHBOARD_USERNAME": "operator", "RQ_DASHBOARD_PASSWORD": "s3cret-pass"}
     proc = subprocess.Popen([str(VENV_BIN / "sofamon"), "dashboard"], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -186,8 +200,14 @@ def test_dashboard_asks_for_basic_auth_when_configured(tmp_path: Path, redis_url
         url = f"http://127.0.0.1:{port}/"
         assert requests.get(url, timeout=10).status_code == 401
         assert requests.get(url, auth=("operator", "s3cret-pass"), timeout=10).status_code == 200
-        # The password travels in the environment, not on the command line that `ps` shows.
-        assert "s3cret-pass" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+        # It reads the configured Redis and db, not rq-dashboard's default (db 0 of the same server).
+        queues = requests.get(f"{url}0/data/queues.json", auth=("operator", "s3cret-pass"), timeout=10).json()
+        assert queue_name in [q["name"] for q in queues["queues"]]
+        # The passwords travel in the environment, not on the command line that `ps` shows (issue 9, finding 10:
+        # the Redis URL was an argument); the queue above shows the dashboard reached it all the same.
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+        assert "s3cret-pass" not in cmdline and "redis://" not in cmdline
+        assert urlsplit(redis_with_password).password not in cmdline
     finally:
         proc.terminate()
         proc.wait(30)
