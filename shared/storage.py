@@ -80,6 +80,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE alerts ADD COLUMN source TEXT;
     CREATE UNIQUE INDEX alerts_source ON alerts (source);
     """,
+    # How often alerts may have been posted twice, by why (shared/outbox.py), for `sofamon status`.
+    """
+    CREATE TABLE possible_duplicates (
+        kind TEXT PRIMARY KEY,
+        times BIGINT NOT NULL DEFAULT 0,
+        alerts BIGINT NOT NULL DEFAULT 0,
+        last_at DOUBLE PRECISION
+    );
+    """,
 ]
 
 

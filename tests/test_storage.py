@@ -104,7 +104,7 @@ def test_possible_duplicates_are_counted_by_kind(db: Database) -> None:
     outbox.claim(db, MAIN_WEBHOOK, "vanished", now=2000.0, lease_seconds=60, limit=1)
     assert [r.id for r in outbox.claim(db, MAIN_WEBHOOK, "n2", now=2100.0, lease_seconds=60, limit=1)] == ids[:1]
     outbox.claim(db, MAIN_WEBHOOK, "n3", now=2110.0, lease_seconds=60, limit=2)
-    assert outbox.release(db, ids[1:3], "timeout", owner="n3", timed_out=True) == 2
+    assert outbox.release(db, ids[1:3], "timeout", owner="n3", possible_duplicate=outbox.TIMED_OUT) == 2
     assert outbox.release_owner(db, "nobody", "notifier died") == 0  # nothing released, nothing counted
     counted = outbox.possible_duplicates(db)
     assert {k: (d.times, d.alerts) for k, d in counted.items()} == {
