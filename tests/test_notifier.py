@@ -588,6 +588,23 @@ def test_webhook_lock_is_exclusive_and_released_by_its_owner_only(redis_conn: re
     second.release()
 
 
+def test_a_lock_redis_lost_is_taken_again_by_its_holder(redis_conn: redis.Redis) -> None:
+    """Redis restarted without its data while a notifier held a webhook's lock (maybe waiting to record a
+    posted message): the holder takes it again at its next renewal, before anyone else can drain the webhook."""
+    key = "test:lock:webhook:main"
+    holder = WebhookLock(redis_conn, key, "notifier:host-a:1", ttl=1.5)
+    assert holder.try_acquire()
+    try:
+        redis_conn.delete(key)
+        deadline = time.monotonic() + 3
+        while redis_conn.get(key) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert redis_conn.get(key) == holder.token.encode() and not holder.lost
+    finally:
+        holder.release()
+    assert redis_conn.get(key) is None
+
+
 def test_lock_of_a_dead_process_on_this_host_is_taken_over(redis_conn: redis.Redis) -> None:
     import subprocess
     import sys

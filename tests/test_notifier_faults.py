@@ -201,6 +201,30 @@ def test_notifier_rides_out_a_redis_restart(make_settings: Callable[..., Setting
     db.close()
 
 
+def test_notifier_started_before_redis_waits_for_it(make_settings: Callable[..., Settings], tmp_path: Path,
+                                                   own_redis: Callable[[bool], OwnRedis],
+                                                   notifiers: Callable[[Settings], Notifiers]) -> None:
+    """A notifier started while Redis is not up yet (a boot, a Redis restart longer than supervisord's
+    patience) waits for it with one line instead of exiting, then delivers."""
+    server = own_redis(False)
+    server.stop()
+    with FakeDiscord(bucket_limit=5, bucket_window=1.0, channel_per_minute=None) as fake:
+        settings, db = _notifier_settings(make_settings, tmp_path, fake, server)
+        ids = insert_alerts(db, 3)  # pending, without jobs: the start-up sweep gives them one
+        group = notifiers(settings)
+        group.start()
+        wait_for(lambda: "Redis unavailable" in group.output(), 20, "the notifier waiting for Redis", group)
+        time.sleep(2)
+        _alive(group)
+        server.start()
+        wait_for(lambda: sent_main(db) == 3, 30, "every alert sent", group)
+        assert group.stop() == [0]
+    assert delivered(fake) == ids
+    output = group.output()
+    assert "Traceback" not in output and len(_lines(output, "Redis unavailable")) == 1
+    db.close()
+
+
 @pytest.mark.parametrize("refusal", ["OOM", "READONLY"])
 def test_notifier_waits_while_redis_refuses_writes(make_settings: Callable[..., Settings], tmp_path: Path,
                                                    own_redis: Callable[[bool], OwnRedis],
