@@ -70,7 +70,7 @@ def deliver_alert(alert_id: int) -> str:
 
     Returns without raising when the alert is already done, its webhook is broken (the alert
     stays pending) or Discord refused it; raises DeliveryError on 5xx/timeouts so RQ retries.
-    While the database is away it waits (one line) and starts over: an outage costs no retry.
+    While the database is away it waits (one line) and starts over: a database outage costs no retry.
     """
     ctx = context.get()
     while True:
@@ -277,10 +277,10 @@ class _Drain:
         # A timeout may hide a message Discord posted all the same: counted as a possible duplicate.
         outbox.release(ctx.db, ids, error, owner=ctx.owner,
                        possible_duplicate=TIMED_OUT if error == "timeout" else None)
-        webhooks.record_failure(ctx.redis, ctx.keys, self.webhook, result.status, error)
         job = get_current_job()
         after = next_step(job)
         log.warning("webhook %s: alerts %s not delivered: %s; %s", self.webhook, _span(ids), error, after)
+        webhooks.record_failure(ctx.redis, ctx.keys, self.webhook, result.status, error)
         if self.webhook != HEALTH_WEBHOOK:
             if result.blocked:
                 health.webhook_blocked(ctx, self.webhook, error, after)

@@ -104,4 +104,7 @@ class WebhookLock:
         try:
             self._release(keys=[self.key], args=[self.token])
         except redis.RedisError as error:
-            log.warning("could not release lock %s: %s (it expires by itself)", self.key, type(error).__name__)
+            if self.on_error is not None:
+                self.on_error(error)  # it expires by itself
+            else:
+                log.warning("could not release lock %s: %s (it expires by itself)", self.key, type(error).__name__)

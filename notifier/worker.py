@@ -14,7 +14,9 @@ lives 61 s), so when the notifier holding it dies another takes over within seco
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -109,7 +111,7 @@ class NotifierWorker(SimpleWorker):
         self.heartbeat()
 
     # -- Redis away ---------------------------------------------------------------------------------------
-    def _until_redis_accepts(self, step: Any, error: BaseException | None = None) -> None:
+    def _until_redis_accepts(self, step: Callable[[], object], error: BaseException | None = None) -> None:
         """Run `step` (Redis writes) until Redis accepts it: one line when it is away, one when it is back."""
         while True:
             if error is not None:
@@ -145,7 +147,7 @@ class NotifierWorker(SimpleWorker):
         """RQ's command channel while Redis is away: quiet (the outage is logged once); redis-py resubscribes."""
         if unavailable(exc):
             self.ctx.redis_outage.failed(exc)
-            self.ctx.stopping.wait(2.0)
+            time.sleep(2.0)
             return
         super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
 
@@ -165,10 +167,13 @@ class NotifierWorker(SimpleWorker):
             self.register_death()
         except redis.RedisError:
             pass  # its key expires by itself
-        try:
-            self.unsubscribe()
-        except redis.RedisError:
-            pass
+        if self.pubsub_thread is not None:
+            try:
+                self.pubsub.unsubscribe()
+            except redis.RedisError:
+                pass
+            self.pubsub_thread.stop()  # even when Redis is away: the thread must not go on retrying
+            self.pubsub_thread.join(timeout=1)
 
     # -- failed jobs: one line, tracebacks for bugs only ---------------------------------------------------
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
