@@ -14,10 +14,12 @@ from rq import Queue
 
 from notifier import liveness
 from notifier.discord import new_session
+from notifier.outage import Outage
 from notifier.ratelimit import RateLimiter
 from shared.jobs import alerts_queue
 from shared.keys import Keys
-from shared.redisconn import connect
+from shared.logs import first_line
+from shared.redisconn import connect, refusal_name
 from shared.settings import Settings
 from shared.storage import Database
 from shared.webhooks import webhook_url
@@ -68,6 +70,9 @@ class NotifierContext:
     session: requests.Session
     stopping: threading.Event = field(default_factory=threading.Event)
     stats: Stats = field(default_factory=Stats)
+    # Shared by the process's threads (for_thread keeps them): one line per outage, not one per thread.
+    redis_outage: Outage = field(default_factory=lambda: Outage("Redis", _redis_reason))
+    db_outage: Outage = field(default_factory=lambda: Outage("database"))
 
     def webhook_url(self, webhook: str) -> str | None:
         """The configured URL of a webhook name, None when unset (dry run)."""
@@ -76,6 +81,11 @@ class NotifierContext:
     def for_thread(self) -> "NotifierContext":
         """A copy for another thread: its own database connection and HTTP session."""
         return replace(self, db=Database(self.settings.database_url), session=new_session())
+
+
+def _redis_reason(error: BaseException) -> str:
+    """`OOM: command not allowed when used memory > 'maxmemory'.`, `ConnectionError: Error 111 ...`."""
+    return f"{refusal_name(error)}: {first_line(error)}"
 
 
 def create(settings: Settings, *, db: Database | None = None, conn: redis.Redis | None = None,

@@ -5,13 +5,26 @@ webhook's oldest deliverable alerts, up to 10 per message, until its own alert i
 Later jobs then find their alerts sent and return at once. So alerts go out oldest first
 and in few messages, whatever the number of notifier processes.
 
-Crash window (the only way an alert is posted twice): the process dies, or the job is
-killed, after Discord answered a message and before `outbox.mark_sent` recorded it. The
-alerts are still claimed ("sending"); once their lease runs out (or at once, when a notifier
-on the same host sees the claiming process is gone) they are delivered again. `mark_sent`
-runs immediately after Discord's answer, nothing in between, to keep that window small.
-A timeout is the other case: Discord may have posted a message whose answer never came;
-the alerts are retried and may appear twice. Discord offers no idempotency key for webhooks.
+Sent means sent. `outbox.mark_sent` runs right after Discord accepted a message, nothing in
+between. When the database is away then, the job keeps the alerts claimed and the webhook's
+lock and keeps trying (`_record_sent`) for as long as it takes, through a stop request or the
+job's timeout: it never releases alerts whose message may have been posted, and while it holds
+the lock no other notifier can claim them, whatever their lease says.
+
+The windows that remain (Discord offers no idempotency key for webhooks), each counted by kind
+in `outbox.possible_duplicates` for `sofamon status`:
+* the process dies (kill -9, the OOM killer, power loss) after Discord posted a message and
+  before its sent state is committed: the alerts stay claimed ("sending") until their lease
+  runs out, or at once when a notifier on the same host sees the claimer is gone, and are
+  posted again (NOTIFIER_DIED; LEASE_EXPIRED when nobody could tell it died);
+* a timeout: Discord may have posted a message whose answer never came; the alerts are
+  retried and may appear twice (TIMED_OUT);
+* Redis lost the webhook's lock while the database was away too, and another notifier took
+  the alerts once their lease ran out: the posted message is not recorded over the other's
+  claim, and its alerts go out twice (CLAIM_LOST, logged as an error).
+
+Every failed attempt is one log line: the alerts, the reason (Discord's status and error, a page
+not from Discord, a timeout) and what happens next (the retry, or the failed registry).
 """
 from __future__ import annotations
 
@@ -19,7 +32,8 @@ import logging
 import time
 
 from rq import get_current_job
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from notifier import context, discord, health, webhooks
 from notifier.context import NotifierContext
@@ -28,7 +42,8 @@ from notifier.limits import EMBEDS_PER_MESSAGE, pack
 from notifier.lock import WebhookLock
 from notifier.render import render
 from shared import outbox
-from shared.outbox import DEAD, DRY_RUN, FAILED, SENT
+from shared.logs import error_line
+from shared.outbox import CLAIM_LOST, DEAD, DRY_RUN, FAILED, SENT, TIMED_OUT
 from shared.storage import TRANSIENT_ERRORS
 from shared.webhooks import HEALTH_WEBHOOK, WEBHOOKS
 
@@ -37,6 +52,10 @@ log = logging.getLogger(__name__)
 DONE_STATES = frozenset({SENT, DRY_RUN, FAILED, DEAD})
 # While another notifier holds the webhook's lock: look again this often whether our alert is done.
 LOCK_POLL = 0.2
+# Recording a posted message while the database is away: the first and the longest pause between tries.
+RECORD_WAIT = (0.5, 2.0)
+# While the database is away otherwise: try again this often.
+DB_RETRY_SECONDS = 1.0
 
 
 class DeliveryError(Exception):
@@ -51,8 +70,33 @@ def deliver_alert(alert_id: int) -> str:
 
     Returns without raising when the alert is already done, its webhook is broken (the alert
     stays pending) or Discord refused it; raises DeliveryError on 5xx/timeouts so RQ retries.
+    While the database is away it waits (one line) and starts over: a database outage costs no retry.
     """
     ctx = context.get()
+    while True:
+        try:
+            return _deliver(ctx, alert_id)
+        except TRANSIENT_ERRORS as error:
+            ctx.db_outage.failed(error)
+            if not _until_database_answers(ctx):
+                return "stopping"
+
+
+def _until_database_answers(ctx: NotifierContext) -> bool:
+    """Wait until the database answers again (True), or a stop was requested (False)."""
+    while not ctx.stopping.wait(DB_RETRY_SECONDS):
+        try:
+            with ctx.db.tx() as tx:
+                tx.one("SELECT 1")
+        except TRANSIENT_ERRORS as error:
+            ctx.db_outage.failed(error)
+            continue
+        ctx.db_outage.answered()
+        return True
+    return False
+
+
+def _deliver(ctx: NotifierContext, alert_id: int) -> str:
     row = outbox.get(ctx.db, alert_id)
     if row is None:
         log.warning("alert %s: not in the outbox", alert_id)
@@ -72,7 +116,8 @@ def deliver_alert(alert_id: int) -> str:
     if webhooks.is_broken(ctx.redis, ctx.keys, row.webhook, url):
         log.info("alert %s: webhook %s is marked broken, left pending", alert_id, row.webhook)
         return "webhook broken"
-    lock = WebhookLock(ctx.redis, ctx.keys.webhook_lock(row.webhook), ctx.owner, ctx.config.lock_ttl)
+    lock = WebhookLock(ctx.redis, ctx.keys.webhook_lock(row.webhook), ctx.owner, ctx.config.lock_ttl,
+                       on_error=ctx.redis_outage.failed)
     waited = _wait_for_lock(ctx, lock, alert_id)
     if waited is not None:
         return waited
@@ -108,7 +153,7 @@ class _Drain:
         self.url = url
         self.alert_id = alert_id
         self.lock = lock
-        self.in_hand: list[int] = []
+        self.in_hand: list[int] = []  # claimed and not posted yet: given back if the job is interrupted
         self.rate_limited = 0
         self.messages = 0
         # After Discord refused a message of several embeds: send one by one up to this id.
@@ -119,12 +164,23 @@ class _Drain:
             return self._loop()
         finally:
             if self.in_hand:
-                # Interrupted between claim and answer (job timeout, crash in our code).
-                outbox.release(self.ctx.db, self.in_hand, "interrupted")
-                self.in_hand = []
+                self._give_back()
             if self.rate_limited:
                 log.warning("webhook %s: %d rate-limit answers (429) during this job; waited and went on",
                             self.webhook, self.rate_limited)
+
+    def _give_back(self) -> None:
+        """Alerts claimed and not posted when the job was interrupted (database or Redis away, job timeout,
+        a bug): given back, waiting for the database if need be (on a stop, their lease gives them back)."""
+        ids, self.in_hand = self.in_hand, []
+        while True:
+            try:
+                outbox.release(self.ctx.db, ids, "interrupted", owner=self.ctx.owner)
+                return
+            except TRANSIENT_ERRORS as error:
+                self.ctx.db_outage.failed(error)
+                if self.ctx.stopping.wait(DB_RETRY_SECONDS):
+                    return
 
     def _loop(self) -> str:
         ctx = self.ctx
@@ -162,7 +218,7 @@ class _Drain:
                 embeds.append(render(row.alert, alert_id=row.id, created_at=row.created_at))
                 rows.append(row)
             except Exception as error:  # noqa: BLE001 - one bad payload must not block the others
-                outbox.mark_failed(ctx.db, [row.id], f"render error: {type(error).__name__}")
+                outbox.mark_failed(ctx.db, [row.id], f"render error: {type(error).__name__}", owner=ctx.owner)
                 log.error("alert %s: could not be rendered (%s), marked failed", row.id, type(error).__name__)
         if not rows:
             ctx.limiter.cancel(self.webhook)
@@ -170,13 +226,14 @@ class _Drain:
         first = pack(embeds)[0]
         sending, rest = rows[: len(first)], rows[len(first):]
         if rest:
-            outbox.release(ctx.db, [r.id for r in rest])
+            outbox.release(ctx.db, [r.id for r in rest], owner=ctx.owner)
         self.in_hand = [r.id for r in sending]
         result = discord.post(ctx.session, self.url, discord.message(first), timeout=ctx.config.http_timeout)
+        ids = self.in_hand
         if result.outcome == discord.SENT:
-            # Right after the answer, before anything else: this is the crash window.
-            _record_sent(ctx, self.in_hand, result.message_id or "unknown")
-        ids, self.in_hand = self.in_hand, []
+            # Posted: never given back from here on. Recorded right after the answer, before anything else.
+            self.in_hand = []
+            _record_sent(ctx, ids, result.message_id or "unknown")
         ctx.limiter.update(self.webhook, result.headers)
         if self.isolate_through is not None and max(ids) >= self.isolate_through:
             self.isolate_through = None
@@ -184,10 +241,12 @@ class _Drain:
             self.messages += 1
             ctx.stats.messages += 1
             ctx.stats.alerts += len(ids)
+            webhooks.record_success(ctx.redis, ctx.keys, self.webhook)
             log.info("webhook %s: delivered alerts %s in message %s", self.webhook, _span(ids), result.message_id)
             return None
+        self.in_hand = []
         if result.outcome == discord.RATE_LIMITED:
-            outbox.release(ctx.db, ids)
+            outbox.release(ctx.db, ids, owner=ctx.owner)
             ctx.limiter.block(self.webhook, result.retry_after, is_global=result.is_global)
             self.rate_limited += 1
             ctx.stats.rate_limited += 1
@@ -196,22 +255,37 @@ class _Drain:
                         result.retry_after)
             return None
         if result.outcome == discord.BROKEN:
-            outbox.release(ctx.db, ids, result.error)
+            outbox.release(ctx.db, ids, result.error, owner=ctx.owner)
             self._mark_broken(result)
             return "webhook broken"
         if result.outcome == discord.INVALID:
             if len(ids) > 1:
-                outbox.release(ctx.db, ids)
+                outbox.release(ctx.db, ids, owner=ctx.owner)
                 self.isolate_through = max(ids)
                 log.warning("webhook %s: Discord refused a message of %d alerts (%s); sending them one by one",
                             self.webhook, len(ids), result.error)
             else:
-                outbox.mark_failed(ctx.db, ids, result.error or "refused by Discord")
+                outbox.mark_failed(ctx.db, ids, result.error or "refused by Discord", owner=ctx.owner)
                 log.error("alert %s: refused by Discord, marked failed: %s", ids[0], result.error)
             return None
+        return self._failed_attempt(ids, result)
+
+    def _failed_attempt(self, ids: list[int], result: discord.PostResult) -> str:
+        """5xx, a timeout, an answer not from Discord: give the alerts back, say so in one line, let RQ retry."""
+        ctx = self.ctx
         error = result.error or "transient error"
-        outbox.release(ctx.db, ids, error)
-        self._maybe_report_failing(error)
+        # A timeout may hide a message Discord posted all the same: counted as a possible duplicate.
+        outbox.release(ctx.db, ids, error, owner=ctx.owner,
+                       possible_duplicate=TIMED_OUT if error == "timeout" else None)
+        job = get_current_job()
+        after = next_step(job)
+        log.warning("webhook %s: alerts %s not delivered: %s; %s", self.webhook, _span(ids), error, after)
+        webhooks.record_failure(ctx.redis, ctx.keys, self.webhook, result.status, error)
+        if self.webhook != HEALTH_WEBHOOK:
+            if result.blocked:
+                health.webhook_blocked(ctx, self.webhook, error, after)
+            if job is not None and not job.retries_left:
+                health.delivery_failing(ctx, self.webhook, self.alert_id, error)
         raise DeliveryError(f"webhook {self.webhook}: {error}")
 
     def _mark_broken(self, result: discord.PostResult) -> None:
@@ -222,25 +296,47 @@ class _Drain:
         if self.webhook != HEALTH_WEBHOOK:
             health.webhook_broken(ctx, self.webhook, result.status, mark)
 
-    def _maybe_report_failing(self, error: str) -> None:
-        job = get_current_job()
-        if job is None or job.retries_left or self.webhook == HEALTH_WEBHOOK:
-            return
-        log.error("alert %s: last retry failed (%s); the job goes to RQ's failed registry", self.alert_id, error)
-        health.delivery_failing(self.ctx, self.webhook, self.alert_id, error)
+
+def next_step(job: Job | None) -> str:
+    """What happens after a failed attempt of `job`: its next retry, or the failed registry."""
+    if job is None:
+        return "not retried (run outside RQ)"
+    if job.retries_left:
+        total = max(len(job.retry_intervals or ()), job.retries_left)
+        return f"retry {total - job.retries_left + 1} of {total} in {job.get_retry_interval()} s"
+    return "no retry left: the job goes to RQ's failed registry, the alerts stay pending"
 
 
 def _record_sent(ctx: NotifierContext, ids: list[int], message_id: str) -> None:
-    """mark_sent, tried a few times: if it cannot be recorded, the alerts are posted again later."""
-
-    def warn(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        log.warning("could not record message %s as sent (%s), trying again", message_id, type(error).__name__)
-
-    for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_incrementing(start=0.5, increment=0.5),
-                            retry=retry_if_exception_type(TRANSIENT_ERRORS), reraise=True, before_sleep=warn):
-        with attempt:
-            outbox.mark_sent(ctx.db, ids, message_id, time.time())
+    """Record a message Discord accepted, for as long as the database is away: giving up would let its
+    alerts be posted again. Only alerts this notifier still holds are recorded (see CLAIM_LOST)."""
+    pause, most = RECORD_WAIT
+    away_since: float | None = None
+    while True:
+        try:
+            try:
+                recorded = outbox.mark_sent(ctx.db, ids, message_id, time.time(), owner=ctx.owner)
+                break
+            except TRANSIENT_ERRORS as error:
+                if away_since is None:
+                    away_since = time.monotonic()
+                    log.warning("message %s (alerts %s) posted, but the database is unavailable (%s): keeping the"
+                                " claim, trying again until it is recorded", message_id, _span(ids), error_line(error))
+            # Not cut short by a stop request: this is what a stop waits for.
+            time.sleep(pause)
+            pause = min(most, pause * 2)
+        except JobTimeoutException:
+            log.warning("message %s: the job's time ran out while recording it; still trying", message_id)
+    if away_since is not None:
+        log.info("message %s recorded as sent after %.0f s", message_id, time.monotonic() - away_since)
+    if recorded < len(ids):
+        lost = len(ids) - recorded
+        log.error("message %s: %d of its alerts were taken by another notifier before it was recorded (its claim"
+                  " was lost): they will be posted twice", message_id, lost)
+        try:
+            outbox.count_possible_duplicate(ctx.db, CLAIM_LOST, lost)
+        except TRANSIENT_ERRORS:
+            pass  # the error line above says it
 
 
 def _span(ids: list[int]) -> str:

@@ -1,5 +1,10 @@
 """The Discord webhook client: one call to a webhook, and what Discord's answer means for the alerts in it.
 
+Only Discord's own verdicts (a JSON error body) are final: 401/404, or its codes for an unknown webhook
+or a wrong token, mean the webhook is broken; another Discord 4xx means it refused that message. Anything
+else (5xx, timeouts, and answers not from Discord at all, such as a Cloudflare HTML page) is transient:
+the delivery is tried again later.
+
 It reads Discord's rate-limit headers (`RateLimitHeaders`, which the rate limiter learns from)
 and builds the body of a call (`message`).
 
@@ -27,6 +32,13 @@ USER_AGENT = "DiscordBot (sofascore-monitor, 0.1)"
 ERROR_MAX = 300
 # Without any hint from Discord how long to wait after a 429.
 RETRY_AFTER_UNKNOWN = 1.0
+# Discord's JSON error codes that mean the webhook itself is gone or its token wrong, whatever the status.
+UNKNOWN_WEBHOOK, INVALID_WEBHOOK_TOKEN = 10015, 50027
+BROKEN_CODES = frozenset({UNKNOWN_WEBHOOK, INVALID_WEBHOOK_TOKEN})
+# Statuses Discord answers for a deleted webhook or a wrong token.
+BROKEN_STATUSES = frozenset({401, 404})
+# Discord statuses that say nothing about the message itself (see classify).
+NOT_ABOUT_THE_MESSAGE = frozenset({401, 403, 404, 408, 429})
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,13 @@ class PostResult:
     scope: str | None = None
     error: str | None = None
     headers: RateLimitHeaders = field(default_factory=RateLimitHeaders)
+    from_discord: bool = True  # False: the answer came from something in front of Discord (an HTML page)
+
+    @property
+    def blocked(self) -> bool:
+        """A 4xx that is not Discord's verdict: something in front of Discord (Cloudflare, a proxy) refused."""
+        return self.outcome == TRANSIENT and not self.from_discord and self.status is not None \
+            and 400 <= self.status < 500
 
 
 def with_wait(url: str) -> str:
@@ -139,6 +158,20 @@ def _json(response: requests.Response) -> Any:
         return None
 
 
+def _is_discords(body: Any) -> bool:
+    """Discord's error JSON: an object with its `message` or `code` (what Cloudflare's pages never are)."""
+    return isinstance(body, dict) and ("message" in body or "code" in body)
+
+
+def _not_discords(response: requests.Response, status: int) -> str:
+    """An answer that is not Discord's: its status, and what it is (an HTML page's title)."""
+    kind = (header(response.headers, "Content-Type") or "").split(";")[0].strip().lower()
+    text = response.text if kind.startswith("text/") else ""
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    what = "HTML page" if "html" in kind else (kind or "no body")
+    return f"HTTP {status}, not from Discord ({what}{': ' + title.group(1).strip() if title else ''})"
+
+
 def _retry_after(body: Any, response: requests.Response, headers: RateLimitHeaders) -> float:
     """Seconds to wait after a 429: the body's `retry_after`, else the Retry-After header, else the bucket's reset."""
     seconds = opt_float(body.get("retry_after"), minimum=0) if isinstance(body, dict) else None
@@ -163,11 +196,16 @@ def classify(response: requests.Response, url: str) -> PostResult:
                           is_global=is_global or headers.is_global,
                           scope=headers.scope or ("global" if is_global else None), error="rate limited",
                           headers=headers)
+    if not _is_discords(body):
+        # Cloudflare's block page, a proxy's error: says nothing about the webhook or the message.
+        return PostResult(TRANSIENT, status, error=_scrub(_not_discords(response, status), url), headers=headers,
+                          from_discord=False)
     error = _scrub(describe_error(body, status), url)
-    if status in (401, 403, 404):
+    if status in BROKEN_STATUSES or body.get("code") in BROKEN_CODES:
         return PostResult(BROKEN, status, error=error, headers=headers)
-    if 400 <= status < 500 and status != 408:
+    if 400 <= status < 500 and status not in NOT_ABOUT_THE_MESSAGE:
         return PostResult(INVALID, status, error=error, headers=headers)
+    # 5xx, 408, and a 403 of Discord's that is not about the webhook (say, missing permissions): try again.
     return PostResult(TRANSIENT, status, error=error, headers=headers)
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 from notifier.context import NotifierContext
 from shared import outbox
 from shared.alerts import HealthAlert
-from shared.jobs import enqueue_alert
+from shared.jobs import describe, enqueue_alert
 from shared.webhooks import HEALTH_WEBHOOK
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,10 @@ def failing_topic(webhook: str) -> str:
     return f"delivery-failing:{webhook}"
 
 
+def blocked_topic(webhook: str) -> str:
+    return f"webhook-blocked:{webhook}"
+
+
 def emit(ctx: NotifierContext, topic: str, title: str, message: str,
          level: Literal["info", "warning", "error"] = "warning", *, throttle_seconds: int | None = None) -> int | None:
     """Insert and enqueue a health alert unless the topic raised one recently; its id or None."""
@@ -39,7 +43,7 @@ def emit(ctx: NotifierContext, topic: str, title: str, message: str,
     alert = HealthAlert(title=title, message=message, level=level)
     with ctx.db.tx() as tx:
         alert_id = outbox.insert(tx, alert, webhook=HEALTH_WEBHOOK, created_at=time.time())
-    enqueue_alert(ctx.queue, alert_id, retry_intervals=ctx.config.retry_intervals)
+    enqueue_alert(ctx.queue, alert_id, retry_intervals=ctx.config.retry_intervals, description=describe(alert))
     log.info("health alert %s: %s (alert %s)", topic, title, alert_id)
     return alert_id
 
@@ -59,6 +63,18 @@ def webhook_broken(ctx: NotifierContext, webhook: str, status: int | None, finge
         " or its token is wrong. Its alerts stay pending; set a working URL and restart the notifier"
         " to deliver them.",
         "error",
+    )
+
+
+def webhook_blocked(ctx: NotifierContext, webhook: str, error: str, after: str) -> int | None:
+    """An answer refusing the request that is not Discord's (a Cloudflare page): said at once, not after the
+    last retry, since it may last (a blocked address); the webhook is not marked broken."""
+    return emit(
+        ctx, blocked_topic(webhook), f"Discord webhook '{webhook}' refused by something in front of Discord",
+        f"A delivery to the '{webhook}' webhook got an answer that is not Discord's ({error}): Cloudflare or a"
+        f" proxy between this machine and Discord refused it. The webhook is not marked broken; delivery is"
+        f" tried again ({after}).",
+        "warning",
     )
 
 

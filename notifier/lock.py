@@ -6,12 +6,17 @@ in Lua (`notifier/lua/renew.lua`, `release.lua`), so a process never deletes a l
 expired and was taken by another. The token
 starts with the owner name (`notifier:<host>:<pid>`), so a lock left by a process killed on
 this host can be taken over at once instead of after its TTL.
+
+While Redis is away the renewal tries again every second, and a lock that vanished meanwhile
+(Redis restarted without its data, or the TTL ran out) and nobody took is taken again: the
+holder may be waiting to record a message Discord accepted, and must keep others off its alerts.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 
 import redis
 
@@ -20,10 +25,17 @@ from notifier.liveness import owner_dead
 
 log = logging.getLogger(__name__)
 
+# While Redis does not answer, the renewal tries again this often.
+RETRY_SECONDS = 1.0
+# What renew.lua answers when it took a vanished lock again (1: renewed, 0: another holds it).
+RETAKEN = 2
+
 
 class WebhookLock:
-    def __init__(self, conn: redis.Redis, key: str, owner: str, ttl: float) -> None:
+    def __init__(self, conn: redis.Redis, key: str, owner: str, ttl: float,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
         self.conn = conn
+        self.on_error = on_error  # told about Redis errors while renewing (default: a log line each)
         self.key = key
         self.owner = owner
         self.ttl_ms = max(1000, int(ttl * 1000))
@@ -65,14 +77,24 @@ class WebhookLock:
 
     def _renew_loop(self) -> None:
         interval = self.ttl_ms / 3000
-        while not self._stop.wait(interval):
+        wait = interval
+        while not self._stop.wait(wait):
             try:
-                if not self._renew(keys=[self.key], args=[self.token, self.ttl_ms]):
-                    self.lost = True
-                    log.warning("lost lock %s", self.key)
-                    return
+                renewed = self._renew(keys=[self.key], args=[self.token, self.ttl_ms])
             except redis.RedisError as error:
-                log.warning("could not renew lock %s: %s", self.key, type(error).__name__)
+                if self.on_error is not None:
+                    self.on_error(error)
+                else:
+                    log.warning("could not renew lock %s: %s", self.key, type(error).__name__)
+                wait = min(interval, RETRY_SECONDS)
+                continue
+            wait = interval
+            if not renewed:
+                self.lost = True
+                log.warning("lost lock %s", self.key)
+                return
+            if int(renewed) == RETAKEN:
+                log.warning("lock %s had vanished (Redis lost it); taken again", self.key)
 
     def release(self) -> None:
         self._stop.set()
@@ -82,4 +104,7 @@ class WebhookLock:
         try:
             self._release(keys=[self.key], args=[self.token])
         except redis.RedisError as error:
-            log.warning("could not release lock %s: %s (it expires by itself)", self.key, type(error).__name__)
+            if self.on_error is not None:
+                self.on_error(error)  # it expires by itself
+            else:
+                log.warning("could not release lock %s: %s (it expires by itself)", self.key, type(error).__name__)

@@ -1,9 +1,14 @@
 """`sofamon notify`: the notifier process, an RQ worker on the `alerts` queue.
 
-It runs jobs in its own process (RQ's SimpleWorker: no fork per job, so no fork cost and
-supervisord's memmon sees the memory actually used). Retries RQ schedules for later are
-moved to the queue by an in-process scheduler (RQ's, with its lock, so one notifier does it).
-In the foreground mode a maintenance thread also beats the heartbeat and runs the sweeper.
+It runs jobs in its own process (`notifier.worker.NotifierWorker`, RQ's SimpleWorker: no fork per
+job, so no fork cost and supervisord's memmon sees the memory actually used). Retries RQ schedules
+for later are moved to the queue by a scheduling thread (`RetryScheduler`, whose short-lived lock
+lets one notifier do it and another take over within seconds when it dies). In the foreground mode
+a maintenance thread also beats the heartbeat and runs the sweeper.
+
+Redis or the database away: every part waits and tries again, with one line when it goes and one
+when it is back (`NotifierContext.redis_outage`, `.db_outage`); a start with Redis or the database
+away waits too (a `--burst` run stops with one line and exit status 1 instead).
 SIGTERM: the message in hand is finished, then the process exits 0; alerts left pending
 get their job again from the sweeper.
 """
@@ -13,63 +18,34 @@ import logging
 import signal
 import threading
 import time
-from typing import Any
+from types import FrameType
 
 import redis
 from rq.registry import ScheduledJobRegistry
-from rq.scheduler import RQScheduler
-from rq.worker import SimpleWorker
 
 from notifier import context, health, liveness, sweeper
 from notifier.context import NotifierContext
-from shared.keys import ALERTS_QUEUE
-from shared.logs import setup_logging
-from shared.redisconn import REDIS_ERRORS, connect
+from notifier.worker import NotifierWorker, RetryScheduler
+from shared.logs import error_line, setup_logging
+from shared.redisconn import connect, unavailable
 from shared.settings import Settings
 from shared.storage import TRANSIENT_ERRORS, Database
 
 log = logging.getLogger("notifier")
 
-# The worker's Redis TTL and blocking dequeue: short enough that a vanished worker is noticed.
-WORKER_TTL = 120
-# The maintenance thread wakes this often: RQ's scheduler works in whole seconds.
-SCHEDULER_SECONDS = 1.0
+# The scheduling and maintenance threads wake this often: RQ's scheduler works in whole seconds.
+TICK_SECONDS = 1.0
 
 
-class NotifierWorker(SimpleWorker):
-    """SimpleWorker that tells the running job when a stop was requested (SIGTERM/SIGINT)."""
-
-    stopping: threading.Event | None = None
-
-    def request_stop(self, signum: int, frame: Any) -> None:
-        if self.stopping is not None:
-            self.stopping.set()
-        super().request_stop(signum, frame)
-
-
-class InlineScheduler:
-    """RQ's scheduler run from our own loop (no forked scheduler process)."""
-
-    def __init__(self, conn: redis.Redis) -> None:
-        self._scheduler = RQScheduler([ALERTS_QUEUE], connection=conn, interval=1)
-
-    def tick(self) -> None:
-        """Move retries that are due from the scheduled registry to the queue (lock holder only)."""
-        if self._scheduler.acquire_locks():
-            self._scheduler.enqueue_scheduled_jobs()
-
-    def stop(self) -> None:
-        try:
-            self._scheduler.release_locks()
-        except REDIS_ERRORS:
-            pass
-
-
-def _new_worker(ctx: NotifierContext) -> NotifierWorker:
-    worker = NotifierWorker([ctx.queue], connection=ctx.redis, worker_ttl=WORKER_TTL,
-                            name=liveness.worker_name(ctx.owner))
-    worker.stopping = ctx.stopping
-    return worker
+def _service_error(ctx: NotifierContext, error: BaseException) -> bool:
+    """Tell the outage of the service behind `error`; False when it is no service error (a bug)."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        ctx.db_outage.failed(error)
+        return True
+    if unavailable(error):
+        ctx.redis_outage.failed(error)
+        return True
+    return False
 
 
 def _next_scheduled(ctx: NotifierContext) -> float | None:
@@ -80,10 +56,10 @@ def _next_scheduled(ctx: NotifierContext) -> float | None:
 
 def _burst(ctx: NotifierContext) -> int:
     """Work until the queue is empty and no retry is scheduled any more."""
-    scheduler = InlineScheduler(ctx.redis)
+    scheduler = RetryScheduler(ctx.redis, ctx.owner)
     try:
         while not ctx.stopping.is_set():
-            worked = _new_worker(ctx).work(burst=True)
+            worked = NotifierWorker(ctx).work(burst=True)
             if ctx.stopping.is_set():
                 break
             due = _next_scheduled(ctx)
@@ -103,47 +79,69 @@ def _burst(ctx: NotifierContext) -> int:
     return 0
 
 
+class _Scheduling(threading.Thread):
+    """Moves due retries to the queue every second (lock holder only), whatever the other threads wait for."""
+
+    def __init__(self, ctx: NotifierContext) -> None:
+        super().__init__(name="notifier-scheduling", daemon=True)
+        self.ctx = ctx
+        self.done = threading.Event()
+        self.scheduler = RetryScheduler(ctx.redis, ctx.owner)
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                # Its lock renewal (EXPIRE) passes where writes that need memory do not: that Redis answers
+                # again is for the heartbeat's write to say (maintenance, worker).
+                self.scheduler.tick()
+            except Exception as error:  # noqa: BLE001 - the thread must survive anything
+                if not _service_error(self.ctx, error):
+                    log.error("scheduling failed: %s", error_line(error))
+            self.done.wait(TICK_SECONDS)
+        self.scheduler.stop()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=10)
+
+
 class _Maintenance(threading.Thread):
-    """Scheduler ticks, heartbeats and sweeps beside the worker (own DB connection)."""
+    """Heartbeats and sweeps beside the worker (own DB connection)."""
 
     def __init__(self, ctx: NotifierContext, worker: NotifierWorker) -> None:
         super().__init__(name="notifier-maintenance", daemon=True)
         self.ctx = ctx.for_thread()
         self.worker = worker
         self.done = threading.Event()
-        self.scheduler = InlineScheduler(self.ctx.redis)
 
     def run(self) -> None:
         ctx, config = self.ctx, self.ctx.config
         next_beat = next_sweep = time.monotonic()
         next_sweep += config.sweep_seconds  # the first sweep ran at start
-        failing = False  # one line when Redis or the database goes away, one when it is back
         while not self.done.is_set():
             now = time.monotonic()
             try:
-                self.scheduler.tick()
-                if now >= next_beat:
+                if now >= next_beat or ctx.redis_outage.away:
                     liveness.beat(ctx)
                     # SimpleWorker does not refresh its RQ key while a job runs; a long drain
                     # must not look like a dead worker to the sweepers of other notifiers.
                     if self.worker.birth_date is not None:
                         self.worker.heartbeat()
                     next_beat = now + config.heartbeat_seconds
-                if now >= next_sweep:
+                    ctx.redis_outage.answered()
+                # Back from an outage: Redis may have lost the jobs of pending alerts; sweep at once.
+                if ctx.redis_outage.recovered.is_set() or ctx.db_outage.recovered.is_set():
+                    ctx.redis_outage.recovered.clear()
+                    ctx.db_outage.recovered.clear()
+                    next_sweep = now
+                if now >= next_sweep or ctx.db_outage.away:
                     sweeper.sweep(ctx)
                     next_sweep = now + config.sweep_seconds
-                if failing:
-                    log.info("maintenance: Redis and the database answer again")
-                    failing = False
-            except (*REDIS_ERRORS, *TRANSIENT_ERRORS) as error:
-                if not failing:
-                    log.warning("maintenance: %s, trying again every %.0f s", type(error).__name__,
-                                SCHEDULER_SECONDS)
-                failing = True
+                    ctx.db_outage.answered()
             except Exception as error:  # noqa: BLE001 - the thread must survive anything
-                log.error("maintenance failed: %s", type(error).__name__)
-            self.done.wait(SCHEDULER_SECONDS)
-        self.scheduler.stop()
+                if not _service_error(ctx, error):
+                    log.error("maintenance failed: %s", error_line(error))
+            self.done.wait(TICK_SECONDS)
         self.ctx.db.close()
 
     def stop(self) -> None:
@@ -152,43 +150,77 @@ class _Maintenance(threading.Thread):
 
 
 def _forever(ctx: NotifierContext) -> int:
-    worker = _new_worker(ctx)
+    worker = NotifierWorker(ctx)
     maintenance = _Maintenance(ctx, worker)
+    scheduling = _Scheduling(ctx)
     maintenance.start()
-    health.notifier_started(ctx)
+    scheduling.start()
+    try:
+        health.notifier_started(ctx)
+    except (*TRANSIENT_ERRORS, redis.RedisError) as error:
+        log.warning("could not raise the start health alert: %s", error_line(error))
     log.info("notifier %s delivering alerts", ctx.owner)
     try:
         worker.work(burst=False)
     finally:
         ctx.stopping.set()
+        scheduling.stop()
         maintenance.stop()
         try:
             health.notifier_stopped(ctx)
             liveness.forget(ctx)
-        except (*REDIS_ERRORS, *TRANSIENT_ERRORS) as error:
-            log.warning("could not record the stop: %s", type(error).__name__)
+        except (*TRANSIENT_ERRORS, redis.RedisError) as error:
+            log.warning("could not record the stop: %s", error_line(error))
     log.info("notifier %s stopped (%d messages, %d alerts, %d rate-limit answers)",
              ctx.owner, ctx.stats.messages, ctx.stats.alerts, ctx.stats.rate_limited)
     return 0
 
 
+def _start(ctx: NotifierContext, burst: bool) -> bool:
+    """Migrate and sweep once; in the foreground mode, waiting (one line) while Redis or the database is away.
+    False when a stop was requested meanwhile."""
+    while True:
+        try:
+            ctx.db.migrate()
+            ctx.db_outage.answered()
+            sweeper.sweep(ctx, at_start=True)
+            ctx.redis_outage.answered()
+            return True
+        except Exception as error:
+            if burst or not _service_error(ctx, error):
+                raise
+        if ctx.stopping.wait(TICK_SECONDS * 2):
+            return False
+
+
 def run(settings: Settings, burst: bool) -> int:
     """Deliver alerts: every queued one and exit (`burst`), or until SIGTERM."""
     root = logging.getLogger()
-    saved_logging = (root.handlers[:], root.level)
+    saved_logging = (root.handlers[:], root.level, logging.getLogger("rq.job").level)
     setup_logging(settings, "notifier")
+    # RQ's job logger says "scheduled for retry" after each failed attempt: the job's own line says it.
+    logging.getLogger("rq.job").setLevel(max(logging.WARNING, root.level))
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     db = Database(settings.database_url)
     conn = connect(settings)
+    ctx = context.create(settings, db=db, conn=conn)
+    if not burst and threading.current_thread() is threading.main_thread():
+        # Until the worker installs RQ's handlers: a stop while waiting for Redis or the database.
+        def stop(signum: int, frame: FrameType | None) -> None:
+            ctx.stopping.set()
+
+        for sig in handlers:
+            signal.signal(sig, stop)
     try:
-        db.migrate()
-        ctx = context.create(settings, db=db, conn=conn)
+        if not _start(ctx, burst):
+            return 0
         context.install(ctx)
-        sweeper.sweep(ctx, at_start=True)
         return _burst(ctx) if burst else _forever(ctx)
-    except (*REDIS_ERRORS, *TRANSIENT_ERRORS) as error:
-        log.error("notifier stopped: %s unavailable (%s)", "Redis" if isinstance(error, REDIS_ERRORS) else
-                  "database", type(error).__name__)
+    except Exception as error:
+        if not isinstance(error, TRANSIENT_ERRORS) and not unavailable(error):
+            raise
+        log.error("notifier stopped: %s unavailable (%s)", "database" if isinstance(error, TRANSIENT_ERRORS)
+                  else "Redis", error_line(error))
         return 1
     finally:
         for sig, handler in handlers.items():
@@ -198,5 +230,6 @@ def run(settings: Settings, burst: bool) -> int:
         db.close()
         conn.close()
         # Run in-process (tests, tools): leave logging as it was found.
-        root.handlers[:], level = saved_logging
+        root.handlers[:], level, rq_job_level = saved_logging
         root.setLevel(level)
+        logging.getLogger("rq.job").setLevel(rq_job_level)

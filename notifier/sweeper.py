@@ -1,9 +1,12 @@
 """Every deliverable alert has a live RQ job: the sweeper repairs what crashes left behind.
 
-* no job (lost, or finished while its alert was left pending) -> enqueue one;
+* no job (lost, or finished while its alert was left pending; Redis came back without its data)
+  -> enqueue one;
 * a STARTED job whose worker is gone (kill -9), or a finished / stopped / canceled job
   record -> delete it and enqueue again;
-* a FAILED job is left alone: operators requeue it (`rq requeue`), the alert waits in the outbox.
+* a QUEUED job that is in no queue (a stop signal right after RQ moved it to its intermediate
+  list, before it started) -> the same, once a second look shows it still stranded;
+* a FAILED job is left alone: operators requeue it, the alert waits in the outbox.
 
 It also gives back alerts claimed by notifier processes of this host that died, and (at
 start) forgets "broken" marks left for a webhook URL that is no longer configured.
@@ -22,14 +25,19 @@ from notifier import webhooks
 from notifier.context import NotifierContext
 from notifier.liveness import owner_dead, worker_dead
 from shared import outbox
-from shared.jobs import enqueue_alert
+from shared.jobs import describe, enqueue_alert
 from shared.outbox import job_id
+from shared.redisconn import unavailable
+from shared.storage import TRANSIENT_ERRORS
 from shared.webhooks import WEBHOOKS
 
 log = logging.getLogger(__name__)
 
 REPLACEABLE = frozenset({JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.CANCELED})
 WAITING = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
+# A worker moves a job from the queue to its intermediate list and marks it started within milliseconds:
+# a queued job found in no queue is looked at again after this long before it is replaced.
+STRANDED_RECHECK = 0.5
 
 
 def worker_alive(ctx: NotifierContext, worker_name: str | None) -> bool:
@@ -42,19 +50,56 @@ def worker_alive(ctx: NotifierContext, worker_name: str | None) -> bool:
     return not worker_dead(worker.hostname, worker.pid)
 
 
-def ensure_job(ctx: NotifierContext, alert_id: int) -> str:
-    """Make sure the alert has a job that will run; returns what was done."""
+def _fetch(ctx: NotifierContext, alert_id: int) -> Job | None:
     try:
-        job = Job.fetch(job_id(alert_id), connection=ctx.redis)
+        return Job.fetch(job_id(alert_id), connection=ctx.redis)
     except NoSuchJobError:
-        job = None
+        return None
+
+
+def _stranded(ctx: NotifierContext, job: Job) -> bool:
+    """Queued, yet in no queue: moved to RQ's intermediate list by a worker that stopped before starting it."""
+    return job.get_status(refresh=False) == JobStatus.QUEUED and ctx.redis.lpos(ctx.queue.key, job.id) is None
+
+
+def _enqueue(ctx: NotifierContext, alert_id: int) -> bool:
+    """A job for the alert, described by its kind, predictor and match when the outbox can say."""
+    try:
+        row = outbox.get(ctx.db, alert_id)
+    except TRANSIENT_ERRORS:
+        row = None  # the job is what matters; its description can do without
+    description = describe(row.alert) if row is not None else None
+    return enqueue_alert(ctx.queue, alert_id, retry_intervals=ctx.config.retry_intervals, description=description)
+
+
+def _delete(ctx: NotifierContext, job: Job) -> None:
+    job.delete()
+    ctx.redis.lrem(ctx.queue.intermediate_queue_key, 0, job.id)
+
+
+def replace_job(ctx: NotifierContext, alert_id: int) -> None:
+    """Whatever job record the alert has, a fresh job instead (after its job ended without being recorded)."""
+    job = _fetch(ctx, alert_id)
+    if job is not None:
+        _delete(ctx, job)
+    _enqueue(ctx, alert_id)
+
+
+def ensure_job(ctx: NotifierContext, alert_id: int) -> str:
+    """Make sure the alert has a job that will run; returns what was done ("stranded": look again soon)."""
+    try:
+        job = _fetch(ctx, alert_id)
     except Exception as error:  # noqa: BLE001 - an unreadable job record
+        if unavailable(error):
+            raise  # Redis is away: the sweep stops here and runs again later
         log.warning("alert %s: unreadable job record (%s), left alone", alert_id, type(error).__name__)
         return "unreadable"
     if job is not None:
         status = job.get_status(refresh=False)
         if status == JobStatus.FAILED:
             return "failed"
+        if _stranded(ctx, job):
+            return "stranded"
         if status in WAITING:
             return "waiting"
         if status == JobStatus.STARTED and worker_alive(ctx, job.worker_name):
@@ -62,10 +107,21 @@ def ensure_job(ctx: NotifierContext, alert_id: int) -> str:
         log.warning("alert %s: job %s was %s%s, enqueueing it again", alert_id, job.id,
                     status.value if status else "unknown",
                     " by a worker that is gone" if status == JobStatus.STARTED else "")
-        job.delete()
-    if enqueue_alert(ctx.queue, alert_id, retry_intervals=ctx.config.retry_intervals):
+        _delete(ctx, job)
+    if _enqueue(ctx, alert_id):
         return "enqueued" if job is None else "replaced"
     return "raced"
+
+
+def requeue_if_stranded(ctx: NotifierContext, alert_id: int) -> str:
+    """Second look at a job found stranded: still so -> a fresh job."""
+    job = _fetch(ctx, alert_id)
+    if job is None or not _stranded(ctx, job):
+        return "waiting"
+    log.warning("alert %s: job %s was queued but in no queue (its worker stopped before starting it),"
+                " enqueueing it again", alert_id, job.id)
+    replace_job(ctx, alert_id)
+    return "requeued"
 
 
 def clear_stale_broken_marks(ctx: NotifierContext) -> int:
@@ -99,6 +155,7 @@ def sweep(ctx: NotifierContext, *, at_start: bool = False) -> Counter[str]:
         report["cleared_broken"] = clear_stale_broken_marks(ctx)
     report["released"] = release_dead_owners(ctx)
     now = time.time()
+    stranded = []
     for webhook in WEBHOOKS:
         ids = outbox.deliverable_ids(ctx.db, now, webhook)
         url = ctx.webhook_url(webhook)
@@ -106,7 +163,15 @@ def sweep(ctx: NotifierContext, *, at_start: bool = False) -> Counter[str]:
             report["broken"] += len(ids)
             continue
         for alert_id in ids:
-            report[ensure_job(ctx, alert_id)] += 1
+            done = ensure_job(ctx, alert_id)
+            if done == "stranded":
+                stranded.append(alert_id)
+            else:
+                report[done] += 1
+    if stranded:
+        ctx.stopping.wait(STRANDED_RECHECK)
+        for alert_id in stranded:
+            report[requeue_if_stranded(ctx, alert_id)] += 1
     fixed = {k: v for k, v in report.items() if v and k not in ("waiting", "running")}
     if fixed:
         log.info("sweep: %s", ", ".join(f"{k} {v}" for k, v in sorted(fixed.items())))

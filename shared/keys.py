@@ -67,5 +67,9 @@ class Keys:
     def webhook_broken(self, webhook: str) -> str:
         return self._k("webhook", "broken", webhook)
 
+    def webhook_failing(self, webhook: str) -> str:
+        """Hash: failed delivery attempts since the last success (count, since, last error), for status."""
+        return self._k("webhook", "failing", webhook)
+
     def health_throttle(self, topic: str) -> str:
         return self._k("health", "throttle", topic)

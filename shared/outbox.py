@@ -1,6 +1,15 @@
-"""The outbox: every alert is a row with its delivery state, so nothing is lost between processes."""
+"""The outbox: every alert is a row with its delivery state, so nothing is lost between processes.
+
+A notifier claims alerts (state "sending", `lease_owner`, `lease_until`) before posting them; the
+updates that end a claim (mark sent, release, mark failed) change only alerts the caller still holds,
+so a notifier whose claim ran out and was taken over can no longer overwrite the new holder's work.
+
+Discord's webhooks have no idempotency key: the few ways an alert can be posted twice are counted
+here by kind (`possible_duplicates`), in the same transaction that notices them, for `sofamon status`.
+"""
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +22,12 @@ from shared.storage import Database, Tx
 PENDING, SENDING, SENT, FAILED, DEAD = "pending", "sending", "sent", "failed", "dead"
 # Printed to the notifier's log because its webhook has no URL (dry run): done, but never posted.
 DRY_RUN = "dry_run"
+
+# Why alerts may have been posted twice (kinds of `possible_duplicates`).
+NOTIFIER_DIED = "notifier-died"  # its notifier died after claiming them, maybe after Discord posted them
+LEASE_EXPIRED = "lease-expired"  # its claim ran out (a notifier vanished, on another host) and another took them
+TIMED_OUT = "timeout"  # Discord did not answer in time: it may have posted the message all the same
+CLAIM_LOST = "claim-lost"  # posted, but another notifier had taken them before the sent state was recorded
 
 _ALERT = TypeAdapter(Alert)
 
@@ -139,36 +154,57 @@ def claim(db: Database, webhook: str, owner: str, now: float, lease_seconds: flo
             )
             if taken == 1:
                 claimed.append(_row(values))
+        # Taken over from a claim that ran out: its notifier may have posted them.
+        _count(tx, LEASE_EXPIRED, sum(1 for values in rows if values[3] == SENDING), now)
     return claimed
 
 
-def _update(db: Database, ids: list[int], assignments: str, values: tuple, only_if: str = "",
-            only_if_values: tuple = ()) -> None:
-    """The same change to each alert of `ids`, in one transaction."""
+def _update(db: Database, ids: list[int], assignments: str, values: tuple, owner: str | None,
+            possible_duplicate: str | None = None) -> int:
+    """The same change to each alert of `ids` the caller may change, in one transaction; how many changed.
+
+    With an `owner`: only alerts that notifier still holds (claimed, not taken over since). Without: only
+    alerts nobody holds (pending). A possible duplicate is counted for the changed alerts.
+    """
+    held = " AND state = ? AND lease_owner = ?" if owner is not None else " AND state = ?"
+    held_values = (SENDING, owner) if owner is not None else (PENDING,)
+    changed = 0
     with db.tx() as tx:
         for alert_id in ids:
-            tx.execute(f"UPDATE alerts SET {assignments} WHERE id = ?{only_if}", (*values, alert_id, *only_if_values))
+            changed += tx.execute(f"UPDATE alerts SET {assignments} WHERE id = ?{held}",
+                                  (*values, alert_id, *held_values))
+        if possible_duplicate is not None:
+            _count(tx, possible_duplicate, changed, time.time())
+    return changed
 
 
 _UNCLAIMED = "lease_owner = NULL, lease_until = NULL"
 
 
-def mark_sent(db: Database, ids: list[int], message_id: str, now: float) -> None:
-    _update(db, ids, f"state = ?, message_id = ?, sent_at = ?, error = NULL, {_UNCLAIMED}", (SENT, message_id, now))
+def mark_sent(db: Database, ids: list[int], message_id: str, now: float, *, owner: str | None = None) -> int:
+    """Record Discord's message for the alerts `owner` holds (unclaimed ones without an owner); how many."""
+    return _update(db, ids, f"state = ?, message_id = ?, sent_at = ?, error = NULL, {_UNCLAIMED}",
+                   (SENT, message_id, now), owner)
 
 
-def mark_dry_run(db: Database, ids: list[int], now: float) -> None:
-    """Printed instead of posted; `sent_at` records when, so status can count recent ones."""
-    _update(db, ids, f"state = ?, message_id = NULL, sent_at = ?, error = NULL, {_UNCLAIMED}", (DRY_RUN, now))
+def mark_dry_run(db: Database, ids: list[int], now: float) -> int:
+    """Printed instead of posted (no claim is taken); `sent_at` records when, so status can count recent ones."""
+    return _update(db, ids, f"state = ?, message_id = NULL, sent_at = ?, error = NULL, {_UNCLAIMED}", (DRY_RUN, now),
+                   None)
 
 
-def release(db: Database, ids: list[int], error: str | None = None) -> None:
-    """Give claimed alerts back (delivery will be tried again)."""
-    _update(db, ids, f"state = ?, error = ?, {_UNCLAIMED}", (PENDING, error), " AND state = ?", (SENDING,))
+def release(db: Database, ids: list[int], error: str | None = None, *, owner: str,
+            possible_duplicate: str | None = None) -> int:
+    """Give back alerts `owner` holds (delivery will be tried again); how many.
+
+    `possible_duplicate`: the kind to count when Discord may have posted them all the same (a timeout).
+    """
+    return _update(db, ids, f"state = ?, error = ?, {_UNCLAIMED}", (PENDING, error), owner, possible_duplicate)
 
 
-def mark_failed(db: Database, ids: list[int], error: str) -> None:
-    _update(db, ids, f"state = ?, error = ?, {_UNCLAIMED}", (FAILED, error))
+def mark_failed(db: Database, ids: list[int], error: str, *, owner: str | None = None) -> int:
+    """Alerts that will never be delivered (Discord refused them), held by `owner` or unclaimed; how many."""
+    return _update(db, ids, f"state = ?, error = ?, {_UNCLAIMED}", (FAILED, error), owner)
 
 
 def count_sent_since(db: Database, since: float) -> int:
@@ -210,9 +246,49 @@ def lease_owners(db: Database) -> list[str]:
 def release_owner(db: Database, owner: str, error: str | None = None) -> int:
     """Give back every alert claimed by `owner` (a notifier known to be dead); returns how many."""
     with db.tx() as tx:
-        return tx.execute(
+        released = tx.execute(
             "UPDATE alerts SET state = ?, error = ?, lease_owner = NULL, lease_until = NULL"
             " WHERE state = ? AND lease_owner = ?",
             (PENDING, error, SENDING, owner),
         )
+        _count(tx, NOTIFIER_DIED, released, time.time())
+    return released
+
+
+# -- possible duplicates -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PossibleDuplicates:
+    """How often alerts may have been posted twice for one reason: `times` it happened, `alerts` concerned."""
+
+    kind: str
+    times: int
+    alerts: int
+    last_at: float | None
+
+
+def _count(tx: Tx, kind: str, alerts: int, now: float) -> None:
+    if alerts <= 0:
+        return
+    tx.execute(
+        "INSERT INTO possible_duplicates (kind, times, alerts, last_at) VALUES (?, 1, ?, ?)"
+        " ON CONFLICT (kind) DO UPDATE SET times = possible_duplicates.times + 1,"
+        " alerts = possible_duplicates.alerts + excluded.alerts, last_at = excluded.last_at",
+        (kind, alerts, now),
+    )
+
+
+def count_possible_duplicate(db: Database, kind: str, alerts: int) -> None:
+    """Count an occurrence noticed outside an outbox update (e.g. `CLAIM_LOST`)."""
+    with db.tx() as tx:
+        _count(tx, kind, alerts, time.time())
+
+
+def possible_duplicates(db: Database) -> dict[str, PossibleDuplicates]:
+    """Kind -> how often alerts may have been posted twice for that reason, since the database exists
+    (kinds that never happened are left out). For `sofamon status`."""
+    with db.tx() as tx:
+        rows = tx.all("SELECT kind, times, alerts, last_at FROM possible_duplicates ORDER BY kind")
+    return {str(kind): PossibleDuplicates(str(kind), int(times), int(alerts),
+                                          float(last_at) if last_at is not None else None)
+            for kind, times, alerts, last_at in rows}
 

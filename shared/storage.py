@@ -98,6 +98,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX odds_history_observed ON odds_history (event_id, market_id, choice_group, choice, observed_at);
     DROP INDEX odds_history_latest;
     """,
+    # How often alerts may have been posted twice, by why (shared/outbox.py), for `sofamon status`.
+    """
+    CREATE TABLE possible_duplicates (
+        kind TEXT PRIMARY KEY,
+        times BIGINT NOT NULL DEFAULT 0,
+        alerts BIGINT NOT NULL DEFAULT 0,
+        last_at DOUBLE PRECISION
+    );
+    """,
 ]
 
 

@@ -28,7 +28,7 @@ from notifier import context, health, sweeper
 from notifier.deliver import deliver_alert
 from notifier.lock import WebhookLock
 from notifier.main import run
-from notifier.webhooks import broken_webhooks, fingerprint
+from notifier.webhooks import broken_webhooks, failing_webhooks, fingerprint
 from shared import outbox
 from shared.alerts import MatchInfo, NewTipAlert, PredictorInfo, StatsSummary, TipLine
 from shared.jobs import alerts_queue, enqueue_alert
@@ -60,11 +60,11 @@ def make_alert(i: int, nickname: str | None = None) -> NewTipAlert:
     )
 
 
-def insert_alerts(db: Database, n: int, webhook: str = "main") -> list[int]:
+def insert_alerts(db: Database, n: int, webhook: str = "main", nickname: str | None = None) -> list[int]:
     ids = []
     for i in range(n):
         with db.tx() as tx:
-            ids.append(outbox.insert(tx, make_alert(i), webhook=webhook, created_at=time.time()))
+            ids.append(outbox.insert(tx, make_alert(i, nickname), webhook=webhook, created_at=time.time()))
     return ids
 
 
@@ -300,6 +300,76 @@ def test_a_timeout_is_retried(fake: FakeDiscord, settings_for: Callable[..., Set
     assert delivered_ids(fake) == ids + ids
     assert all(state == "sent" for state, _, _ in states(db).values())
     assert FailedJobRegistry(queue=alerts_queue(redis_conn)).count == 0
+    # Counted, so `sofamon status` can say how often it happened.
+    [doubt] = outbox.possible_duplicates(db).values()
+    assert (doubt.kind, doubt.times, doubt.alerts) == (outbox.TIMED_OUT, 1, 3)
+
+
+# -- one line per failed attempt ----------------------------------------------------------------------------
+def test_a_5xx_storm_logs_one_line_per_attempt_and_no_traceback(
+        fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database, redis_conn: redis.Redis,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    ids = insert_alerts(db, 3)
+    enqueue(redis_conn, ids, intervals=(0, 1))
+    fake.fail_next(100, 500)
+    run_burst(settings)
+    err = capfd.readouterr().err
+    assert fake.responses and set(fake.responses) == {500}
+    assert "Traceback" not in err and "exception raised while executing" not in err
+    attempts = [line for line in err.splitlines() if "not delivered" in line]
+    assert len(attempts) == len(fake.responses)  # one line per attempt...
+    # ... with the reason and what happens next.
+    assert all("webhook main: alerts 1..3 (3) not delivered: HTTP 500: 500: Internal Server Error; " in line
+               for line in attempts)
+    assert attempts[0].endswith("; retry 1 of 2 in 0 s")
+    assert any(line.endswith("; retry 2 of 2 in 1 s") for line in attempts)
+    assert attempts[-1].endswith("; no retry left: the job goes to RQ's failed registry, the alerts stay pending")
+    assert all(state == "pending" for state, _, _ in states(db, "main").values())
+
+
+# -- only Discord's verdicts mean broken -------------------------------------------------------------------
+def test_a_cloudflare_403_page_is_retried_and_reported_not_broken(
+        fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database, redis_conn: redis.Redis,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))  # health alerts are printed (dry run)
+    ids = insert_alerts(db, 3)
+    enqueue(redis_conn, ids, intervals=(0, 1))
+    fake.edge_block_next(1, 403)  # Cloudflare blocks the first request, then lets requests through
+    run_burst(settings)
+    assert fake.responses == [403, 200]
+    assert delivered_ids(fake) == ids  # delivered by the retry, nothing to do by hand
+    assert all(state == "sent" for state, _, _ in states(db, "main").values())
+    keys = Keys.of(settings)
+    assert broken_webhooks(redis_conn, keys) == {} and failing_webhooks(redis_conn, keys) == {}
+    out, err = capfd.readouterr()
+    assert "not delivered: HTTP 403, not from Discord (HTML page: Attention Required! | Cloudflare); retry 1" in err
+    # Reported on the health webhook at once (throttled), not only after the last retry.
+    [payload] = health_rows(db)
+    assert "'main' refused by something in front of Discord" in payload
+    assert "[HEALTH WARNING] Discord webhook 'main' refused by something in front of Discord" in out
+
+
+def test_answers_not_from_discord_are_counted_for_status(
+        fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database, redis_conn: redis.Redis) -> None:
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    ids = insert_alerts(db, 2)
+    enqueue(redis_conn, ids, intervals=())  # two jobs, tried once each
+    fake.edge_block_next(2, 403)
+    run_burst(settings)
+    keys = Keys.of(settings)
+    assert broken_webhooks(redis_conn, keys) == {}  # not broken: its alerts wait for the retries
+    failing = failing_webhooks(redis_conn, keys)["main"]
+    assert failing.attempts == 2 and failing.last_status == 403
+    assert failing.last_error == "HTTP 403, not from Discord (HTML page: Attention Required! | Cloudflare)"
+    assert failing.since <= failing.last_at <= time.time()
+    assert all(state == "pending" for state, _, _ in states(db, "main").values())
+    # Once Discord answers again, the webhook is no longer failing.
+    more = insert_alerts(db, 1)
+    enqueue(redis_conn, more, intervals=(0,))
+    run_burst(settings)
+    assert delivered_ids(fake) == ids + more
+    assert failing_webhooks(redis_conn, keys) == {}
 
 
 @pytest.mark.parametrize("status", [401, 404])
@@ -519,6 +589,23 @@ def test_webhook_lock_is_exclusive_and_released_by_its_owner_only(redis_conn: re
     second.release()
 
 
+def test_a_lock_redis_lost_is_taken_again_by_its_holder(redis_conn: redis.Redis) -> None:
+    """Redis restarted without its data while a notifier held a webhook's lock (maybe waiting to record a
+    posted message): the holder takes it again at its next renewal, before anyone else can drain the webhook."""
+    key = "test:lock:webhook:main"
+    holder = WebhookLock(redis_conn, key, "notifier:host-a:1", ttl=1.5)
+    assert holder.try_acquire()
+    try:
+        redis_conn.delete(key)
+        deadline = time.monotonic() + 3
+        while redis_conn.get(key) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert redis_conn.get(key) == holder.token.encode() and not holder.lost
+    finally:
+        holder.release()
+    assert redis_conn.get(key) is None
+
+
 def test_lock_of_a_dead_process_on_this_host_is_taken_over(redis_conn: redis.Redis) -> None:
     import subprocess
     import sys
@@ -555,28 +642,75 @@ def test_job_waits_for_the_lock_and_finds_its_alert_done(ctx: context.NotifierCo
         context.reset()
 
 
-def test_recording_a_sent_message_is_tried_three_times(ctx: context.NotifierContext, monkeypatch: pytest.MonkeyPatch,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_recording_a_sent_message_is_tried_until_it_works(ctx: context.NotifierContext,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Discord accepted a message and the database is away: the notifier keeps the claim and keeps trying
+    (here 8 times, longer than any fixed number of tries), with one line when it starts and one when done."""
     calls: list[float] = []
 
-    def mark_sent(db: Database, ids: list[int], message_id: str, at: float) -> None:
+    def mark_sent(db: Database, ids: list[int], message_id: str, at: float, *, owner: str | None = None) -> int:
         calls.append(time.monotonic())
-        if len(calls) < 3:
-            raise sqlite3.OperationalError("database is locked")
+        if len(calls) < 8:
+            raise sqlite3.OperationalError("unable to open database file")
+        assert owner == ctx.owner  # only while it still holds the claim
+        return len(ids)
 
     monkeypatch.setattr(outbox, "mark_sent", mark_sent)
+    monkeypatch.setattr(notifier.deliver, "RECORD_WAIT", (0.01, 0.05))
+    caplog.set_level(logging.INFO)
     notifier.deliver._record_sent(ctx, [1, 2], "m1")
-    # Waits of 0.5 s, then 1 s, and one line each.
-    assert len(calls) == 3 and calls[1] - calls[0] >= 0.45 and calls[2] - calls[1] >= 0.95
-    assert [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()] == \
-        ["could not record message m1 as sent (OperationalError), trying again"] * 2
+    assert len(calls) == 8
+    lines = [r.getMessage() for r in caplog.records if "m1" in r.getMessage()]
+    assert len(lines) == 2
+    assert lines[0] == ("message m1 (alerts 1..2 (2)) posted, but the database is unavailable (OperationalError:"
+                        " unable to open database file): keeping the claim, trying again until it is recorded")
+    assert lines[1].startswith("message m1 recorded as sent after ")
 
-    def always_locked(db: Database, ids: list[int], message_id: str, at: float) -> None:
-        calls.append(time.monotonic())
-        raise sqlite3.OperationalError("database is locked")
 
-    calls.clear()
-    monkeypatch.setattr(outbox, "mark_sent", always_locked)
-    with pytest.raises(sqlite3.OperationalError):  # the third failure is raised as it is
-        notifier.deliver._record_sent(ctx, [1, 2], "m1")
-    assert len(calls) == 3
+def test_a_claim_lost_before_recording_is_counted(ctx: context.NotifierContext, db: Database,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The claim of a posted message ran out and another notifier took the alerts: they will be posted twice.
+    Nothing is overwritten, and it is logged and counted."""
+    ids = insert_alerts(db, 2)
+    assert len(outbox.claim(db, "main", "notifier:other:1", time.time(), 60, 10)) == 2
+    notifier.deliver._record_sent(ctx, ids, "m2")
+    assert [s for s, _, _ in states(db).values()] == ["sending", "sending"]
+    assert any("its claim was lost" in r.getMessage() for r in caplog.records)
+    [doubt] = outbox.possible_duplicates(db).values()
+    assert (doubt.kind, doubt.times, doubt.alerts) == (outbox.CLAIM_LOST, 1, 2)
+
+
+# -- jobs that crashes and signals leave behind; readable jobs ------------------------------------------------
+def test_a_job_stranded_between_dequeue_and_start_is_queued_again(
+        fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database, redis_conn: redis.Redis) -> None:
+    """SIGTERM during `notify --burst` right after RQ moved a job to its intermediate list: the alert is pending,
+    its job says queued but is in no queue. The next notifier's start-up sweep queues it again."""
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    [alert_id] = insert_alerts(db, 1)
+    queue = alerts_queue(redis_conn)
+    enqueue(redis_conn, [alert_id])
+    assert redis_conn.lmove(queue.key, queue.intermediate_queue_key) == f"alert-{alert_id}".encode()
+    assert Job.fetch(f"alert-{alert_id}", connection=redis_conn).get_status() == JobStatus.QUEUED
+    run_burst(settings)
+    assert delivered_ids(fake) == [alert_id]
+    assert redis_conn.llen(queue.intermediate_queue_key) == 0
+
+
+def test_jobs_are_described_by_kind_predictor_and_match(ctx: context.NotifierContext, db: Database,
+                                                        redis_conn: redis.Redis) -> None:
+    """What rq-dashboard shows for a job: the alert's kind, predictor and match (no URL, no token)."""
+    [tip] = insert_alerts(db, 1, nickname="Tipster")
+    assert sweeper.sweep(ctx)["enqueued"] == 1
+    job = Job.fetch(f"alert-{tip}", connection=redis_conn)
+    assert job.description == f"alert {tip}: new_tip predictor=Tipster match=Home 0 vs Away 0 event=10000"
+    health_id = health.notifier_started(ctx)
+    assert Job.fetch(f"alert-{health_id}", connection=redis_conn).description == \
+        f"alert {health_id}: health Notifier started"
+    # A caller may describe the alert itself; without a description the job still says which alert it is.
+    queue = alerts_queue(redis_conn)
+    assert enqueue_alert(queue, 1001, retry_intervals=(), description="line_movement predictor=X\nmatch=A vs B")
+    assert Job.fetch("alert-1001", connection=redis_conn).description == \
+        "alert 1001: line_movement predictor=X match=A vs B"
+    assert enqueue_alert(queue, 1002, retry_intervals=())
+    assert Job.fetch("alert-1002", connection=redis_conn).description == "alert 1002"

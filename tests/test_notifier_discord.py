@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from notifier import discord
-from tests.fakes.discord import DEFAULT_WEBHOOK_TOKEN, FakeDiscord
+from tests.fakes.discord import CLOUDFLARE_BLOCK_HTML, DEFAULT_WEBHOOK_TOKEN, FakeDiscord
 
 TIMEOUT = 5.0
 
@@ -150,3 +150,52 @@ def test_retry_after_from_the_body_then_the_header_then_the_bucket_reset() -> No
     assert discord.classify(_answer(429, {"retry_after": -1}, {"retry-after": "7", **reset}), url).retry_after == 7.0
     assert discord.classify(_answer(429, {}, {"Retry-After": "soon", **reset}), url).retry_after == 4.5
     assert discord.classify(_answer(429, {}, {}), url).retry_after == discord.RETRY_AFTER_UNKNOWN
+
+
+# -- only Discord's own verdicts mean "broken" --------------------------------------------------------------
+def _page(status: int, html: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = html.encode()
+    response.headers.update({"Content-Type": "text/html; charset=UTF-8", "Server": "cloudflare"})
+    return response
+
+
+URL = f"https://discord.test/api/webhooks/111/{DEFAULT_WEBHOOK_TOKEN}"
+CLOUDFLARE = CLOUDFLARE_BLOCK_HTML
+
+
+@pytest.mark.parametrize("status, body, outcome", [
+    (401, {"message": "Invalid Webhook Token", "code": 50027}, discord.BROKEN),
+    (404, {"message": "Unknown Webhook", "code": 10015}, discord.BROKEN),
+    (404, {"message": "404: Not Found", "code": 0}, discord.BROKEN),
+    (403, {"message": "Invalid Webhook Token", "code": 50027}, discord.BROKEN),
+    (400, {"message": "Unknown Webhook", "code": 10015}, discord.BROKEN),
+    (400, {"message": "Invalid Form Body", "code": 50035}, discord.INVALID),
+    (413, {"message": "Request entity too large", "code": 40005}, discord.INVALID),
+    (403, {"message": "Missing Permissions", "code": 50013}, discord.TRANSIENT),
+    (403, CLOUDFLARE, discord.TRANSIENT),
+    (401, "<html><body>401 Authorization Required</body></html>", discord.TRANSIENT),
+    (404, "<html><head><title>404 Not Found</title></head></html>", discord.TRANSIENT),
+    (400, "<html><head><title>400 Bad Request</title></head><body>nginx</body></html>", discord.TRANSIENT),
+    (502, "<html><head><title>502 Bad Gateway</title></head></html>", discord.TRANSIENT),
+    (500, {"message": "500: Internal Server Error", "code": 0}, discord.TRANSIENT),
+])
+def test_only_discords_own_verdicts_mark_broken_or_refused(status: int, body: object, outcome: str) -> None:
+    answer = _page(status, body) if isinstance(body, str) else _answer(status, body, {})
+    result = discord.classify(answer, URL)
+    assert (result.outcome, result.status) == (outcome, status)
+    _safe(result)
+
+
+def test_a_cloudflare_page_says_what_it_is(fake: FakeDiscord) -> None:
+    fake.edge_block_next(1, 403)
+    result = discord.post(discord.new_session(), fake.url(), BODY, timeout=TIMEOUT)
+    assert result.outcome == discord.TRANSIENT and result.status == 403 and result.blocked
+    assert result.error == "HTTP 403, not from Discord (HTML page: Attention Required! | Cloudflare)"
+    _safe(result)
+    # Discord's own 5xx is transient too, but nothing stands in front of it.
+    fake.fail_next(1, 503)
+    result = discord.post(discord.new_session(), fake.url(), BODY, timeout=TIMEOUT)
+    assert result.outcome == discord.TRANSIENT and not result.blocked
+    assert discord.post(discord.new_session(), fake.url(), BODY, timeout=TIMEOUT).outcome == discord.SENT

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from notifier.ratelimit import RateLimiter
+from shared import outbox
 from shared.keys import Keys
 from shared.settings import Settings
 from shared.storage import Database
@@ -307,6 +308,9 @@ def test_kill_9_during_a_post_loses_nothing(make_settings: Callable[..., Setting
         assert sorted(a for a, c in counts.items() if c > 1) == in_flight  # only the crash window
         assert all(counts[a] == 2 for a in in_flight)
         assert all(counts[a] == 1 for a in ids if a not in in_flight)
+        # Counted, so `sofamon status` can say how often it happened.
+        [doubt] = outbox.possible_duplicates(db).values()
+        assert (doubt.kind, doubt.times, doubt.alerts) == (outbox.NOTIFIER_DIED, 1, len(in_flight))
         # Still oldest first: the released alerts went out again before the rest.
         assert got == before + ids[len(before) - len(in_flight):]
         common_checks(fake, group, db, ids)

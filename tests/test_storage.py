@@ -42,9 +42,9 @@ def test_expired_lease_is_claimable_again(db: Database) -> None:
 def test_sent_released_and_failed_states(db: Database) -> None:
     a, b, c = _add(db, 3)
     outbox.claim(db, MAIN_WEBHOOK, "n1", now=2000.0, lease_seconds=60, limit=10)
-    outbox.mark_sent(db, [a], "123456", now=2001.0)
-    outbox.release(db, [b], error="HTTP 503")
-    outbox.mark_failed(db, [c], "Invalid Form Body")
+    assert outbox.mark_sent(db, [a], "123456", now=2001.0, owner="n1") == 1
+    assert outbox.release(db, [b], error="HTTP 503", owner="n1") == 1
+    assert outbox.mark_failed(db, [c], "Invalid Form Body", owner="n1") == 1
     assert outbox.get(db, a).state == outbox.SENT
     assert outbox.get(db, b).state == outbox.PENDING
     assert outbox.get(db, c).state == outbox.FAILED
@@ -75,3 +75,38 @@ def test_concurrent_claims_never_share_an_alert(database_url: str) -> None:
     everything = [i for got in taken.values() for i in got]
     assert sorted(everything) == ids
     setup.close()
+
+
+def test_updates_change_only_alerts_the_caller_still_holds(db: Database) -> None:
+    a, b, c = _add(db, 3)
+    outbox.claim(db, MAIN_WEBHOOK, "n1", now=2000.0, lease_seconds=60, limit=10)
+    # Another notifier (or nobody) cannot change n1's claim.
+    assert outbox.mark_sent(db, [a], "m", now=2001.0, owner="n2") == 0
+    assert outbox.release(db, [b], owner="n2") == 0
+    assert outbox.mark_failed(db, [c], "refused", owner="n2") == 0
+    assert outbox.mark_failed(db, [c], "refused") == 0  # without an owner: unclaimed alerts only
+    assert [outbox.get(db, i).state for i in (a, b, c)] == [outbox.SENDING] * 3
+    # n1's lease ran out and n2 took the alerts: n1's late answers change nothing any more.
+    assert [r.id for r in outbox.claim(db, MAIN_WEBHOOK, "n2", now=2061.0, lease_seconds=60, limit=10)] == [a, b, c]
+    assert outbox.mark_sent(db, [a, b], "late", now=2062.0, owner="n1") == 0
+    assert outbox.release(db, [c], owner="n1") == 0
+    assert outbox.mark_sent(db, [a, b], "m2", now=2062.0, owner="n2") == 2
+    assert outbox.release(db, [c], owner="n2") == 1
+    assert [outbox.get(db, i).state for i in (a, b, c)] == [outbox.SENT, outbox.SENT, outbox.PENDING]
+    assert outbox.mark_sent(db, [a], "again", now=2063.0, owner="n2") == 0  # sent stays sent
+
+
+def test_possible_duplicates_are_counted_by_kind(db: Database) -> None:
+    ids = _add(db, 5)
+    assert outbox.possible_duplicates(db) == {}
+    outbox.claim(db, MAIN_WEBHOOK, "dead", now=2000.0, lease_seconds=60, limit=2)
+    assert outbox.release_owner(db, "dead", "notifier died") == 2  # it died between claim and record
+    outbox.claim(db, MAIN_WEBHOOK, "vanished", now=2000.0, lease_seconds=60, limit=1)
+    assert [r.id for r in outbox.claim(db, MAIN_WEBHOOK, "n2", now=2100.0, lease_seconds=60, limit=1)] == ids[:1]
+    outbox.claim(db, MAIN_WEBHOOK, "n3", now=2110.0, lease_seconds=60, limit=2)
+    assert outbox.release(db, ids[1:3], "timeout", owner="n3", possible_duplicate=outbox.TIMED_OUT) == 2
+    assert outbox.release_owner(db, "nobody", "notifier died") == 0  # nothing released, nothing counted
+    counted = outbox.possible_duplicates(db)
+    assert {k: (d.times, d.alerts) for k, d in counted.items()} == {
+        outbox.NOTIFIER_DIED: (1, 2), outbox.LEASE_EXPIRED: (1, 1), outbox.TIMED_OUT: (1, 2)}
+    assert all(d.last_at is not None and d.last_at > 0 for d in counted.values())

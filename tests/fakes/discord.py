@@ -6,6 +6,7 @@ Why: the notifier must be tested against Discord's real contract — embed limit
 429 with ``X-RateLimit-Scope: shared``) — without any network access.
 
 Order of checks for ``POST /api/webhooks/{id}/{token}[?wait=true]``:
+edge block (edge_block_next: Cloudflare's HTML page, before Discord sees anything) ->
 unknown id (404) -> broken webhook (set_broken) -> wrong token (401) -> body
 (400, consumes nothing) -> bucket exhausted (429 user) -> *consume one bucket slot*
 -> injected failure (fail_next) -> channel limit (429 shared) -> accept.
@@ -30,7 +31,7 @@ from http import HTTPStatus
 from typing import Any, Callable, Final
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes._http import BaseFake, Reply, serve_until_signal
+from tests.fakes._http import HTML_TYPE, BaseFake, Reply, serve_until_signal
 
 DEFAULT_WEBHOOK_ID: Final[str] = "111"
 DEFAULT_WEBHOOK_TOKEN: Final[str] = "tok-SECRET-abc"
@@ -46,6 +47,13 @@ EMBED_TOTAL_MAX: Final[int] = 6000
 UNKNOWN_WEBHOOK: Final[dict[str, Any]] = {"message": "Unknown Webhook", "code": 10015}
 INVALID_TOKEN: Final[dict[str, Any]] = {"message": "Invalid Webhook Token", "code": 50027}
 BAD_REQUEST: Final[dict[str, Any]] = {"message": "400: Bad Request", "code": 0}
+
+# What Cloudflare (in front of discord.com) answers when it blocks a client: an HTML page, no Discord JSON.
+CLOUDFLARE_BLOCK_HTML: Final[str] = """<!DOCTYPE html>
+<html class="no-js" lang="en-US"><head><title>Attention Required! | Cloudflare</title>
+<meta charset="UTF-8" /></head><body><div id="cf-wrapper"><h1>Sorry, you have been blocked</h1>
+<h2>You are unable to access discord.com</h2><p>Cloudflare Ray ID: 8a1b2c3d4e5f6a7b</p></div></body></html>
+"""
 
 _WEBHOOK_RE = re.compile(r"/api(?:/v\d+)?/webhooks/([^/]+)/([^/]+)/?")
 
@@ -230,6 +238,7 @@ class FakeDiscord(BaseFake):
         self._hooks: dict[str, _Webhook] = {}
         self._channel_hits: dict[str, deque[float]] = {}
         self._injections: deque[_Injection] = deque()
+        self._edge_blocks: deque[int] = deque()  # statuses of the next requests Cloudflare blocks
         self._last_snowflake = 0
         for hook_id, token in (webhooks or {DEFAULT_WEBHOOK_ID: DEFAULT_WEBHOOK_TOKEN}).items():
             self.add_webhook(hook_id, token)
@@ -256,6 +265,12 @@ class FakeDiscord(BaseFake):
         """Next ``n`` valid requests get ``status`` (JSON body; 429 uses ``retry_after``)."""
         with self.lock:
             self._injections.append(_Injection(status, n, retry_after=retry_after))
+
+    def edge_block_next(self, n: int, status: int = 403) -> None:
+        """Next ``n`` requests (any webhook, valid or not) get Cloudflare's HTML block page with ``status``:
+        Discord never sees them, so no bucket slot is used and no rate-limit headers come back."""
+        with self.lock:
+            self._edge_blocks.extend([status] * n)
 
     def timeout_next(self, n: int, delay: float = 5.0) -> None:
         """Next ``n`` valid requests are accepted *and recorded* at once, but answered after
@@ -318,6 +333,10 @@ class FakeDiscord(BaseFake):
             self._stats.count_401_403_404 += 1
 
     def _decide(self, method: str, target: str, body: bytes) -> Reply:
+        if self._edge_blocks:
+            status = self._edge_blocks.popleft()
+            return Reply(status, CLOUDFLARE_BLOCK_HTML.encode("utf-8"), HTML_TYPE,
+                         {"Server": "cloudflare", "CF-RAY": "8a1b2c3d4e5f6a7b-FRA"})
         parts = urlsplit(target)
         m = _WEBHOOK_RE.fullmatch(parts.path)
         hook = self._hooks.get(m[1]) if m else None
