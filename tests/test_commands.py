@@ -99,7 +99,8 @@ def test_requeue_on_a_non_zero_redis_db_delivers_the_failed_alerts(
     fake.fail_next(1, 502)
     assert notify(settings, burst=True) == 0
     assert fake.responses[6:] == [502, 200] and delivered_ids(fake) == ids
-    assert all(state == "sent" for state, _m, _e in states(database).values())
+    # (The notifier's own health alerts run dry: no health webhook is configured here.)
+    assert all(states(database)[i][0] == "sent" for i in ids), states(database)
 
     # Every other failed job: they run and find their alerts sent.
     assert main(["requeue"]) == 0
