@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 DELIVER = "notifier.deliver.deliver_alert"
 JOB_TIMEOUT = 900
-# A job that failed every retry stays this long in RQ's failed registry, for `rq requeue`.
+# A job that failed every retry stays this long in RQ's failed registry, for `sofamon requeue`.
 FAILURE_TTL = 30 * 24 * 3600
 
 

@@ -13,7 +13,7 @@ Healthy when every rule holds (each failed rule is one line under "problems"):
   sending to it until the URL is changed and the notifiers restart);
 - no alert still to deliver (outbox state pending or sending) was created more than
   STUCK_ALERT_SECONDS (15 min) ago;
-- the RQ queue "alerts" holds no failed delivery job (those wait for `rq requeue`);
+- the RQ queue "alerts" holds no failed delivery job (those wait for `sofamon requeue`);
 - no live notifier runs dry (prints alerts instead of posting them) for want of DISCORD_WEBHOOK_URL while
   status's own configuration has it: it was started with another configuration.
 
@@ -70,6 +70,10 @@ class Snapshot:
     group: dict[str, Any] | None = None  # None: the consumer group does not exist (yet)
     queue: dict[str, int] | None = None
     broken_webhooks: dict[str, str] = field(default_factory=dict)  # webhook name -> fingerprint of the bad URL
+    # Webhook name -> its failed attempts since its last delivery (notifier/webhooks.py Failing, as a dict).
+    failing_webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Kind -> how often alerts may have been posted twice (shared/outbox.py PossibleDuplicates, as a dict).
+    possible_duplicates: dict[str, dict[str, Any]] = field(default_factory=dict)
     database_error: str | None = None
     sent_last_hour: int | None = None
     sent_last_day: int | None = None
@@ -193,7 +197,8 @@ def _redis_sections(snap: Snapshot, report: dict[str, Any], problems: list[str])
     }
     report["queue"] = None if snap.queue is None else {"name": ALERTS_QUEUE, **snap.queue}
     report["webhooks"] = {name: {"broken": name in snap.broken_webhooks,
-                                 "fingerprint": snap.broken_webhooks.get(name)} for name in WEBHOOKS}
+                                 "fingerprint": snap.broken_webhooks.get(name),
+                                 "failing": snap.failing_webhooks.get(name)} for name in WEBHOOKS}
     for name in WEBHOOKS:
         if name in snap.broken_webhooks:
             problems.append(f"webhook {name} is broken (Discord answered 401/404);"
@@ -219,6 +224,7 @@ def _alerts(snap: Snapshot, problems: list[str]) -> dict[str, Any]:
         "oldest_waiting_ago": _ago(snap.oldest_waiting_at, now),
         "stuck_after_seconds": STUCK_ALERT_SECONDS,
         "stuck": stuck,
+        "possible_duplicates": snap.possible_duplicates,
     }
 
 

@@ -10,13 +10,14 @@ import json
 import os
 import sqlite3
 import time
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
 
-from notifier.webhooks import broken_webhooks
+from notifier.webhooks import broken_webhooks, failing_webhooks
 from shared import heartbeat, outbox
 from shared.console import show
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
@@ -80,6 +81,7 @@ def _gather_redis(conn: redis.Redis, keys: Keys, snap: Snapshot) -> None:
     snap.group = _group(conn, keys.fetched)
     snap.queue = _queue(conn)
     snap.broken_webhooks = broken_webhooks(conn, keys)
+    snap.failing_webhooks = {name: asdict(failing) for name, failing in failing_webhooks(conn, keys).items()}
 
 
 def _gather_database(url: str, snap: Snapshot) -> None:
@@ -94,6 +96,7 @@ def _gather_database(url: str, snap: Snapshot) -> None:
         snap.alerts_by_state = outbox.count_by_state(db)
         snap.database_size = db.size_bytes()
         snap.waiting_alerts, snap.oldest_waiting_at = outbox.waiting(db)
+        snap.possible_duplicates = {kind: asdict(seen) for kind, seen in outbox.possible_duplicates(db).items()}
         snap.dry_run_last_hour = outbox.count_dry_run_since(db, snap.now - 3600)
         snap.dry_run_last_day = outbox.count_dry_run_since(db, snap.now - 86400)
     except (sqlite3.Error, psycopg.Error, OSError) as error:

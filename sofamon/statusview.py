@@ -87,8 +87,7 @@ def _redis(report: dict[str, Any]) -> list[list[str]]:
         f"queued {queue['queued']:,}, waiting to retry {queue['scheduled']:,}, in progress {queue['started']:,},"
         f" failed {queue['failed']:,}" + ("  (FAILED)" if queue["failed"] else "") + f", workers {queue['workers']}")
     configured = {name: hook["configured"] for name, hook in report["dry_run"]["webhooks"].items()}
-    webhooks = ", ".join(f"{name} BROKEN (url {hook['fingerprint']})" if hook["broken"]
-                         else f"{name} ok" if configured.get(name, True) else f"{name} DRY RUN (not configured)"
+    webhooks = ", ".join(_webhook(name, hook, configured.get(name, True), report["generated_at"])
                          for name, hook in report["webhooks"].items())
     return [
         ["fetched stream", f"{_count(streams['fetched']['length'])} entries"],
@@ -97,6 +96,27 @@ def _redis(report: dict[str, Any]) -> list[list[str]]:
         [f"queue {ALERTS_QUEUE}", queue_text],
         ["webhooks", webhooks],
     ]
+
+
+def _webhook(name: str, hook: dict[str, Any], configured: bool, now: float) -> str:
+    if hook["broken"]:
+        return f"{name} BROKEN (url {hook['fingerprint']})"
+    if not configured:
+        return f"{name} DRY RUN (not configured)"
+    failing = hook.get("failing")
+    if failing:
+        answer = f"HTTP {failing['last_status']}" if failing["last_status"] else "no answer"
+        return (f"{name} FAILING ({failing['attempts']:,} attempt(s) since {ago(now - failing['since'])},"
+                f" last: {answer}, {failing['last_error']})")
+    return f"{name} ok"
+
+
+def _duplicates(alerts: dict[str, Any], now: float) -> str:
+    seen = alerts.get("possible_duplicates") or {}
+    if not seen:
+        return "none"
+    return ", ".join(f"{kind} {d['times']:,}x ({d['alerts']:,} alert(s),"
+                     f" last {ago(now - d['last_at']) if d['last_at'] else '?'})" for kind, d in sorted(seen.items()))
 
 
 def _dry_counts(report: dict[str, Any], webhook: str | None = None) -> tuple[int | None, int | None]:
@@ -137,6 +157,7 @@ def _database(report: dict[str, Any]) -> list[list[str]]:
                                  " (printed, not posted)"]] if dry_day else []),
         ["alerts by state", states],
         ["alerts waiting", waiting],
+        ["maybe posted twice", _duplicates(alerts, report["generated_at"])],
     ]
 
 

@@ -79,8 +79,8 @@ def test_healthy_report_has_every_section_and_no_problems() -> None:
     assert report["streams"]["group"]["lag"] == 7 and report["queue"]["failed"] == 0
     assert report["alerts"]["by_state"] == {"pending": 4, "sent": 12}
     assert report["alerts"]["waiting"] == 4 and report["alerts"]["stuck"] is False
-    assert report["webhooks"] == {"main": {"broken": False, "fingerprint": None},
-                                  "health": {"broken": False, "fingerprint": None}}
+    assert report["webhooks"] == {"main": {"broken": False, "fingerprint": None, "failing": None},
+                                  "health": {"broken": False, "fingerprint": None, "failing": None}}
     text = render(report)
     assert "healthy" in text and "UNHEALTHY" not in text
     assert "3.2 MiB" in text and "3 min ago" in text and "PAUSED until" in text and "1,234 entries" in text
@@ -134,7 +134,7 @@ def test_a_broken_webhook_is_a_problem(name: str, setting: str) -> None:
     assert report["healthy"] is False
     assert report["problems"] == [(f"webhook {name} is broken (Discord answered 401/404);"
                                    f" fix {setting} and restart the notifiers")]
-    assert report["webhooks"][name] == {"broken": True, "fingerprint": "0123456789ab"}
+    assert report["webhooks"][name] == {"broken": True, "fingerprint": "0123456789ab", "failing": None}
     text = render(report)
     assert f"{name} BROKEN (url 0123456789ab)" in text and f"  - webhook {name} is broken" in text
 
@@ -431,3 +431,16 @@ def test_a_notifier_heartbeat_says_which_webhooks_run_dry(make_settings: Callabl
         assert beat["dry_run"] == ["health"]
     finally:
         ctx.db.close()
+
+
+def test_failing_webhooks_and_possible_duplicates_are_shown() -> None:
+    failing = {"main": {"attempts": 3, "since": NOW - 300, "last_at": NOW - 10, "last_status": 403,
+                        "last_error": "HTTP 403: not Discord's answer (HTML page)"}}
+    duplicates = {"timeout": {"kind": "timeout", "times": 2, "alerts": 7, "last_at": NOW - 3600}}
+    report = build_report(healthy_snapshot(failing_webhooks=failing, possible_duplicates=duplicates))
+    assert report["webhooks"]["main"]["failing"]["attempts"] == 3
+    assert report["alerts"]["possible_duplicates"]["timeout"]["alerts"] == 7
+    text = render(report)
+    assert "main FAILING (3 attempt(s) since 5 min ago, last: HTTP 403" in text
+    assert "maybe posted twice  timeout 2x (7 alert(s), last 60 min ago)" in text
+    assert "maybe posted twice  none" in render(build_report(healthy_snapshot()))
