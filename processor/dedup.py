@@ -7,14 +7,7 @@ from dataclasses import dataclass
 from shared import watch
 from shared.models import Prediction
 from shared.storage import Tx
-
-
-def tip_key(predictor_id: str, prediction: Prediction) -> str:
-    """Identity of a tip: the prediction id, or what defines it when the id is missing."""
-    if prediction.id:
-        return f"{predictor_id}:{prediction.id}"
-    vote_type = prediction.vote_type if prediction.vote_type is not None else ""
-    return f"{predictor_id}:{prediction.event_id}:{vote_type}:{prediction.vote}"
+from shared.tips import tip_key
 
 
 def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> bool:

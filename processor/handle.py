@@ -18,12 +18,19 @@ from processor import dedup, oddshistory, predictors
 from processor.alertable import Judge, group_by_match, movement_applies
 from processor.movement import Price, all_prices, current_price, decide, delta
 from shared import outbox
-from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, TipLine
+from shared.alerts import (
+    HealthAlert,
+    LineMovementAlert,
+    MatchInfo,
+    NewTipAlert,
+    TipLine,
+)
 from shared.logs import first_line
 from shared.models import EventOdds, FetchRecord, PredictionsPage, Ranking
 from shared.prices import decimal_of
 from shared.settings import Settings
 from shared.storage import Database, Tx
+from shared.tips import tip_key
 from shared.watch import kicked_off
 from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
 
@@ -118,7 +125,7 @@ class Handler:
             alert = NewTipAlert(predictor=who, match=MatchInfo.of(first), tips=[TipLine.of_prediction(p) for p in tips])
             alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now,
                                      predictor_id=predictor_id, event_id=event_id)
-            dedup.link_alert(tx, [dedup.tip_key(predictor_id, p) for p in tips], alert_id)
+            dedup.link_alert(tx, [tip_key(predictor_id, p) for p in tips], alert_id)
             outcome.alert_ids.append(alert_id)
             outcome.summaries.append(
                 f"new_tip predictor={who.nickname} match={first.home_team_name} vs {first.away_team_name}"

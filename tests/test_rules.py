@@ -6,11 +6,11 @@ from fractions import Fraction
 import pytest
 
 from processor.alertable import Judge, group_by_match, is_alertable, movement_applies
-from processor.dedup import tip_key
 from processor.movement import current_price, decide, delta
 from shared.markets import choice_name, pick_label
 from shared.models import EventOdds, Prediction, PredictionsPage
 from shared.prices import decimal_of
+from shared.tips import tip_key
 from tests.fakes.sofascore import REF_NOW, load_fixture
 
 GURU = "6a1f0c2e9b3d4e5f60718293"

@@ -1,0 +1,165 @@
+"""Every tip, exactly once: deep pages and deferred tips, through the fake Sofascore, the real fetcher and
+processor, real Redis and both databases."""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from fetcher.client import SofascoreClient
+from fetcher.cycle import Fetcher
+from processor.main import Processor
+from shared.settings import Settings
+from shared.storage import Database
+from tests.fakes.sofascore import REF_NOW, FakeSofascore
+
+PUNTER = "7a7a7a7a7a7a7a7a7a7a7a7a"
+HOUR = 3600
+DAY = 24 * HOUR
+NOT_STARTED = {"code": 0, "description": "Not started", "type": "notstarted"}
+FINISHED = {"code": 100, "description": "Ended", "type": "finished"}
+POSTPONED = {"code": 60, "description": "Postponed", "type": "postponed"}
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def tip(n: int, start: float, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Tip number `n`, alone on its own match (event 20000000 + n)."""
+    return {
+        "id": f"7b{n:022x}", "customId": f"cu{n}", "eventId": 20_000_000 + n, "eventSlug": f"home-{n}-away-{n}",
+        "sportSlug": "football", "homeTeamName": f"Home {n}", "awayTeamName": f"Away {n}",
+        "startDateTimestamp": int(start), "status": dict(status or NOT_STARTED), "vote": "1", "voteType": 1,
+        "odds": {"decimalValue": "2.00", "fractionalValue": "1/1"},
+    }
+
+
+def tips(numbers: range, start: float, status: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Newest first, as Sofascore lists them: the highest number on top."""
+    return [tip(n, start + n * 60, status) for n in reversed(numbers)]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSofascore]:
+    # Served timestamps are the authored ones (no shift): the test moves the fetcher's and processor's clock.
+    with FakeSofascore(clock=lambda: REF_NOW) as server:
+        server.set_feed(PUNTER, [])
+        yield server
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(REF_NOW)
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], fake: FakeSofascore, database_url: str,
+             redis_url: str) -> Settings:
+    # Only PUNTER is polled (the leaderboard is read, nobody on it is selected).
+    return make_settings(sofascore_base_url=fake.base_url, database_url=database_url, top_predictors_limit=0,
+                         target_users=PUNTER, time_lookahead_hours=24)
+
+
+@pytest.fixture
+def fetcher(settings: Settings, redis_conn: redis.Redis, clock: Clock) -> Iterator[Fetcher]:
+    with SofascoreClient(settings) as client:
+        fetcher = Fetcher(settings, redis_conn, client, clock=clock)
+        fetcher.load_state()
+        yield fetcher
+
+
+@pytest.fixture
+def process(settings: Settings, redis_conn: redis.Redis, database: Database, clock: Clock) -> Callable[[], None]:
+    def run() -> None:
+        assert Processor(settings, redis_conn, database, name="p", clock=clock).run(burst=True) == 0
+    return run
+
+
+def page_hits(fake: FakeSofascore, uid: str = PUNTER, pages: int = 8) -> list[int]:
+    """Requests for each page of a predictor's tips so far."""
+    return [fake.hits(f"/user-account/{uid}/predictions?page={page}") for page in range(pages)]
+
+
+def new_tip_events(db: Database) -> list[int]:
+    """The event of every new-tip alert, one entry per tip announced (a match with two tips counts twice)."""
+    with db.tx() as tx:
+        rows = tx.all("SELECT event_id, payload FROM alerts WHERE kind = 'new_tip' ORDER BY id")
+    return sorted(event for event, payload in rows for _ in json.loads(payload)["tips"])
+
+
+def events(numbers: range | list[int]) -> list[int]:
+    return sorted(20_000_000 + n for n in numbers)
+
+
+# -- pagination -------------------------------------------------------------------------------------
+
+
+def test_45_upcoming_tips_on_three_pages_are_all_alerted_once(
+        fake: FakeSofascore, fetcher: Fetcher, process: Callable[[], None], database: Database,
+        clock: Clock) -> None:
+    fake.set_feed(PUNTER, tips(range(45), REF_NOW + HOUR))
+    fetcher.run_cycle()
+    assert page_hits(fake) == [1, 1, 1, 0, 0, 0, 0, 0]  # the third page says there is no next one
+    process()
+    assert new_tip_events(database) == events(range(45))
+
+    # The next poll finds nothing new on page 0: one request, nothing alerted again.
+    clock.advance(300)
+    fetcher.run_cycle()
+    assert page_hits(fake) == [2, 1, 1, 0, 0, 0, 0, 0]
+    process()
+    assert new_tip_events(database) == events(range(45))
+
+
+def test_25_new_tips_between_two_polls_spanning_two_pages_are_all_alerted(
+        fake: FakeSofascore, fetcher: Fetcher, process: Callable[[], None], database: Database,
+        clock: Clock) -> None:
+    # 20 upcoming tips on top of 40 on finished matches: a first poll stops at the page of finished ones.
+    fake.set_feed(PUNTER, tips(range(20), REF_NOW + HOUR) + tips(range(1000, 1040), REF_NOW - 5 * DAY, FINISHED))
+    fetcher.run_cycle()
+    assert page_hits(fake) == [1, 1, 0, 0, 0, 0, 0, 0]
+    process()
+    assert new_tip_events(database) == events(range(20))
+
+    clock.advance(300)
+    fake.post(PUNTER, *reversed(tips(range(100, 125), REF_NOW + 2 * HOUR)))
+    fetcher.run_cycle()
+    # Page 0: 20 new; page 1: 5 new above 15 known; page 2: nothing new, so no page 3 (the feed has 5).
+    assert page_hits(fake) == [2, 2, 1, 0, 0, 0, 0, 0]
+    process()
+    assert new_tip_events(database) == events(list(range(20)) + list(range(100, 125)))
+
+
+def test_a_predictor_with_nothing_upcoming_costs_one_request(
+        fake: FakeSofascore, fetcher: Fetcher, clock: Clock) -> None:
+    fake.set_feed(PUNTER, tips(range(60), REF_NOW - 5 * DAY, FINISHED))
+    fetcher.run_cycle()
+    clock.advance(300)
+    fetcher.run_cycle()
+    assert page_hits(fake) == [2, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_the_safety_bound_stops_a_poll_with_one_log_line(
+        fake: FakeSofascore, fetcher: Fetcher, process: Callable[[], None], database: Database,
+        caplog: pytest.LogCaptureFixture) -> None:
+    fake.set_feed(PUNTER, tips(range(140), REF_NOW + HOUR))  # 7 pages, all new
+    with caplog.at_level(logging.INFO, logger="fetcher"):
+        fetcher.run_cycle()
+    assert page_hits(fake) == [1, 1, 1, 1, 1, 0, 0, 0]  # PREDICTION_MAX_PAGES defaults to 5
+    lines = [r.getMessage() for r in caplog.records if "PREDICTION_MAX_PAGES" in r.getMessage()]
+    assert lines == [f"predictions for {PUNTER}: page 4 still brought new tips and PREDICTION_MAX_PAGES (5)"
+                     " is reached; older pages are not read this poll"]
+    process()
+    assert new_tip_events(database) == events(range(40, 140))
