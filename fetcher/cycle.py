@@ -3,6 +3,8 @@
 Requests go in rounds through the client's pool (at most HTTP_CONCURRENCY in flight; a challenge or a
 429 halts what has not started): round 0 is page 0 of every predictor plus the odds; round k is page k
 of the predictors whose page k-1 brought something new (`fetcher.paging`), so no page is fetched twice.
+A last round refreshes the matches of deferred tips that are due (`shared.deferred`) and were on none of
+the pages read: one `GET /event/{id}` per match, whose record lets the processor alert them from storage.
 """
 from __future__ import annotations
 
@@ -20,17 +22,11 @@ from pydantic import ValidationError
 
 from fetcher import paging, seen, streams
 from fetcher.backoff import PredictorState, Transition, record_result
-from fetcher.client import (
-    FetchResult,
-    SofascoreClient,
-    odds_path,
-    predictions_path,
-    ranking_path,
-)
+from fetcher.client import FetchResult, SofascoreClient, event_path, odds_path, predictions_path, ranking_path
 from fetcher.schedule import next_poll_seconds
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
 from fetcher.state import FetcherState, StateStore
-from shared import watch
+from shared import deferred, watch
 from shared.keys import Keys
 from shared.logs import error_line
 from shared.models import FetchKind, FetchRecord, Ranking
@@ -59,6 +55,8 @@ class Job:
             return f"predictions for {self.predictor.label}" + (f", page {self.page}" if self.page else "")
         if self.kind == "odds":
             return f"odds for event {self.subject}"
+        if self.kind == "event":
+            return f"event {self.subject}"
         return self.kind
 
 
@@ -100,6 +98,7 @@ class Fetcher:
         # Each predictor's tips already fetched (tip key -> kick-off): read from `fetcher.seen` every cycle,
         # remembered here so a Redis outage does not make the fetcher forget what it read.
         self._known: dict[str, dict[str, float]] = {}
+        self._read_this_cycle: set[str] = set()  # tip keys on the pages read this cycle
         self._stopping = threading.Event()
         self._halt = threading.Event()
         self._redis_failed = False
@@ -225,6 +224,22 @@ class Fetcher:
             return []
         return [Job("odds", event, odds_path(event)) for event in events]
 
+    def _refresh_jobs(self, now: float) -> list[Job]:
+        """The matches of due deferred tips that were on none of this cycle's pages, one request per match.
+
+        A tip on a page read this cycle needs none: that page is as fresh, and the processor judges it there.
+        """
+        if self._redis_failed:
+            return []
+        try:
+            due = deferred.due(self.conn, self.keys, now, self.settings.time_lookahead_hours,
+                               self.settings.match_grace_period_minutes)
+        except redis.RedisError as error:
+            self._redis_down("deferred tips not read, no match refreshed", error)
+            return []
+        events = dict.fromkeys(event for event, key in due if key not in self._read_this_cycle)
+        return [Job("event", str(event), event_path(event)) for event in events]
+
     # -- the cycle --------------------------------------------------------------------------------
     def request_stop(self) -> None:
         """Let the requests in hand finish, start no new one (safe to call from a signal handler)."""
@@ -243,6 +258,7 @@ class Fetcher:
             return report
         now = self.clock()
         self.state.last_cycle_at = now
+        self._read_this_cycle = set()
         self.flush()
         if self.state.upstream.is_blocked(now):
             log.info("upstream paused for another %.0f s; no requests this cycle", self.state.upstream.remaining(now))
@@ -255,6 +271,8 @@ class Fetcher:
                 jobs = self._prediction_jobs(now) + self._odds_jobs(now)
                 while jobs and not self._halt.is_set():
                     jobs = self._fetch(jobs, report)
+                if not self._halt.is_set():
+                    self._fetch(self._refresh_jobs(self.clock()), report)
             report.halted = self._halt.is_set()
         self.save_state()
         return report
@@ -314,6 +332,7 @@ class Fetcher:
         view = paging.PageView.of(pid, text, self.clock(), self.settings.match_grace_period_minutes)
         if view is None:
             return None, None
+        self._read_this_cycle.update(view.keys)
         known = self._known.get(pid)
         verdict = paging.verdict(view, job.page, known, self.settings.prediction_max_pages)
         self._known.setdefault(pid, {}).update(view.upcoming)

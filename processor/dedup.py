@@ -1,24 +1,56 @@
-"""Tips alerted so far (table `tips`): a tip's identity, the atomic claim that alerts each tip at most
-once, ever, the line-movement state of alerted tips, and which of their events are still ahead."""
+"""Tips seen so far (table `tips`): every upcoming tip is kept with its match, deferred until it alerts.
+
+A tip is 'deferred' from its first sighting until the atomic claim makes it 'alerted', at most once,
+ever; 'deleted' when its predictor took it down first (`processor.deleted` judges that; a later
+sighting brings it back). Each observation carries its fetch time (`seen_at`): an older one than the
+stored changes nothing, so a replay or a late re-read never rewinds a tip's match. Also here: the
+line-movement state of alerted tips and which of their events are still ahead.
+"""
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 
-from shared import watch
+from pydantic import ValidationError
+
+from shared import deferred, watch
 from shared.models import Prediction
 from shared.storage import Tx
-from shared.tips import tip_key
+from shared.tips import match_upcoming, tip_key
+
+log = logging.getLogger(__name__)
+
+DEFERRED, ALERTED, DELETED = "deferred", "alerted", "deleted"
 
 
-def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> bool:
-    """Record the tip as alerted; False when it already was (by this or any other processor)."""
+def observe(tx: Tx, predictor_id: str, key: str, prediction: Prediction, page_keys: list[str], now: float,
+            *, store: bool) -> None:
+    """A tip seen on a page fetched at `now`: its match's kick-off and status as seen, and seen, not deleted.
+
+    A tip not stored yet is stored, deferred, when `store` (its match is upcoming); `page_keys` are kept from
+    that first sighting.
+    """
+    if not store:
+        tx.execute(
+            "UPDATE tips SET start_ts = ?, status = ?, seen_at = ?,"
+            " state = CASE WHEN state = 'deleted' THEN 'deferred' ELSE state END"
+            " WHERE tip_key = ? AND (seen_at IS NULL OR seen_at <= ?)",
+            (prediction.start_date_timestamp, prediction.status.type, now, key, now),
+        )
+        return
     odds = prediction.odds
-    inserted = tx.execute(
+    tx.execute(
         "INSERT INTO tips (tip_key, predictor_id, event_id, vote, vote_type, odds_decimal, odds_fractional,"
-        " start_ts, home, away, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (tip_key) DO NOTHING",
+        " start_ts, home, away, created_at, state, status, seen_at, page_keys, prediction)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'deferred', ?, ?, ?, ?)"
+        " ON CONFLICT (tip_key) DO UPDATE SET start_ts = excluded.start_ts, status = excluded.status,"
+        " seen_at = excluded.seen_at,"
+        " state = CASE WHEN tips.state = 'deleted' THEN 'deferred' ELSE tips.state END,"
+        " prediction = CASE WHEN tips.state = 'alerted' THEN tips.prediction ELSE excluded.prediction END"
+        " WHERE tips.seen_at IS NULL OR tips.seen_at <= excluded.seen_at",
         (
-            tip_key(predictor_id, prediction),
+            key,
             predictor_id,
             prediction.event_id,
             prediction.vote,
@@ -29,15 +61,122 @@ def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> 
             prediction.home_team_name,
             prediction.away_team_name,
             now,
+            prediction.status.type,
+            now,
+            json.dumps(page_keys),
+            prediction.model_dump_json(),
         ),
     )
-    return inserted == 1
+
+
+def claim(tx: Tx, key: str) -> bool:
+    """Deferred -> alerted; False when the tip is not deferred (alerted already, by this or any other
+    processor, or deleted). The row lock (PostgreSQL) or the write lock (SQLite) makes it once only."""
+    return tx.execute(
+        "UPDATE tips SET state = 'alerted', page_keys = NULL WHERE tip_key = ? AND state = 'deferred'", (key,),
+    ) == 1
+
+
+def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> bool:
+    """Store a tip seen alone and claim it at once (a tip whose page is not at hand)."""
+    key = tip_key(predictor_id, prediction)
+    observe(tx, predictor_id, key, prediction, [key], now, store=True)
+    return claim(tx, key)
 
 
 def link_alert(tx: Tx, tip_keys: list[str], alert_id: int) -> None:
     """The new-tip alert that announced these tips (a line movement quotes its match)."""
     for key in tip_keys:
         tx.execute("UPDATE tips SET alert_id = ? WHERE tip_key = ?", (alert_id, key))
+
+
+# -- deferred tips ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored tip as the deferred-tip rules need it."""
+
+    tip_key: str
+    predictor_id: str
+    event_id: int
+    state: str
+    status: str | None
+    start_ts: int
+    seen_at: float | None
+    page_keys: list[str]
+    prediction: Prediction | None  # None when the stored JSON no longer validates
+
+    def waiting(self, now: float, grace_minutes: float) -> bool:
+        """Deferred and its match still upcoming: in the fetcher's set of tips to refresh when due."""
+        return self.state == DEFERRED and match_upcoming(self.status, self.start_ts, now, grace_minutes)
+
+    @property
+    def member(self) -> str:
+        return deferred.member(self.event_id, self.tip_key)
+
+
+_STORED = "tip_key, predictor_id, event_id, state, status, start_ts, seen_at, page_keys, prediction"
+
+
+def _stored(row: tuple) -> Stored:
+    key, predictor_id, event_id, state, status, start_ts, seen_at, page_keys, raw = row
+    prediction = None
+    if raw:
+        try:
+            prediction = Prediction.model_validate_json(raw)
+        except ValidationError:
+            log.warning("stored tip %s no longer validates; it cannot alert from storage", key[:80])
+    return Stored(key, predictor_id, int(event_id), state, status, int(start_ts),
+                  float(seen_at) if seen_at is not None else None, json.loads(page_keys) if page_keys else [],
+                  prediction)
+
+
+def stored(tx: Tx, keys: list[str]) -> list[Stored]:
+    if not keys:
+        return []
+    marks = ", ".join("?" * len(keys))
+    return [_stored(row) for row in tx.all(f"SELECT {_STORED} FROM tips WHERE tip_key IN ({marks})", keys)]
+
+
+def deferred_of(tx: Tx, predictor_id: str) -> list[Stored]:
+    return [_stored(row) for row in tx.all(
+        f"SELECT {_STORED} FROM tips WHERE state = 'deferred' AND predictor_id = ? ORDER BY created_at, tip_key",
+        (predictor_id,))]
+
+
+def on_event(tx: Tx, event_id: int) -> list[Stored]:
+    """Every stored tip on an event, of every predictor, in the order they were first seen."""
+    return [_stored(row) for row in tx.all(
+        f"SELECT {_STORED} FROM tips WHERE event_id = ? ORDER BY created_at, tip_key", (event_id,))]
+
+
+def refresh(tx: Tx, key: str, start_ts: int, status: str, now: float) -> bool:
+    """The match as refreshed at `now`; False (nothing changed) when the tip was observed later than that."""
+    return tx.execute(
+        "UPDATE tips SET start_ts = ?, status = ?, seen_at = ? WHERE tip_key = ? AND (seen_at IS NULL OR seen_at <= ?)",
+        (start_ts, status, now, key, now),
+    ) == 1
+
+
+def mark_deleted(tx: Tx, key: str, now: float) -> bool:
+    """A deferred tip its predictor deleted, as judged from a page fetched at `now` (later than its last sighting)."""
+    return tx.execute(
+        "UPDATE tips SET state = 'deleted', seen_at = ? WHERE tip_key = ? AND state = 'deferred'"
+        " AND (seen_at IS NULL OR seen_at < ?)",
+        (now, key, now),
+    ) == 1
+
+
+def waiting(tx: Tx, now: float, grace_minutes: float) -> dict[str, float]:
+    """Every waiting deferred tip (`Stored.waiting`) as a member of `shared.deferred`'s set -> kick-off."""
+    rows = tx.all("SELECT event_id, tip_key, status, start_ts FROM tips WHERE state = 'deferred' AND start_ts > ?",
+                  (now - grace_minutes * 60,))
+    return {deferred.member(int(event), key): float(start) for event, key, status, start in rows
+            if match_upcoming(status, start, now, grace_minutes)}
+
+
+# -- alerted tips: line movement ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -59,7 +198,8 @@ class AlertedTip:
 def tips_on_event(tx: Tx, event_id: int) -> list[AlertedTip]:
     rows = tx.all(
         "SELECT tip_key, predictor_id, event_id, vote, vote_type, odds_decimal, odds_fractional, start_ts,"
-        " home, away, movement_armed, alert_id FROM tips WHERE event_id = ? ORDER BY created_at, tip_key",
+        " home, away, movement_armed, alert_id FROM tips WHERE event_id = ? AND state = 'alerted'"
+        " ORDER BY created_at, tip_key",
         (event_id,),
     )
     return [_alerted(*row) for row in rows]
@@ -82,6 +222,6 @@ def set_armed(tx: Tx, tip_key: str, armed: bool) -> bool:
 
 def upcoming_events(tx: Tx, now: float) -> dict[int, int]:
     """Events with an alerted tip that has not kicked off (`shared.watch`'s rule): their odds are worth polling."""
-    rows = tx.all("SELECT event_id, MAX(start_ts) FROM tips WHERE start_ts > ? GROUP BY event_id",
-                  (watch.cutoff(now),))
+    rows = tx.all("SELECT event_id, MAX(start_ts) FROM tips WHERE state = 'alerted' AND start_ts > ?"
+                  " GROUP BY event_id", (watch.cutoff(now),))
     return {int(event_id): int(start) for event_id, start in rows}

@@ -1,14 +1,15 @@
 """Turn one fetched record into database changes and alerts: parse it, apply the rules, store, say what to do next.
 
-Orchestration only: the rules are in `processor.alertable` and `processor.movement`, the SQL in
-`processor.dedup` (tips), `processor.oddshistory`, `processor.predictors` and `shared.outbox`.
+Orchestration only: the rules are in `processor.alertable`, `processor.deleted` and `processor.movement`,
+the SQL in `processor.dedup` (tips), `processor.oddshistory`, `processor.predictors` and `shared.outbox`.
 No Redis here: the Outcome tells `processor.main` what to do after the commit.
 """
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -18,19 +19,13 @@ from processor import dedup, oddshistory, predictors
 from processor.alertable import Judge, group_by_match, movement_applies
 from processor.movement import Price, all_prices, current_price, decide, delta
 from shared import outbox
-from shared.alerts import (
-    HealthAlert,
-    LineMovementAlert,
-    MatchInfo,
-    NewTipAlert,
-    TipLine,
-)
+from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, TipLine
 from shared.logs import first_line
-from shared.models import EventOdds, FetchRecord, PredictionsPage, Ranking
+from shared.models import EventDetails, EventOdds, FetchRecord, Prediction, PredictionsPage, Ranking
 from shared.prices import decimal_of
 from shared.settings import Settings
 from shared.storage import Database, Tx
-from shared.tips import tip_key
+from shared.tips import is_upcoming, tip_key
 from shared.watch import kicked_off
 from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
 
@@ -47,7 +42,19 @@ class Outcome:
 
     alert_ids: list[int] = field(default_factory=list)
     watch: dict[int, int] = field(default_factory=dict)  # event id -> kick-off
+    # Deferred tips for the fetcher to refresh when due (`shared.deferred` member -> kick-off), and those done.
+    waiting: dict[str, float] = field(default_factory=dict)
+    done_waiting: set[str] = field(default_factory=set)
     summaries: list[str] = field(default_factory=list)  # one line per alert, for logs and replay
+
+    def track(self, tips: Iterable[dedup.Stored], now: float, grace_minutes: float) -> None:
+        for tip in tips:
+            if tip.waiting(now, grace_minutes):
+                self.waiting[tip.member] = tip.start_ts
+                self.done_waiting.discard(tip.member)
+            else:
+                self.done_waiting.add(tip.member)
+                self.waiting.pop(tip.member, None)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class Rules:
         return cls(settings.time_lookahead_hours, settings.match_grace_period_minutes, settings.line_movement_threshold)
 
 
-def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | dict:
+def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | EventDetails | dict:
     try:
         if record.kind == "leaderboard":
             return Ranking.model_validate_json(record.payload)
@@ -69,6 +76,8 @@ def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | dict:
             return PredictionsPage.model_validate_json(record.payload)
         if record.kind == "odds":
             return EventOdds.model_validate_json(record.payload)
+        if record.kind == "event":
+            return EventDetails.model_validate_json(record.payload)
         body = json.loads(record.payload)
     except (ValidationError, ValueError) as error:
         raise BadRecord(_first_line(error)) from None
@@ -109,14 +118,52 @@ class Handler:
             elif isinstance(parsed, PredictionsPage):
                 self._predictions(tx, record.subject, parsed, record.fetched_at, outcome)
             elif isinstance(parsed, EventOdds):
-                self._odds(tx, _event_id(record.subject), parsed, record.fetched_at, outcome)
+                self._odds(tx, _event_id(record), parsed, record.fetched_at, outcome)
+            elif isinstance(parsed, EventDetails):
+                self._event(tx, _event_id(record), parsed, record.fetched_at, outcome)
             else:
                 self._health(tx, record, parsed, outcome)
         return outcome
 
     # -- new tips -------------------------------------------------------------------------------
     def _predictions(self, tx: Tx, predictor_id: str, page: PredictionsPage, now: float, outcome: Outcome) -> None:
-        claimed = [p for p in self.judge.alertable(page.predictions, now) if dedup.claim_tip(tx, predictor_id, p, now)]
+        """Every upcoming tip on the page is stored (deferred) or brought up to date; the alertable ones are claimed."""
+        grace = self.rules.grace_minutes
+        keys = [tip_key(predictor_id, p) for p in page.predictions]
+        for key, prediction in zip(keys, page.predictions):
+            dedup.observe(tx, predictor_id, key, prediction, keys, now, store=is_upcoming(prediction, now, grace))
+        claimed = [p for p in self.judge.alertable(page.predictions, now) if dedup.claim(tx, tip_key(predictor_id, p))]
+        self._announce(tx, predictor_id, claimed, now, outcome)
+        outcome.track(dedup.stored(tx, keys), now, grace)
+
+    # -- deferred tips, their match refreshed -----------------------------------------------------
+    def _event(self, tx: Tx, event_id: int, details: EventDetails, now: float, outcome: Outcome) -> None:
+        """The match of deferred tips, as it stands: they alert if now alertable, whichever page they are on.
+
+        A postponed or canceled match never alerts (and its tips stop waiting); a moved kick-off is
+        stored, and the tips wait for it. A tip observed later than this refresh is left to that observation.
+        """
+        event = details.event
+        if event.id != event_id:
+            raise BadRecord(f"event record for {event_id} holds event {event.id}")
+        fresh: list[tuple[dedup.Stored, Prediction]] = []
+        for tip in dedup.on_event(tx, event_id):
+            if tip.state == dedup.DEFERRED and dedup.refresh(tx, tip.tip_key, event.start_timestamp,
+                                                             event.status.type, now):
+                if tip.prediction is not None:
+                    update = {"start_date_timestamp": event.start_timestamp, "status": event.status}
+                    fresh.append((tip, tip.prediction.model_copy(update=update)))
+        alertable = {id(p) for p in self.judge.alertable([p for _, p in fresh], now)}
+        claimed: dict[str, list[Prediction]] = defaultdict(list)
+        for tip, prediction in fresh:
+            if id(prediction) in alertable and dedup.claim(tx, tip.tip_key):
+                claimed[tip.predictor_id].append(prediction)
+        for predictor_id, tips in claimed.items():
+            self._announce(tx, predictor_id, tips, now, outcome)
+        outcome.track(dedup.on_event(tx, event_id), now, self.rules.grace_minutes)
+
+    def _announce(self, tx: Tx, predictor_id: str, claimed: list[Prediction], now: float, outcome: Outcome) -> None:
+        """One new-tip alert per match for the tips of one predictor just claimed."""
         if not claimed:
             return
         who = predictors.info(tx, predictor_id)
@@ -186,11 +233,11 @@ class Handler:
             outcome.summaries.append(f"health {record.subject}")
 
 
-def _event_id(subject: str) -> int:
+def _event_id(record: FetchRecord) -> int:
     try:
-        return int(subject)
+        return int(record.subject)
     except ValueError:
-        raise BadRecord(f"odds record for a non-numeric event id {subject[:40]!r}") from None
+        raise BadRecord(f"{record.kind} record for a non-numeric event id {record.subject[:40]!r}") from None
 
 
 def _match_of(tx: Tx, tip: dedup.AlertedTip) -> MatchInfo:

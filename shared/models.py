@@ -4,14 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import (
-    AliasGenerator,
-    BaseModel,
-    ConfigDict,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AliasGenerator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from shared.redisconn import decoded

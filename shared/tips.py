@@ -18,8 +18,11 @@ def is_upcoming(prediction: Prediction, now: float, grace_minutes: float) -> boo
 
     Finished, canceled and postponed matches never alert; neither does one that kicked off before the grace.
     """
-    start = prediction.start_date_timestamp
-    status = prediction.status.type
+    return match_upcoming(prediction.status.type, prediction.start_date_timestamp, now, grace_minutes)
+
+
+def match_upcoming(status: str | None, start: float, now: float, grace_minutes: float) -> bool:
+    """`is_upcoming` for a match known by its status type and kick-off (a stored tip, a refreshed event)."""
     if status == "notstarted":
         return now - grace_minutes * 60 < start
     if status == "inprogress":

@@ -13,6 +13,8 @@ import redis
 from fetcher.client import SofascoreClient
 from fetcher.cycle import Fetcher
 from processor.main import Processor
+from processor.replay import Selection, dry_run
+from shared.keys import Keys
 from shared.settings import Settings
 from shared.storage import Database
 from tests.fakes.sofascore import REF_NOW, FakeSofascore
@@ -163,3 +165,104 @@ def test_the_safety_bound_stops_a_poll_with_one_log_line(
                      " is reached; older pages are not read this poll"]
     process()
     assert new_tip_events(database) == events(range(40, 140))
+
+
+# -- deferred tips --------------------------------------------------------------------------------------
+
+FAR = 0  # tip 0: a match three days ahead, beyond the 24 h look-ahead when it is posted
+FAR_EVENT = 20_000_000 + FAR
+
+
+def deferred_far_tip_pushed_to_page_3(fake: FakeSofascore, fetcher: Fetcher, process: Callable[[], None],
+                                      database: Database, clock: Clock) -> None:
+    """Tip 0 is seen and stored deferred; then 60 newer tips (ten days ahead) push it to page 3."""
+    older = tips(range(1000, 1030), REF_NOW - 5 * DAY, FINISHED)
+    fake.set_feed(PUNTER, [tip(FAR, REF_NOW + 3 * DAY)] + older)
+    fetcher.run_cycle()
+    assert page_hits(fake) == [1, 1, 0, 0, 0, 0, 0, 0]  # page 1: finished matches only
+    process()
+    assert new_tip_events(database) == []  # beyond the look-ahead: stored, not alerted
+
+    clock.advance(HOUR)
+    fake.post(PUNTER, *reversed(tips(range(1, 61), REF_NOW + 10 * DAY)))
+    fetcher.run_cycle()
+    # Pages 0-2: 60 new; page 3 starts with tip 0, already known: nothing new, no page 4.
+    assert page_hits(fake) == [2, 2, 1, 1, 0, 0, 0, 0]
+    assert fake.feeds[PUNTER][60]["eventId"] == FAR_EVENT
+    process()
+    assert new_tip_events(database) == []
+
+
+def test_a_deferred_tip_fallen_to_page_3_is_alerted_once_after_an_event_refresh(
+        fake: FakeSofascore, fetcher: Fetcher, process: Callable[[], None], database: Database,
+        clock: Clock) -> None:
+    deferred_far_tip_pushed_to_page_3(fake, fetcher, process, database, clock)
+
+    clock.now = REF_NOW + 3 * DAY - 12 * HOUR  # its match is now 12 h ahead
+    fetcher.run_cycle()
+    assert page_hits(fake) == [3, 2, 1, 1, 0, 0, 0, 0]  # page 0 brought nothing new
+    assert fake.hits(f"/event/{FAR_EVENT}") == 1
+    process()
+    assert new_tip_events(database) == [FAR_EVENT]
+
+    clock.advance(300)
+    fetcher.run_cycle()
+    process()
+    assert fake.hits(f"/event/{FAR_EVENT}") == 1  # alerted: no longer waiting, no further refresh
+    assert new_tip_events(database) == [FAR_EVENT]
+
+
+def test_replay_dry_run_alerts_a_deferred_tip_from_its_event_entry(
+        fake: FakeSofascore, fetcher: Fetcher, process: Callable[[], None], database: Database, clock: Clock,
+        settings: Settings, redis_conn: redis.Redis) -> None:
+    deferred_far_tip_pushed_to_page_3(fake, fetcher, process, database, clock)
+    clock.now = REF_NOW + 3 * DAY - 12 * HOUR
+    fetcher.run_cycle()
+    result = dry_run(redis_conn, settings, Selection())
+    assert result.selected["event"] == 1 and not result.unparseable and not result.errors
+    assert [(a.kind, a.event_id) for a in result.alerts] == [("new_tip", FAR_EVENT)]
+    event_entry = [entry_id.decode() for entry_id, fields in redis_conn.xrange(Keys.of(settings).fetched)
+                   if fields[b"kind"] == b"event"]
+    assert [a.entry_id for a in result.alerts] == event_entry
+
+
+def test_a_deferred_tip_whose_match_was_postponed_is_not_alerted(
+        fake: FakeSofascore, fetcher: Fetcher, process: Callable[[], None], database: Database,
+        clock: Clock) -> None:
+    deferred_far_tip_pushed_to_page_3(fake, fetcher, process, database, clock)
+    fake.update_event(FAR_EVENT, status=POSTPONED)
+
+    clock.now = REF_NOW + 3 * DAY - 12 * HOUR
+    fetcher.run_cycle()
+    assert fake.hits(f"/event/{FAR_EVENT}") == 1
+    process()
+    clock.advance(300)
+    fetcher.run_cycle()
+    process()
+    assert fake.hits(f"/event/{FAR_EVENT}") == 1  # no longer waiting
+    assert new_tip_events(database) == []
+
+
+def test_a_moved_kick_off_is_honoured(
+        fake: FakeSofascore, fetcher: Fetcher, process: Callable[[], None], database: Database,
+        clock: Clock) -> None:
+    deferred_far_tip_pushed_to_page_3(fake, fetcher, process, database, clock)
+    moved = REF_NOW + 5 * DAY
+    fake.update_event(FAR_EVENT, startDateTimestamp=moved)
+
+    clock.now = REF_NOW + 3 * DAY - 12 * HOUR  # due by the kick-off stored; the refresh says two days later
+    fetcher.run_cycle()
+    process()
+    assert new_tip_events(database) == []
+    clock.advance(300)
+    fetcher.run_cycle()
+    assert fake.hits(f"/event/{FAR_EVENT}") == 1  # it waits for the new kick-off
+
+    clock.now = moved - 2 * HOUR
+    fetcher.run_cycle()
+    process()
+    assert fake.hits(f"/event/{FAR_EVENT}") == 2
+    assert new_tip_events(database) == [FAR_EVENT]
+    with database.tx() as tx:
+        payload = json.loads(tx.one("SELECT payload FROM alerts WHERE event_id = ?", (FAR_EVENT,))[0])
+    assert payload["match"]["start_ts"] == moved
