@@ -105,7 +105,17 @@ class Stored:
     start_ts: int
     seen_at: float | None
     page_keys: list[str]
-    prediction: Prediction | None  # None when the stored JSON no longer validates
+    raw: str | None  # the tip as Sofascore gave it
+
+    def prediction(self) -> Prediction | None:
+        """The stored tip; None when there is none, or it no longer validates (then it cannot alert from storage)."""
+        if not self.raw:
+            return None
+        try:
+            return Prediction.model_validate_json(self.raw)
+        except ValidationError:
+            log.warning("stored tip %s no longer validates; it cannot alert from storage", self.tip_key[:80])
+            return None
 
     def waiting(self, now: float, grace_minutes: float) -> bool:
         """Deferred and its match still upcoming: in the fetcher's set of tips to refresh when due."""
@@ -121,15 +131,8 @@ _STORED = "tip_key, predictor_id, event_id, state, status, start_ts, seen_at, pa
 
 def _stored(row: tuple) -> Stored:
     key, predictor_id, event_id, state, status, start_ts, seen_at, page_keys, raw = row
-    prediction = None
-    if raw:
-        try:
-            prediction = Prediction.model_validate_json(raw)
-        except ValidationError:
-            log.warning("stored tip %s no longer validates; it cannot alert from storage", key[:80])
     return Stored(key, predictor_id, int(event_id), state, status, int(start_ts),
-                  float(seen_at) if seen_at is not None else None, json.loads(page_keys) if page_keys else [],
-                  prediction)
+                  float(seen_at) if seen_at is not None else None, json.loads(page_keys) if page_keys else [], raw)
 
 
 def stored(tx: Tx, keys: list[str]) -> list[Stored]:
@@ -139,10 +142,11 @@ def stored(tx: Tx, keys: list[str]) -> list[Stored]:
     return [_stored(row) for row in tx.all(f"SELECT {_STORED} FROM tips WHERE tip_key IN ({marks})", keys)]
 
 
-def deferred_of(tx: Tx, predictor_id: str) -> list[Stored]:
+def deferred_of(tx: Tx, predictor_id: str, now: float, grace_minutes: float) -> list[Stored]:
+    """A predictor's deferred tips whose match has not kicked off more than the grace period ago."""
     return [_stored(row) for row in tx.all(
-        f"SELECT {_STORED} FROM tips WHERE state = 'deferred' AND predictor_id = ? ORDER BY created_at, tip_key",
-        (predictor_id,))]
+        f"SELECT {_STORED} FROM tips WHERE state = 'deferred' AND predictor_id = ? AND start_ts > ?"
+        " ORDER BY created_at, tip_key", (predictor_id, now - grace_minutes * 60))]
 
 
 def on_event(tx: Tx, event_id: int) -> list[Stored]:

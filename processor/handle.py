@@ -16,6 +16,7 @@ from fractions import Fraction
 from pydantic import ValidationError
 
 from processor import dedup, oddshistory, predictors
+from processor.deleted import is_gone
 from processor.alertable import Judge, group_by_match, movement_applies
 from processor.movement import Price, all_prices, current_price, decide, delta
 from shared import outbox
@@ -116,7 +117,7 @@ class Handler:
                 for entry in parsed.ranking:
                     predictors.upsert(tx, entry, record.fetched_at)
             elif isinstance(parsed, PredictionsPage):
-                self._predictions(tx, record.subject, parsed, record.fetched_at, outcome)
+                self._predictions(tx, record.subject, parsed, record.page, record.fetched_at, outcome)
             elif isinstance(parsed, EventOdds):
                 self._odds(tx, _event_id(record), parsed, record.fetched_at, outcome)
             elif isinstance(parsed, EventDetails):
@@ -126,8 +127,10 @@ class Handler:
         return outcome
 
     # -- new tips -------------------------------------------------------------------------------
-    def _predictions(self, tx: Tx, predictor_id: str, page: PredictionsPage, now: float, outcome: Outcome) -> None:
-        """Every upcoming tip on the page is stored (deferred) or brought up to date; the alertable ones are claimed."""
+    def _predictions(self, tx: Tx, predictor_id: str, page: PredictionsPage, page_no: int, now: float,
+                     outcome: Outcome) -> None:
+        """Every upcoming tip on the page is stored (deferred) or brought up to date; the alertable ones are
+        claimed; deferred tips the page shows deleted are forgotten."""
         grace = self.rules.grace_minutes
         keys = [tip_key(predictor_id, p) for p in page.predictions]
         for key, prediction in zip(keys, page.predictions):
@@ -135,6 +138,14 @@ class Handler:
         claimed = [p for p in self.judge.alertable(page.predictions, now) if dedup.claim(tx, tip_key(predictor_id, p))]
         self._announce(tx, predictor_id, claimed, now, outcome)
         outcome.track(dedup.stored(tx, keys), now, grace)
+        for tip in dedup.deferred_of(tx, predictor_id, now, grace):
+            if is_gone(tip.tip_key, tip.page_keys, keys, page_no, page.has_next_page):
+                # Only if this page was fetched after the tip's last sighting (a late re-read tells nothing).
+                if dedup.mark_deleted(tx, tip.tip_key, now):
+                    log.info("tip %s (event %d) is gone from its predictor's page %d: deleted before it alerted,"
+                             " it will not alert", tip.tip_key[:80], tip.event_id, page_no)
+                    outcome.done_waiting.add(tip.member)
+                    outcome.waiting.pop(tip.member, None)
 
     # -- deferred tips, their match refreshed -----------------------------------------------------
     def _event(self, tx: Tx, event_id: int, details: EventDetails, now: float, outcome: Outcome) -> None:
@@ -150,9 +161,10 @@ class Handler:
         for tip in dedup.on_event(tx, event_id):
             if tip.state == dedup.DEFERRED and dedup.refresh(tx, tip.tip_key, event.start_timestamp,
                                                              event.status.type, now):
-                if tip.prediction is not None:
+                prediction = tip.prediction()
+                if prediction is not None:
                     update = {"start_date_timestamp": event.start_timestamp, "status": event.status}
-                    fresh.append((tip, tip.prediction.model_copy(update=update)))
+                    fresh.append((tip, prediction.model_copy(update=update)))
         alertable = {id(p) for p in self.judge.alertable([p for _, p in fresh], now)}
         claimed: dict[str, list[Prediction]] = defaultdict(list)
         for tip, prediction in fresh:

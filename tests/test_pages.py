@@ -15,6 +15,7 @@ from fetcher.cycle import Fetcher
 from processor.main import Processor
 from processor.replay import Selection, dry_run
 from shared.keys import Keys
+from shared.models import FetchRecord
 from shared.settings import Settings
 from shared.storage import Database
 from tests.fakes.sofascore import REF_NOW, FakeSofascore
@@ -266,3 +267,72 @@ def test_a_moved_kick_off_is_honoured(
     with database.tx() as tx:
         payload = json.loads(tx.one("SELECT payload FROM alerts WHERE event_id = ?", (FAR_EVENT,))[0])
     assert payload["match"]["start_ts"] == moved
+
+
+# -- deleted before it alerted -----------------------------------------------------------------------------
+
+
+def test_a_deferred_tip_deleted_by_its_predictor_is_not_alerted(
+        fake: FakeSofascore, fetcher: Fetcher, process: Callable[[], None], database: Database,
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    fake.set_feed(PUNTER, [tip(FAR, REF_NOW + 3 * DAY)] + tips(range(1000, 1030), REF_NOW - 5 * DAY, FINISHED))
+    fetcher.run_cycle()
+    process()
+    fake.delete_tip(PUNTER, tip(FAR, 0)["id"])
+
+    clock.advance(HOUR)
+    fetcher.run_cycle()  # page 0 now starts with the finished tip that was right below it
+    with caplog.at_level(logging.INFO, logger="processor"):
+        process()
+    assert any(f"(event {FAR_EVENT}) is gone" in r.getMessage() for r in caplog.records)
+
+    clock.now = REF_NOW + 3 * DAY - 12 * HOUR
+    fetcher.run_cycle()
+    process()
+    assert fake.hits(f"/event/{FAR_EVENT}") == 0  # no longer waiting: not even refreshed
+    assert new_tip_events(database) == []
+
+
+def test_a_deleted_tip_that_ended_a_one_page_list_is_not_alerted(
+        fake: FakeSofascore, fetcher: Fetcher, process: Callable[[], None], database: Database,
+        clock: Clock) -> None:
+    fake.set_feed(PUNTER, tips(range(1, 3), REF_NOW + 10 * DAY) + [tip(FAR, REF_NOW + 3 * DAY)])
+    fetcher.run_cycle()
+    process()
+    fake.delete_tip(PUNTER, tip(FAR, 0)["id"])
+    clock.advance(HOUR)
+    fetcher.run_cycle()  # the two tips that were above it, and "hasNextPage": false
+    process()
+    clock.now = REF_NOW + 3 * DAY - 12 * HOUR
+    fetcher.run_cycle()
+    process()
+    assert fake.hits(f"/event/{FAR_EVENT}") == 0
+    assert new_tip_events(database) == []
+
+
+def test_a_deletion_is_judged_by_fetch_time_whatever_order_entries_come_in(
+        settings: Settings, redis_conn: redis.Redis, database: Database, process: Callable[[], None]) -> None:
+    keys = Keys.of(settings)
+    above, far, below = tip(1, REF_NOW + 10 * DAY), tip(FAR, REF_NOW + 3 * DAY), tip(2, REF_NOW + 10 * DAY)
+
+    def page(at: float, *tips_: dict[str, Any], event: bool = False) -> None:
+        payload = {"event": {"id": FAR_EVENT, "status": NOT_STARTED, "startTimestamp": far["startDateTimestamp"]}}
+        record = (FetchRecord(kind="event", subject=str(FAR_EVENT), fetched_at=at, payload=json.dumps(payload))
+                  if event else FetchRecord(kind="predictions", subject=PUNTER, fetched_at=at,
+                                            payload=json.dumps({"predictions": list(tips_), "hasNextPage": True})))
+        redis_conn.xadd(keys.fetched, record.to_fields())
+
+    member = f"{FAR_EVENT}:{PUNTER}:{far['id']}"
+    page(REF_NOW + 100, above, far, below)
+    page(REF_NOW + 50, above, below)  # fetched before the sighting above (a late re-read): proves nothing
+    process()
+    assert redis_conn.zscore(keys.deferred_tips, member) is not None
+    page(REF_NOW + 200, above, below)  # fetched after it: deleted
+    process()
+    assert redis_conn.zscore(keys.deferred_tips, member) is None
+    page(REF_NOW + 300, above, far, below)  # yet here it is again: deferred again
+    process()
+    assert redis_conn.zscore(keys.deferred_tips, member) is not None
+    page(far["startDateTimestamp"] - HOUR, event=True)
+    process()
+    assert new_tip_events(database) == [FAR_EVENT]
