@@ -24,48 +24,62 @@ log = logging.getLogger(__name__)
 DEFERRED, ALERTED, DELETED = "deferred", "alerted", "deleted"
 
 
-def observe(tx: Tx, predictor_id: str, key: str, prediction: Prediction, page_keys: list[str], now: float,
-            *, store: bool) -> None:
-    """A tip seen on a page fetched at `now`: its match's kick-off and status as seen, and seen, not deleted.
+# Rows per multi-row statement: within SQLite's oldest limit of 999 parameters.
+ROWS_PER_STATEMENT = 50
 
-    A tip not stored yet is stored, deferred, when `store` (its match is upcoming); `page_keys` are kept from
-    that first sighting.
+
+def observe(tx: Tx, predictor_id: str, seen: list[tuple[str, Prediction, bool]], page_keys: list[str],
+            now: float) -> None:
+    """The tips of a page fetched at `now` (key, tip, whether its match is upcoming): their match's kick-off
+    and status as seen, seen, and not deleted.
+
+    A tip not stored yet is stored, deferred, when its match is upcoming, with `page_keys` (kept from that
+    first sighting). An observation older than the stored one changes nothing; an alerted tip whose match
+    did not change is not rewritten.
     """
-    if not store:
-        tx.execute(
-            "UPDATE tips SET start_ts = ?, status = ?, seen_at = ?,"
-            " state = CASE WHEN state = 'deleted' THEN 'deferred' ELSE state END"
-            " WHERE tip_key = ? AND (seen_at IS NULL OR seen_at <= ?)",
-            (prediction.start_date_timestamp, prediction.status.type, now, key, now),
-        )
-        return
-    odds = prediction.odds
+    upcoming: dict[str, Prediction] = {}
+    others: dict[str, Prediction] = {}
+    for key, prediction, is_upcoming in seen:
+        (upcoming if is_upcoming else others).setdefault(key, prediction)
+    items = list(upcoming.items())
+    for first in range(0, len(items), ROWS_PER_STATEMENT):
+        _store(tx, predictor_id, items[first:first + ROWS_PER_STATEMENT], page_keys, now)
+    if others:
+        # Those stored and not alerted (a deferred tip whose match started, was postponed...): no longer waiting.
+        marks = ", ".join("?" * len(others))
+        for (key,) in tx.all(f"SELECT tip_key FROM tips WHERE state <> 'alerted' AND tip_key IN ({marks})",
+                             list(others)):
+            prediction = others[key]
+            tx.execute(
+                "UPDATE tips SET start_ts = ?, status = ?, seen_at = ?,"
+                " state = CASE WHEN state = 'deleted' THEN 'deferred' ELSE state END"
+                " WHERE tip_key = ? AND (seen_at IS NULL OR seen_at <= ?)",
+                (prediction.start_date_timestamp, prediction.status.type, now, key, now),
+            )
+
+
+def _store(tx: Tx, predictor_id: str, items: list[tuple[str, Prediction]], page_keys: list[str], now: float) -> None:
+    """One multi-row upsert (a page is one statement, not twenty round trips)."""
+    params: list[object] = []
+    for key, prediction in items:
+        odds = prediction.odds
+        params += [key, predictor_id, prediction.event_id, prediction.vote, prediction.vote_type,
+                   odds.decimal_value if odds else None, odds.fractional_value if odds else None,
+                   prediction.start_date_timestamp, prediction.home_team_name, prediction.away_team_name, now,
+                   prediction.status.type, now, json.dumps(page_keys), prediction.model_dump_json()]
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'deferred', ?, ?, ?, ?)"] * len(items))
     tx.execute(
         "INSERT INTO tips (tip_key, predictor_id, event_id, vote, vote_type, odds_decimal, odds_fractional,"
         " start_ts, home, away, created_at, state, status, seen_at, page_keys, prediction)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'deferred', ?, ?, ?, ?)"
+        f" VALUES {rows}"
         " ON CONFLICT (tip_key) DO UPDATE SET start_ts = excluded.start_ts, status = excluded.status,"
         " seen_at = excluded.seen_at,"
         " state = CASE WHEN tips.state = 'deleted' THEN 'deferred' ELSE tips.state END,"
         " prediction = CASE WHEN tips.state = 'alerted' THEN tips.prediction ELSE excluded.prediction END"
-        " WHERE tips.seen_at IS NULL OR tips.seen_at <= excluded.seen_at",
-        (
-            key,
-            predictor_id,
-            prediction.event_id,
-            prediction.vote,
-            prediction.vote_type,
-            odds.decimal_value if odds else None,
-            odds.fractional_value if odds else None,
-            prediction.start_date_timestamp,
-            prediction.home_team_name,
-            prediction.away_team_name,
-            now,
-            prediction.status.type,
-            now,
-            json.dumps(page_keys),
-            prediction.model_dump_json(),
-        ),
+        " WHERE (tips.seen_at IS NULL OR tips.seen_at <= excluded.seen_at)"
+        " AND (tips.state <> 'alerted' OR tips.start_ts <> excluded.start_ts"
+        " OR COALESCE(tips.status, '') <> COALESCE(excluded.status, ''))",
+        params,
     )
 
 
@@ -77,10 +91,20 @@ def claim(tx: Tx, key: str) -> bool:
     ) == 1
 
 
+def claim_many(tx: Tx, keys: list[str]) -> set[str]:
+    """`claim` each of these tips; returns those claimed (one query finds the deferred ones among them)."""
+    if not keys:
+        return set()
+    marks = ", ".join("?" * len(set(keys)))
+    candidates = [k for (k,) in tx.all(f"SELECT tip_key FROM tips WHERE state = 'deferred' AND tip_key IN ({marks})",
+                                       list(dict.fromkeys(keys)))]
+    return {key for key in candidates if claim(tx, key)}
+
+
 def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> bool:
     """Store a tip seen alone and claim it at once (a tip whose page is not at hand)."""
     key = tip_key(predictor_id, prediction)
-    observe(tx, predictor_id, key, prediction, [key], now, store=True)
+    observe(tx, predictor_id, [(key, prediction, True)], [key], now)
     return claim(tx, key)
 
 

@@ -133,11 +133,14 @@ class Handler:
         claimed; deferred tips the page shows deleted are forgotten."""
         grace = self.rules.grace_minutes
         keys = [tip_key(predictor_id, p) for p in page.predictions]
-        for key, prediction in zip(keys, page.predictions):
-            dedup.observe(tx, predictor_id, key, prediction, keys, now, store=is_upcoming(prediction, now, grace))
-        claimed = [p for p in self.judge.alertable(page.predictions, now) if dedup.claim(tx, tip_key(predictor_id, p))]
-        self._announce(tx, predictor_id, claimed, now, outcome)
-        outcome.track(dedup.stored(tx, keys), now, grace)
+        dedup.observe(tx, predictor_id, [(key, p, is_upcoming(p, now, grace)) for key, p in zip(keys, page.predictions)],
+                      keys, now)
+        alertable = {tip_key(predictor_id, p): p for p in self.judge.alertable(page.predictions, now)}
+        just_claimed = dedup.claim_many(tx, list(alertable))
+        self._announce(tx, predictor_id, [p for key, p in alertable.items() if key in just_claimed], now, outcome)
+        # Tips alerted before this page never wait: only the others can change the fetcher's set.
+        outcome.track([t for t in dedup.stored(tx, keys) if t.state != dedup.ALERTED or t.tip_key in just_claimed],
+                      now, grace)
         for tip in dedup.deferred_of(tx, predictor_id, now, grace):
             if is_gone(tip.tip_key, tip.page_keys, keys, page_no, page.has_next_page):
                 # Only if this page was fetched after the tip's last sighting (a late re-read tells nothing).
