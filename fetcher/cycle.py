@@ -338,7 +338,7 @@ class Fetcher:
         self._known.setdefault(pid, {}).update(view.upcoming)
         if verdict == "bound":
             log.warning("predictions for %s: page %d still brought new tips and PREDICTION_MAX_PAGES (%d) is"
-                        " reached; older pages are not read this poll", job.predictor.label, job.page,
+                        " reached; tips on later pages are not read", job.predictor.label, job.page,
                         self.settings.prediction_max_pages)
         more = None
         if verdict == "next":

@@ -16,6 +16,7 @@ from processor.main import Processor
 from processor.replay import Selection, dry_run
 from shared.keys import Keys
 from shared.models import FetchRecord
+from shared.redisconn import connect
 from shared.settings import Settings
 from shared.storage import Database
 from tests.fakes.sofascore import REF_NOW, FakeSofascore
@@ -145,6 +146,26 @@ def test_25_new_tips_between_two_polls_spanning_two_pages_are_all_alerted(
     assert new_tip_events(database) == events(list(range(20)) + list(range(100, 125)))
 
 
+def test_during_a_redis_outage_the_fetcher_reads_as_deep_from_what_it_remembers(
+        fake: FakeSofascore, settings: Settings, fetcher: Fetcher, process: Callable[[], None], database: Database,
+        clock: Clock, redis_conn: redis.Redis) -> None:
+    fake.set_feed(PUNTER, tips(range(20), REF_NOW + HOUR) + tips(range(1000, 1040), REF_NOW - 5 * DAY, FINISHED))
+    fetcher.run_cycle()
+    fetcher.conn = connect(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))  # Redis goes away
+    clock.advance(300)
+    fake.post(PUNTER, *reversed(tips(range(100, 125), REF_NOW + 2 * HOUR)))
+    fetcher.run_cycle()
+    assert page_hits(fake) == [2, 2, 1, 0, 0, 0, 0, 0]
+    assert fetcher.pending == 3  # the three pages, kept until Redis is back
+
+    fetcher.conn = redis_conn
+    clock.advance(300)
+    fetcher.run_cycle()
+    assert page_hits(fake) == [3, 2, 1, 0, 0, 0, 0, 0] and fetcher.pending == 0
+    process()
+    assert new_tip_events(database) == events(list(range(20)) + list(range(100, 125)))
+
+
 def test_a_predictor_with_nothing_upcoming_costs_one_request(
         fake: FakeSofascore, fetcher: Fetcher, clock: Clock) -> None:
     fake.set_feed(PUNTER, tips(range(60), REF_NOW - 5 * DAY, FINISHED))
@@ -163,7 +184,7 @@ def test_the_safety_bound_stops_a_poll_with_one_log_line(
     assert page_hits(fake) == [1, 1, 1, 1, 1, 0, 0, 0]  # PREDICTION_MAX_PAGES defaults to 5
     lines = [r.getMessage() for r in caplog.records if "PREDICTION_MAX_PAGES" in r.getMessage()]
     assert lines == [f"predictions for {PUNTER}: page 4 still brought new tips and PREDICTION_MAX_PAGES (5)"
-                     " is reached; older pages are not read this poll"]
+                     " is reached; tips on later pages are not read"]
     process()
     assert new_tip_events(database) == events(range(40, 140))
 
