@@ -20,6 +20,7 @@ from shared.redisconn import connect
 from shared.settings import Settings
 from shared.storage import Database
 from tests.fakes.sofascore import REF_NOW, FakeSofascore
+from tests.test_fetcher import Clock
 
 PUNTER = "7a7a7a7a7a7a7a7a7a7a7a7a"
 HOUR = 3600
@@ -27,17 +28,6 @@ DAY = 24 * HOUR
 NOT_STARTED = {"code": 0, "description": "Not started", "type": "notstarted"}
 FINISHED = {"code": 100, "description": "Ended", "type": "finished"}
 POSTPONED = {"code": 60, "description": "Postponed", "type": "postponed"}
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = float(now)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def tip(n: int, start: float, status: dict[str, Any] | None = None) -> dict[str, Any]:
