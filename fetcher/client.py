@@ -87,6 +87,10 @@ def odds_path(event_id: int | str) -> str:
     return f"/event/{event_id}/odds/1/all"
 
 
+def event_path(event_id: int | str) -> str:
+    return f"/event/{event_id}"
+
+
 # -- classification -------------------------------------------------------------------------------
 
 

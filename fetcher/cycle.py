@@ -1,4 +1,11 @@
-"""One fetch cycle: leaderboard when due, predictions of the monitored predictors, odds of watched events."""
+"""One fetch cycle: leaderboard when due, predictions of the monitored predictors, odds of watched events.
+
+Requests go in rounds through the client's pool (at most HTTP_CONCURRENCY in flight; a challenge or a
+429 halts what has not started): round 0 is page 0 of every predictor plus the odds; round k is page k
+of the predictors whose page k-1 brought something new (`fetcher.paging`), so no page is fetched twice.
+A last round refreshes the matches of deferred tips that are due (`shared.deferred`) and were on none of
+the pages read: one `GET /event/{id}` per match, whose record lets the processor alert them from storage.
+"""
 from __future__ import annotations
 
 import logging
@@ -13,13 +20,13 @@ from datetime import datetime, timezone
 import redis
 from pydantic import ValidationError
 
-from fetcher import streams
+from fetcher import paging, seen, streams
 from fetcher.backoff import PredictorState, Transition, record_result
-from fetcher.client import FetchResult, SofascoreClient, odds_path, predictions_path, ranking_path
+from fetcher.client import FetchResult, SofascoreClient, event_path, odds_path, predictions_path, ranking_path
 from fetcher.schedule import next_poll_seconds
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
 from fetcher.state import FetcherState, StateStore
-from shared import watch
+from shared import deferred, watch
 from shared.keys import Keys
 from shared.logs import error_line
 from shared.models import FetchKind, FetchRecord, Ranking
@@ -40,14 +47,21 @@ class Job:
     subject: str
     path: str
     predictor: Predictor | None = None
+    page: int = 0
 
     @property
     def label(self) -> str:
         if self.kind == "predictions" and self.predictor is not None:
-            return f"predictions for {self.predictor.label}"
+            return f"predictions for {self.predictor.label}" + (f", page {self.page}" if self.page else "")
         if self.kind == "odds":
             return f"odds for event {self.subject}"
+        if self.kind == "event":
+            return f"event {self.subject}"
         return self.kind
+
+
+# A page's upcoming tips (predictor id, tip key -> kick-off), marked seen with the page's stream write.
+Marks = tuple[str, dict[str, float]]
 
 
 @dataclass
@@ -80,7 +94,11 @@ class Fetcher:
         self.keys = Keys.of(settings)
         self.filters = Filters.of(settings)
         self.state = FetcherState()
-        self._pending: deque[FetchRecord] = deque(maxlen=PENDING_MAX)
+        self._pending: deque[tuple[FetchRecord, Marks | None]] = deque(maxlen=PENDING_MAX)
+        # Each predictor's tips already fetched (tip key -> kick-off): read from `fetcher.seen` every cycle,
+        # remembered here so a Redis outage does not make the fetcher forget what it read.
+        self._known: dict[str, dict[str, float]] = {}
+        self._read_this_cycle: set[str] = set()  # tip keys on the pages read this cycle
         self._stopping = threading.Event()
         self._halt = threading.Event()
         self._redis_failed = False
@@ -130,16 +148,18 @@ class Fetcher:
             self._redis_failed = True
 
     # -- the stream -----------------------------------------------------------------------------
-    def _emit(self, record: FetchRecord) -> None:
-        self._pending.append(record)
+    def _emit(self, record: FetchRecord, marks: Marks | None = None) -> None:
+        self._pending.append((record, marks))
         self.flush()
 
     def flush(self) -> int:
         """Write pending records in order; stops at the first Redis error (and stays off until the next cycle)."""
         written = 0
         while self._pending and not self._redis_failed:
+            record, marks = self._pending[0]
+            also = None if marks is None else (lambda pipe, m=marks: seen.mark(pipe, self.keys, *m))
             try:
-                streams.append(self.conn, self.keys, self._pending[0], self.settings.stream_retention_days)
+                streams.append(self.conn, self.keys, record, self.settings.stream_retention_days, also=also)
             except redis.RedisError as error:
                 self._redis_down("stream not written", error)
                 break
@@ -179,7 +199,19 @@ class Fetcher:
                 log.debug("predictions for %s: paused until %s", predictor.label, utc_stamp(state.paused_until))
                 continue
             jobs.append(Job("predictions", predictor.id, predictions_path(predictor.id), predictor))
+        self._load_known([j.subject for j in jobs], now)
         return jobs
+
+    def _load_known(self, predictor_ids: list[str], now: float) -> None:
+        """Refresh what is known of these predictors' tips; with Redis away, what this process remembers stays."""
+        if self._redis_failed:
+            return
+        try:
+            stored = seen.read(self.conn, self.keys, predictor_ids, now, self.settings.match_grace_period_minutes)
+        except redis.RedisError as error:
+            self._redis_down("seen tips not read, reading no deeper than page 0 of unknown predictors", error)
+            return
+        self._known = stored
 
     def _odds_jobs(self, now: float) -> list[Job]:
         """Watched events still to kick off; those already kicked off leave the set (`shared.watch`)."""
@@ -191,6 +223,22 @@ class Fetcher:
             self._redis_down("watched events not read, odds skipped", error)
             return []
         return [Job("odds", event, odds_path(event)) for event in events]
+
+    def _refresh_jobs(self, now: float) -> list[Job]:
+        """The matches of due deferred tips that were on none of this cycle's pages, one request per match.
+
+        A tip on a page read this cycle needs none: that page is as fresh, and the processor judges it there.
+        """
+        if self._redis_failed:
+            return []
+        try:
+            due = deferred.due(self.conn, self.keys, now, self.settings.time_lookahead_hours,
+                               self.settings.match_grace_period_minutes)
+        except redis.RedisError as error:
+            self._redis_down("deferred tips not read, no match refreshed", error)
+            return []
+        events = dict.fromkeys(event for event, key in due if key not in self._read_this_cycle)
+        return [Job("event", str(event), event_path(event)) for event in events]
 
     # -- the cycle --------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -210,6 +258,7 @@ class Fetcher:
             return report
         now = self.clock()
         self.state.last_cycle_at = now
+        self._read_this_cycle = set()
         self.flush()
         if self.state.upstream.is_blocked(now):
             log.info("upstream paused for another %.0f s; no requests this cycle", self.state.upstream.remaining(now))
@@ -219,7 +268,11 @@ class Fetcher:
                 self._refresh_leaderboard(report)
             if not self._halt.is_set():
                 now = self.clock()
-                self._fetch(self._prediction_jobs(now) + self._odds_jobs(now), report)
+                jobs = self._prediction_jobs(now) + self._odds_jobs(now)
+                while jobs and not self._halt.is_set():
+                    jobs = self._fetch(jobs, report)
+                if not self._halt.is_set():
+                    self._fetch(self._refresh_jobs(self.clock()), report)
             report.halted = self._halt.is_set()
         self.save_state()
         return report
@@ -259,17 +312,48 @@ class Fetcher:
             state.nickname = predictor.nickname or state.nickname
         log.info("leaderboard: monitoring %d predictor(s): %s", len(selected), ", ".join(p.label for p in selected))
 
-    def _fetch(self, jobs: list[Job], report: CycleReport) -> None:
+    def _fetch(self, jobs: list[Job], report: CycleReport) -> list[Job]:
+        """One round of requests; returns the next round (the next page of predictors with something new)."""
+        follow: list[Job] = []
         for index, result in self.client.fetch_many([j.path for j in jobs], self._halt):
-            self._handle(jobs[index], result, report)
+            job = jobs[index]
+            marks = None
+            if result.ok and job.kind == "predictions" and job.predictor is not None:
+                marks, more = self._read_page(job, result.text)
+                if more is not None:
+                    follow.append(more)
+            self._handle(job, result, report, marks=marks)
+        return follow
 
-    def _handle(self, job: Job, result: FetchResult, report: CycleReport, *, fallback: str | None = None) -> None:
+    def _read_page(self, job: Job, text: str) -> tuple[Marks | None, Job | None]:
+        """What a page of tips marks as seen, and the next page to read if this one brought something new."""
+        assert job.predictor is not None
+        pid = job.predictor.id
+        view = paging.PageView.of(pid, text, self.clock(), self.settings.match_grace_period_minutes)
+        if view is None:
+            return None, None
+        self._read_this_cycle.update(view.keys)
+        known = self._known.get(pid)
+        verdict = paging.verdict(view, job.page, known, self.settings.prediction_max_pages)
+        self._known.setdefault(pid, {}).update(view.upcoming)
+        if verdict == "bound":
+            log.warning("predictions for %s: page %d still brought new tips and PREDICTION_MAX_PAGES (%d) is"
+                        " reached; tips on later pages are not read", job.predictor.label, job.page,
+                        self.settings.prediction_max_pages)
+        more = None
+        if verdict == "next":
+            more = Job("predictions", pid, predictions_path(pid, job.page + 1), job.predictor, job.page + 1)
+        return (pid, view.upcoming), more
+
+    def _handle(self, job: Job, result: FetchResult, report: CycleReport, *, fallback: str | None = None,
+                marks: Marks | None = None) -> None:
         """Record one answer: the payload into the stream, the verdict into the backoff state, one log line."""
         now = self.clock()
         report.requests += 1
         state = self.state.predictors.get(job.predictor.id) if job.predictor else None
         if result.ok:
-            self._emit(FetchRecord(kind=job.kind, subject=job.subject, fetched_at=now, payload=result.text))
+            self._emit(FetchRecord(kind=job.kind, subject=job.subject, fetched_at=now, payload=result.text,
+                                   page=job.page), marks)
             report.written += 1
             self.state.last_success_at = now
             if state is not None:

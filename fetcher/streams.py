@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import redis
+from redis.client import Pipeline
 
 from shared.keys import Keys
 from shared.models import FetchRecord
@@ -27,18 +28,23 @@ def append(
     retention_days: float,
     *,
     wall_clock: Callable[[], float] = time.time,
+    also: Callable[[Pipeline], None] | None = None,
 ) -> str:
-    """XADD one record; returns its stream id.
+    """XADD one record; returns its stream id. `also` queues commands that take effect only with the XADD
+    (one transaction): the fetcher marks a page's tips as seen only once the page is in the stream.
 
     Trimmed against the wall clock, not an injected one: Redis stamps entry ids with its own clock.
     """
-    entry_id = conn.xadd(
+    pipe = conn.pipeline(transaction=also is not None)
+    pipe.xadd(
         keys.fetched,
         record.to_fields(),  # type: ignore[arg-type]
         minid=min_id(retention_days, wall_clock()),
         approximate=True,
     )
-    return text(entry_id)
+    if also is not None:
+        also(pipe)
+    return text(pipe.execute()[0])
 
 
 def health_record(subject: str, message: str, until: float, fetched_at: float) -> FetchRecord:

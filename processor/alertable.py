@@ -13,21 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.models import Prediction
+from shared.tips import is_upcoming
 from shared.watch import kicked_off
 
 
 def is_alertable(prediction: Prediction, now: float, lookahead_hours: float, grace_minutes: float) -> bool:
-    """Not started and kicking off within the look-ahead, or kicked off less than the grace period ago.
+    """Upcoming (`shared.tips.is_upcoming`) and kicking off within the look-ahead.
 
-    A tip beyond the look-ahead is not alertable yet; a later fetch alerts it once it comes within.
+    A tip beyond the look-ahead is not alertable yet: it is stored deferred and alerted once it comes within.
     """
-    start = prediction.start_date_timestamp
-    status = prediction.status.type
-    if status == "notstarted":
-        return now - grace_minutes * 60 < start <= now + lookahead_hours * 3600
-    if status == "inprogress":
-        return 0 <= now - start < grace_minutes * 60
-    return False
+    return (is_upcoming(prediction, now, grace_minutes)
+            and prediction.start_date_timestamp <= now + lookahead_hours * 3600)
 
 
 @dataclass(frozen=True)

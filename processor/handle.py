@@ -1,7 +1,7 @@
 """Turn one fetched record into database changes and alerts: parse it, apply the rules, store, say what to do next.
 
-Orchestration only: the rules are in `processor.alertable` and `processor.movement`, the SQL in
-`processor.dedup` (tips), `processor.oddshistory`, `processor.predictors` and `shared.outbox`.
+Orchestration only: the rules are in `processor.alertable`, `processor.deleted` and `processor.movement`,
+the SQL in `processor.dedup` (tips), `processor.oddshistory`, `processor.predictors` and `shared.outbox`.
 No Redis here: the Outcome tells `processor.main` what to do after the commit.
 """
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -17,14 +18,38 @@ from pydantic import ValidationError
 
 from processor import dedup, oddshistory, predictors
 from processor.alertable import Judge, group_by_match
-from processor.movement import Price, all_prices, current_price, decide, delta, unreadable_prices
+from processor.deleted import is_gone
+from processor.movement import (
+    Price,
+    all_prices,
+    current_price,
+    decide,
+    delta,
+    unreadable_prices,
+)
 from shared import outbox
-from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, TipLine
+from shared.alerts import (
+    HealthAlert,
+    LineMovementAlert,
+    MatchInfo,
+    NewTipAlert,
+    TipLine,
+)
 from shared.logs import Once, first_line
-from shared.models import INT64_MAX, EventOdds, FetchRecord, PredictionsPage, Ranking, validate_payload
+from shared.models import (
+    INT64_MAX,
+    EventDetails,
+    EventOdds,
+    FetchRecord,
+    Prediction,
+    PredictionsPage,
+    Ranking,
+    validate_payload,
+)
 from shared.prices import decimal_of
 from shared.settings import Settings
 from shared.storage import Database, Tx
+from shared.tips import is_upcoming, tip_key
 from shared.watch import kicked_off
 from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
 
@@ -43,7 +68,19 @@ class Outcome:
 
     alert_ids: list[int] = field(default_factory=list)
     watch: dict[int, int] = field(default_factory=dict)  # event id -> kick-off
+    # Deferred tips for the fetcher to refresh when due (`shared.deferred` member -> kick-off), and those done.
+    waiting: dict[str, float] = field(default_factory=dict)
+    done_waiting: set[str] = field(default_factory=set)
     summaries: list[str] = field(default_factory=list)  # one line per alert, for logs and replay
+
+    def track(self, tips: Iterable[dedup.Stored], now: float, grace_minutes: float) -> None:
+        for tip in tips:
+            if tip.waiting(now, grace_minutes):
+                self.waiting[tip.member] = tip.start_ts
+                self.done_waiting.discard(tip.member)
+            else:
+                self.done_waiting.add(tip.member)
+                self.waiting.pop(tip.member, None)
 
 
 @dataclass(frozen=True)
@@ -57,7 +94,7 @@ class Rules:
         return cls(settings.time_lookahead_hours, settings.match_grace_period_minutes, settings.line_movement_threshold)
 
 
-def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | dict:
+def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | EventDetails | dict:
     try:
         if record.kind == "leaderboard":
             return validate_payload(Ranking, record.payload)
@@ -65,6 +102,8 @@ def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | dict:
             return validate_payload(PredictionsPage, record.payload)
         if record.kind == "odds":
             return validate_payload(EventOdds, record.payload)
+        if record.kind == "event":
+            return validate_payload(EventDetails, record.payload)
         body = json.loads(record.payload)
     except (ValidationError, ValueError) as error:
         raise BadRecord(_first_line(error)) from None
@@ -106,16 +145,68 @@ class Handler:
                 for entry in parsed.ranking:
                     predictors.upsert(tx, entry, record.fetched_at)
             elif isinstance(parsed, PredictionsPage):
-                self._predictions(tx, record.subject, parsed, record.fetched_at, outcome)
+                self._predictions(tx, record.subject, parsed, record.page, record.fetched_at, outcome)
             elif isinstance(parsed, EventOdds):
-                self._odds(tx, _event_id(record.subject), parsed, record.fetched_at, outcome)
+                self._odds(tx, _event_id(record), parsed, record.fetched_at, outcome)
+            elif isinstance(parsed, EventDetails):
+                self._event(tx, _event_id(record), parsed, record.fetched_at, outcome)
             else:
                 self._health(tx, record, parsed, outcome)
         return outcome
 
     # -- new tips -------------------------------------------------------------------------------
-    def _predictions(self, tx: Tx, predictor_id: str, page: PredictionsPage, now: float, outcome: Outcome) -> None:
-        claimed = [p for p in self.judge.alertable(page.predictions, now) if dedup.claim_tip(tx, predictor_id, p, now)]
+    def _predictions(self, tx: Tx, predictor_id: str, page: PredictionsPage, page_no: int, now: float,
+                     outcome: Outcome) -> None:
+        """Every upcoming tip on the page is stored (deferred) or brought up to date; the alertable ones are
+        claimed; deferred tips the page shows deleted are forgotten."""
+        grace = self.rules.grace_minutes
+        keys = [tip_key(predictor_id, p) for p in page.predictions]
+        dedup.observe(tx, predictor_id, [(key, p, is_upcoming(p, now, grace)) for key, p in zip(keys, page.predictions)],
+                      keys, now)
+        alertable = {tip_key(predictor_id, p): p for p in self.judge.alertable(page.predictions, now)}
+        just_claimed = dedup.claim_many(tx, list(alertable))
+        self._announce(tx, predictor_id, [p for key, p in alertable.items() if key in just_claimed], now, outcome)
+        # Tips alerted before this page never wait: only the others can change the fetcher's set.
+        outcome.track([t for t in dedup.stored(tx, keys) if t.state != dedup.ALERTED or t.tip_key in just_claimed],
+                      now, grace)
+        for tip in dedup.deferred_of(tx, predictor_id, now, grace):
+            if is_gone(tip.tip_key, tip.page_keys, keys, page_no, page.has_next_page):
+                # Only if this page was fetched after the tip's last sighting (a late re-read tells nothing).
+                if dedup.mark_deleted(tx, tip.tip_key, now):
+                    log.info("tip %s (event %d) is gone from its predictor's page %d: deleted before it alerted,"
+                             " it will not alert", tip.tip_key[:80], tip.event_id, page_no)
+                    outcome.done_waiting.add(tip.member)
+                    outcome.waiting.pop(tip.member, None)
+
+    # -- deferred tips, their match refreshed -----------------------------------------------------
+    def _event(self, tx: Tx, event_id: int, details: EventDetails, now: float, outcome: Outcome) -> None:
+        """The match of deferred tips, as it stands: they alert if now alertable, whichever page they are on.
+
+        A postponed or canceled match never alerts (and its tips stop waiting); a moved kick-off is
+        stored, and the tips wait for it. A tip observed later than this refresh is left to that observation.
+        """
+        event = details.event
+        if event.id != event_id:
+            raise BadRecord(f"event record for {event_id} holds event {event.id}")
+        fresh: list[tuple[dedup.Stored, Prediction]] = []
+        for tip in dedup.on_event(tx, event_id):
+            if tip.state == dedup.DEFERRED and dedup.refresh(tx, tip.tip_key, event.start_timestamp,
+                                                             event.status.type, now):
+                prediction = tip.prediction()
+                if prediction is not None:
+                    update = {"start_date_timestamp": event.start_timestamp, "status": event.status}
+                    fresh.append((tip, prediction.model_copy(update=update)))
+        alertable = {id(p) for p in self.judge.alertable([p for _, p in fresh], now)}
+        claimed: dict[str, list[Prediction]] = defaultdict(list)
+        for tip, prediction in fresh:
+            if id(prediction) in alertable and dedup.claim(tx, tip.tip_key):
+                claimed[tip.predictor_id].append(prediction)
+        for predictor_id, tips in claimed.items():
+            self._announce(tx, predictor_id, tips, now, outcome)
+        outcome.track(dedup.on_event(tx, event_id), now, self.rules.grace_minutes)
+
+    def _announce(self, tx: Tx, predictor_id: str, claimed: list[Prediction], now: float, outcome: Outcome) -> None:
+        """One new-tip alert per match for the tips of one predictor just claimed."""
         if not claimed:
             return
         who = predictors.info(tx, predictor_id)
@@ -124,7 +215,7 @@ class Handler:
             alert = NewTipAlert(predictor=who, match=MatchInfo.of(first), tips=[TipLine.of_prediction(p) for p in tips])
             alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now,
                                      predictor_id=predictor_id, event_id=event_id)
-            dedup.link_alert(tx, [dedup.tip_key(predictor_id, p) for p in tips], alert_id)
+            dedup.link_alert(tx, [tip_key(predictor_id, p) for p in tips], alert_id)
             outcome.alert_ids.append(alert_id)
             outcome.summaries.append(
                 f"new_tip predictor={who.nickname} match={first.home_team_name} vs {first.away_team_name}"
@@ -191,13 +282,13 @@ class Handler:
             outcome.summaries.append(f"health {record.subject}")
 
 
-def _event_id(subject: str) -> int:
+def _event_id(record: FetchRecord) -> int:
     try:
-        event_id = int(subject)
+        event_id = int(record.subject)
     except ValueError:
-        raise BadRecord(f"odds record for a non-numeric event id {subject[:40]!r}") from None
+        raise BadRecord(f"{record.kind} record for a non-numeric event id {record.subject[:40]!r}") from None
     if not 0 <= event_id <= INT64_MAX:
-        raise BadRecord(f"odds record for an event id outside the 64-bit range {subject[:40]!r}")
+        raise BadRecord(f"{record.kind} record for an event id outside the 64-bit range {record.subject[:40]!r}")
     return event_id
 
 

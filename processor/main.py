@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from processor import dedup
 from processor.consumer import StreamConsumer
 from processor.handle import BadRecord, Handler, Outcome, Rules
-from shared import heartbeat, watch
+from shared import deferred, heartbeat, watch
 from shared.jobs import alerts_queue, enqueue_alert
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import error_line, first_line, setup_logging
@@ -137,19 +137,23 @@ class Processor:
         self._last_error.pop(entry_id, None)
 
     def _apply(self, outcome: Outcome) -> None:
-        """Redis side of a committed record: watch its events, enqueue its alerts."""
+        """Redis side of a committed record: watch its events, follow its deferred tips, enqueue its alerts."""
         watch.add(self.conn, self.keys, outcome.watch)
+        deferred.remove(self.conn, self.keys, outcome.done_waiting)
+        deferred.add(self.conn, self.keys, outcome.waiting)
         for alert_id in outcome.alert_ids:
             enqueue_alert(self.queue, alert_id, retry_intervals=self.settings.notifier_retry_intervals)
 
     def _sync_watch(self) -> None:
-        """Keep the watched events complete even if a ZADD was lost between commit and crash."""
+        """Keep the watched events and deferred tips complete even if a ZADD was lost between commit and crash."""
         now = time.time()
         if now - self._watch_synced < WATCH_SYNC_SECONDS:
             return
         with self.db.tx() as tx:
             upcoming = dedup.upcoming_events(tx, now)
+            waiting = dedup.waiting(tx, now, self.settings.match_grace_period_minutes)
         watch.add(self.conn, self.keys, upcoming)
+        deferred.add(self.conn, self.keys, waiting)
         self._watch_synced = now
 
     @property

@@ -5,8 +5,9 @@ Choosing entries (all filters combine):
 - `--since` / `--until`: a window on the entry's `fetched_at`: an ISO datetime (`2026-11-22T10:00`,
   read in POLL_TIMEZONE unless it carries an offset) or a time ago (`30m`, `2h`, `1d`);
 - `--predictor ID` (repeatable): the predictions of those predictors, plus every leaderboard entry
-  (the statistics the alerts show) and every odds entry (odds only alert tips already known);
-- `--kind` (repeatable): the kinds to take; by default leaderboard, predictions and odds. Health
+  (the statistics the alerts show), every odds entry (odds only alert tips already known) and every
+  event entry (a refreshed match alerts only deferred tips already stored);
+- `--kind` (repeatable): the kinds to take; by default leaderboard, predictions, odds and event. Health
   entries (upstream blocked/recovered) are left out unless asked for: they explain no tip alert.
 
 `--dry-run` runs the entries, in stream order, through `processor.handle.Handler` on a scratch SQLite
@@ -46,10 +47,10 @@ from shared.redisconn import REDIS_ERRORS, connect, decoded, text
 from shared.settings import Settings
 from shared.storage import Database
 
-KINDS = ("leaderboard", "predictions", "odds", "health")
+KINDS = ("leaderboard", "predictions", "odds", "event", "health")
 # The field that marks a re-injected copy (its value: the id of the entry it copies).
 REPLAYED_FROM = "replayed_from"
-DEFAULT_KINDS = frozenset({"leaderboard", "predictions", "odds"})
+DEFAULT_KINDS = frozenset({"leaderboard", "predictions", "odds", "event"})
 BATCH = 200
 PROGRESS_AFTER = 200  # entries: shorter replays never show a progress bar
 
@@ -129,7 +130,7 @@ class Selection:
         if self.predictors:
             if kind == "predictions":
                 return fields.get("subject") in self.predictors
-            return kind in ("leaderboard", "odds") or kind is None
+            return kind in ("leaderboard", "odds", "event") or kind is None
         return True
 
 

@@ -35,6 +35,15 @@ class Keys:
         return self._k("watch", "events")
 
     @property
+    def deferred_tips(self) -> str:
+        """Sorted set: `<event id>:<tip key>` -> kick-off, for stored tips not alerted yet (`shared.deferred`)."""
+        return self._k("deferred", "tips")
+
+    def seen_tips(self, predictor_id: str) -> str:
+        """Sorted set: tip key -> kick-off, tips of one predictor already in the stream (`fetcher.seen`)."""
+        return self._k("fetcher", "seen", predictor_id)
+
+    @property
     def monitored(self) -> str:
         """Hash: predictor id -> JSON state (nickname, last fetch, strikes, paused until)."""
         return self._k("fetcher", "predictors")

@@ -286,19 +286,36 @@ class EventOdds(Lenient):
         return self.skipped + [f"market {m.market_id}: {why}" for m in self.markets for why in m.skipped]
 
 
-FetchKind = Literal["leaderboard", "predictions", "odds", "health"]
+class EventInfo(ApiModel):
+    id: int
+    status: Status
+    start_timestamp: int
+
+
+class EventDetails(ApiModel):
+    """`GET /event/{id}`: the match as it stands (the fetcher refreshes deferred tips' matches with it)."""
+
+    event: EventInfo
+
+
+FetchKind = Literal["leaderboard", "predictions", "odds", "health", "event"]
 
 
 class FetchRecord(BaseModel):
-    """One entry of the fetched stream: the raw payload plus what, whom and when."""
+    """One entry of the fetched stream: the raw payload plus what, whom and when (and which page of predictions)."""
 
     kind: FetchKind
     subject: str
     fetched_at: float
     payload: str
+    page: int = 0
 
     def to_fields(self) -> dict[str, str]:
-        return {"kind": self.kind, "subject": self.subject, "fetched_at": repr(self.fetched_at), "payload": self.payload}
+        fields = {"kind": self.kind, "subject": self.subject, "fetched_at": repr(self.fetched_at),
+                  "payload": self.payload}
+        if self.page:
+            fields["page"] = str(self.page)  # page 0 is written as before: old entries read the same
+        return fields
 
     @classmethod
     def from_fields(cls, fields: dict[Any, Any]) -> "FetchRecord":

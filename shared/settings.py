@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     match_grace_period_minutes: float = Field(5.0, ge=0)
     line_movement_threshold: float = Field(0.15, gt=0)
     http_concurrency: int = Field(5, ge=1, le=50)
+    # Pages of one predictor's tips read at most per poll (a poll stops earlier at a page with nothing new).
+    prediction_max_pages: int = Field(5, ge=1, le=100)
     http_timeout_seconds: float = Field(20.0, gt=0)
     proxy_url: SecretStr | None = None
     leaderboard_refresh_minutes: float = Field(30.0, gt=0)

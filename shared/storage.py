@@ -107,6 +107,18 @@ MIGRATIONS: list[str] = [
         last_at DOUBLE PRECISION
     );
     """,
+    # Every upcoming tip seen is kept, alerted or not yet: `state` is 'deferred' until its match comes
+    # within the look-ahead, then 'alerted' ('deleted' when its predictor took it down first); `status` and
+    # `start_ts` are its match as last observed, at `seen_at`; `page_keys` the tips of the page it was first
+    # seen on (how a deletion is told, processor/deleted.py); `prediction` the tip as Sofascore gave it.
+    """
+    ALTER TABLE tips ADD COLUMN state TEXT NOT NULL DEFAULT 'alerted';
+    ALTER TABLE tips ADD COLUMN status TEXT;
+    ALTER TABLE tips ADD COLUMN seen_at DOUBLE PRECISION;
+    ALTER TABLE tips ADD COLUMN page_keys TEXT;
+    ALTER TABLE tips ADD COLUMN prediction TEXT;
+    CREATE INDEX tips_state ON tips (state, predictor_id);
+    """,
 ]
 
 

@@ -185,9 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fetched at or after: 2h, 30m, 1d ago, or 2026-11-22T10:00 (POLL_TIMEZONE)")
     replay.add_argument("--until", metavar="WHEN", help="fetched at or before (same forms as --since)")
     replay.add_argument("--predictor", action="append", metavar="ID",
-                        help="only this predictor's predictions (plus leaderboard and odds entries); repeatable")
-    replay.add_argument("--kind", action="append", choices=("leaderboard", "predictions", "odds", "health"),
-                        help="kinds of entries to take; repeatable (default: leaderboard, predictions, odds)")
+                        help="only this predictor's predictions (plus leaderboard, odds and event entries);"
+                             " repeatable")
+    replay.add_argument("--kind", action="append", choices=("leaderboard", "predictions", "odds", "event", "health"),
+                        help="kinds of entries to take; repeatable (default: leaderboard, predictions, odds, event)")
     replay.add_argument("--dry-run", action="store_true",
                         help="print the alerts the entries would produce, on a scratch database; send nothing")
     replay.add_argument("--yes", action="store_true",

@@ -129,6 +129,11 @@ def served(fake: FakeSofascore, path: str) -> str:
         return response.read().decode("utf-8")
 
 
+def polls(fake: FakeSofascore, uid: str) -> int:
+    """How many times a predictor was polled: requests for its page 0 (a poll may read deeper pages too)."""
+    return fake.hits(f"/user-account/{uid}/predictions?page=0")
+
+
 def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno >= logging.WARNING and text in r.getMessage()]
 
@@ -152,17 +157,19 @@ def test_once_writes_leaderboard_predictions_and_odds_exactly_as_received(
     written = records(redis_conn, settings)
     assert [r.kind for r in written].count("leaderboard") == 1
     assert written[0].kind == "leaderboard" and written[0].subject == "top"
-    predictions = {r.subject: r for r in written if r.kind == "predictions"}
-    assert set(predictions) == WITH_PAGES
+    predictions = {(r.subject, r.page): r for r in written if r.kind == "predictions"}
+    # GoalGuru's page 0 says there is a next page and brings upcoming tips never seen: page 1 is read
+    # too (finished tips only: nothing new, so no page 2). The others' pages omit hasNextPage.
+    assert set(predictions) == {(uid, 0) for uid in WITH_PAGES} | {(GOAL_GURU, 1)}
     odds = {r.subject: r for r in written if r.kind == "odds"}
     assert set(odds) == {"15981204", "15981377"}
-    assert len(written) == 1 + 3 + 2
+    assert len(written) == 1 + 4 + 2
     assert all(r.fetched_at == REF_NOW for r in written)
 
     # Raw text, not re-serialised JSON (the fake answers compact JSON, json.dumps would add spaces).
     assert written[0].payload == served(fake, "/user-account/vote-ranking")
-    for uid, record in predictions.items():
-        assert record.payload == served(fake, f"/user-account/{uid}/predictions?page=0")
+    for (uid, page), record in predictions.items():
+        assert record.payload == served(fake, f"/user-account/{uid}/predictions?page={page}")
     for eid, record in odds.items():
         assert record.payload == served(fake, f"/event/{eid}/odds/1/all")
 
@@ -191,7 +198,7 @@ def test_requests_carry_chrome_headers(fake: FakeSofascore, settings: Settings, 
     redis_conn.zadd(Keys.of(settings).watched_events, {"15981204": REF_NOW + 60})
     assert run(settings, once=True, clock=lambda: REF_NOW) == 0
     assert fake.count("/user-account/vote-ranking") == 1 and fake.count("/event/") == 1
-    assert len(fake.requests) == 11
+    assert len(fake.requests) == 12  # GoalGuru's page 1 too (see above)
     for request in fake.requests:
         headers = {k.lower(): v for k, v in request.headers.items()}
         assert headers["user-agent"] == CHROME_UA
@@ -200,7 +207,8 @@ def test_requests_carry_chrome_headers(fake: FakeSofascore, settings: Settings, 
         assert headers["accept"] == "application/json, text/plain, */*"
         assert headers["accept-language"] == "en-GB,en;q=0.9"
         assert "origin" not in headers
-    assert all(r.path.endswith("/predictions?page=0") for r in fake.requests if "/predictions" in r.path)
+    assert sorted(r.path.rsplit("?", 1)[1] for r in fake.requests if "/predictions" in r.path) == (
+        ["page=0"] * 9 + ["page=1"])
 
 
 def test_once_exits_1_when_redis_is_unreachable(
@@ -271,7 +279,7 @@ def test_challenge_mid_cycle_pauses_everything_until_the_backoff_ends(
     # After the backoff the cycle runs again; the first success ends the block, announced once.
     clock.advance(31)
     restarted.run_cycle()
-    assert fake.count(f"/user-account/{GOAL_GURU}/") == 2
+    assert polls(fake, GOAL_GURU) == 2
     assert fake.count("/event/15981204/") == 1
     assert fake.count("/user-account/vote-ranking") == 1  # the leaderboard is not due for 30 min
     assert [h.subject for h in of_kind(redis_conn, settings, "health")] == ["upstream_blocked", "upstream_recovered"]
@@ -334,12 +342,12 @@ def test_404_pauses_only_that_predictor_for_30_minutes(
 
     clock.advance(300)
     fetcher.run_cycle()
-    assert fake.count(f"/user-account/{GOAL_GURU}/") == 1
+    assert polls(fake, GOAL_GURU) == 1
     assert fake.count(f"/user-account/{TACTICO}/") == 2
 
     clock.advance(1500)  # 30 min after the 404
     fetcher.run_cycle()
-    assert fake.count(f"/user-account/{GOAL_GURU}/") == 2
+    assert polls(fake, GOAL_GURU) == 2
     assert GOAL_GURU in {r.subject for r in of_kind(redis_conn, settings, "predictions")}
     assert predictor(redis_conn, settings, GOAL_GURU)["paused_until"] is None
 
@@ -361,7 +369,7 @@ def test_three_server_errors_in_a_row_pause_a_predictor(
         "predictions for Tactico.ES (5e8d…): HTTP 500; 3 failures in a row; predictor paused 30 min")
     fetcher.run_cycle()
     assert fake.count(f"/user-account/{TACTICO}/") == 3
-    assert fake.count(f"/user-account/{GOAL_GURU}/") == 4  # the others are unaffected
+    assert polls(fake, GOAL_GURU) == 4  # the others are unaffected
     assert state(redis_conn, settings)["backoff_until"] == ""  # a 500 is no reason to stop everything
     assert TACTICO not in {r.subject for r in of_kind(redis_conn, settings, "predictions")}
 
@@ -434,7 +442,7 @@ def test_a_failed_refresh_keeps_the_previous_list(
     fake.set_mode("error", "/user-account/vote-ranking")
     fetcher.run_cycle()
     assert fake.count("/user-account/vote-ranking") == 2
-    assert fake.count(f"/user-account/{GOAL_GURU}/") == 2
+    assert polls(fake, GOAL_GURU) == 2
     assert json.loads(state(redis_conn, settings)["monitored"]) == ranked_ids(fake)
     assert float(state(redis_conn, settings)["leaderboard_at"]) == REF_NOW  # retried next cycle
 
@@ -453,7 +461,7 @@ def test_a_leaderboard_of_unexpected_shape_keeps_the_previous_list(
     messages = [r.getMessage() for r in warnings_about(caplog, "leaderboard")]
     assert messages[0].startswith("leaderboard: 1 malformed entry left out (first: ranking[0].id")
     assert messages[1:] == ["leaderboard: no usable entries; keeping the previous 9 predictor(s)"]
-    assert fake.count(f"/user-account/{GOAL_GURU}/") == 2
+    assert polls(fake, GOAL_GURU) == 2
     assert json.loads(state(redis_conn, settings)["monitored"]) == expected
 
 

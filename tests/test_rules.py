@@ -6,11 +6,18 @@ from fractions import Fraction
 import pytest
 
 from processor.alertable import Judge, group_by_match, is_alertable, movement_applies
-from processor.dedup import tip_key
-from processor.movement import all_prices, current_price, decide, delta, unreadable_prices
+from processor.deleted import is_gone
+from processor.movement import (
+    all_prices,
+    current_price,
+    decide,
+    delta,
+    unreadable_prices,
+)
 from shared.markets import choice_name, pick_label
 from shared.models import EventOdds, Prediction, PredictionsPage
 from shared.prices import decimal_of, parse_fraction
+from shared.tips import tip_key
 from tests.fakes.sofascore import REF_NOW, load_fixture
 
 GURU = "6a1f0c2e9b3d4e5f60718293"
@@ -143,3 +150,30 @@ def test_line_movement_is_judged_at_fetch_and_processing_time_replay_at_fetch_ti
     assert not Judge(24, 5, lambda: REF_NOW + 120).movement_applies(kick_off, REF_NOW)  # processed after kick-off
     assert Judge(24, 5, None).movement_applies(kick_off, REF_NOW)  # a replay: fetch time only
     assert not Judge(24, 5, None).movement_applies(kick_off, kick_off)
+
+
+# -- a deferred tip deleted by its predictor (processor.deleted) -------------------------------------------
+
+KNOWN = ["a", "b", "T", "c", "d"]  # tip T's page when it was first seen
+
+
+@pytest.mark.parametrize(("page", "page_no", "has_next", "gone"), [
+    (["a", "b", "c", "d"], 3, True, True),  # between b and c, where it was: gone
+    (["z", "b", "c"], 1, True, True),  # b above, c below
+    (["x", "y", "a", "b"], 2, True, False),  # b ends the page: T may open the next one
+    (["x", "y", "a", "b"], 2, False, True),  # ...unless there is no next one
+    (["x", "y", "a", "b"], 2, None, False),  # hasNextPage absent proves nothing
+    (["c", "d", "e"], 2, True, False),  # c opens the page: T may end the previous one
+    (["c", "d", "e"], 0, True, True),  # ...unless this is page 0: nothing is above c
+    (["z", "c", "d"], 2, True, True),  # z is directly above c, so above T too
+    (["b", "q"], 4, True, True),  # q is directly below b: T would be between them
+    (["p", "q"], 0, False, True),  # the whole list, and T not on it
+    (["p", "q"], 0, None, False),
+    (["p", "q"], 1, False, False),  # page 1 only: T may be on page 0
+    (["c", "b", "d"], 1, True, False),  # not in the order they had: nothing can be told
+    ([], 0, False, False),  # an empty page proves nothing
+    (["a", "b", "T", "c"], 1, True, False),  # it is there
+])
+def test_a_deferred_tip_is_gone_only_when_its_place_is_on_the_page(
+        page: list[str], page_no: int, has_next: bool | None, gone: bool) -> None:
+    assert is_gone("T", KNOWN, page, page_no, has_next) is gone

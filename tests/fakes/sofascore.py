@@ -5,7 +5,7 @@ against realistic payloads and realistic failures (Cloudflare challenges, 429s,
 5xx, truncated JSON, slow answers). Data comes only from tests/fixtures/sofascore/.
 
 Fixture timestamps are written against ``REF_NOW``; every ``startDateTimestamp``
-is shifted by ``int(clock()) - REF_NOW`` when served, so "+3 h" in a fixture
+(and an event's ``startTimestamp``) is shifted by ``int(clock()) - REF_NOW`` when served, so "+3 h" in a fixture
 is "+3 h" from the injected clock. State is stored at REF_NOW scale: author new
 data with ``ref_ts(offset)``.
 
@@ -36,6 +36,9 @@ MODES: Final[frozenset[str]] = frozenset(
 _RANKING_RE = re.compile(r"/api/v1/user-account/vote-ranking/?")
 _PREDICTIONS_RE = re.compile(r"/api/v1/user-account/([^/]+)/predictions/?")
 _ODDS_RE = re.compile(r"/api/v1/event/(\d+)/odds/1/all/?")
+_EVENT_RE = re.compile(r"/api/v1/event/(\d+)/?")
+PAGE_SIZE: Final[int] = 20
+_SHIFTED: Final[frozenset[str]] = frozenset({"startDateTimestamp", "startTimestamp"})
 _USER_FILE_RE = re.compile(r"user-(?P<uid>[^-]+)-page(?P<page>\d+)\.json")
 _ODDS_FILE_RE = re.compile(r"event-(?P<eid>\d+)-odds-all\.json")
 
@@ -67,9 +70,9 @@ def load_fixture(name: str, fixtures_dir: Path = FIXTURES_DIR) -> Any:
 
 
 def shift_timestamps(obj: Any, delta: int) -> Any:
-    """Deep-copy ``obj`` adding ``delta`` to every int ``startDateTimestamp``."""
+    """Deep-copy ``obj`` adding ``delta`` to every int ``startDateTimestamp`` / ``startTimestamp``."""
     if isinstance(obj, dict):
-        return {k: (v + delta if k == "startDateTimestamp" and isinstance(v, int)
+        return {k: (v + delta if k in _SHIFTED and isinstance(v, int)
                     and not isinstance(v, bool) else shift_timestamps(v, delta))
                 for k, v in obj.items()}
     if isinstance(obj, list):
@@ -114,8 +117,11 @@ class FakeSofascore(BaseFake):
     Attributes tests may read/mutate (hold ``.lock`` for multi-step edits):
     ``ranking`` (list), ``predictions[user_id][page]`` (list),
     ``has_next[user_id][page]`` (bool, optional), ``odds[event_id]`` (payload dict),
-    ``requests`` (list of RecordedRequest).
-    A user is "known" if it has prediction pages or appears in ``ranking``;
+    ``feeds[user_id]`` (all of a user's tips, newest first, served ``page_size`` a page
+    with ``hasNextPage``, as Sofascore does; takes precedence over ``predictions``),
+    ``events[event_id]`` (the ``event`` object of ``GET /event/{id}``; without one, it is
+    built from a tip on that event), ``requests`` (list of RecordedRequest).
+    A user is "known" if it has prediction pages, a feed, or appears in ``ranking``;
     known users without page N get ``{"predictions": []}``, unknown ones a 404.
     """
 
@@ -129,6 +135,9 @@ class FakeSofascore(BaseFake):
         self.predictions: dict[str, dict[int, list[dict[str, Any]]]] = {}
         self.has_next: dict[str, dict[int, bool]] = {}
         self.odds: dict[int, dict[str, Any]] = {}
+        self.feeds: dict[str, list[dict[str, Any]]] = {}
+        self.page_size = PAGE_SIZE
+        self.events: dict[int, dict[str, Any]] = {}
         self.requests: list[RecordedRequest] = []
         self._modes: list[_ModeRule] = []
         self.reset()
@@ -139,6 +148,7 @@ class FakeSofascore(BaseFake):
         with self.lock:
             self.ranking = load_fixture("vote-ranking.json", self.fixtures_dir)["ranking"]
             self.predictions, self.has_next, self.odds = {}, {}, {}
+            self.feeds, self.events = {}, {}
             for path in sorted(self.fixtures_dir.glob("*.json")):
                 self._load_file(path)
             self.requests = []
@@ -169,14 +179,51 @@ class FakeSofascore(BaseFake):
         with self.lock:
             self.predictions.setdefault(user_id, {}).setdefault(page, []).insert(0, prediction)
 
-    def update_event(self, event_id: int, **fields_: Any) -> int:
-        """Apply fields (e.g. status=..., correct=1) to every tip on an event; returns count."""
+    def set_feed(self, user_id: str, tips: list[dict[str, Any]]) -> None:
+        """All of a user's tips, newest first; served ``page_size`` a page with ``hasNextPage``."""
         with self.lock:
-            hits = [p for pages in self.predictions.values() for tips in pages.values()
-                    for p in tips if p.get("eventId") == event_id]
+            self.feeds[user_id] = list(tips)
+
+    def post(self, user_id: str, *tips: dict[str, Any]) -> None:
+        """The user posts tips (the last one given is the newest): they go to the top of the feed."""
+        with self.lock:
+            feed = self.feeds.setdefault(user_id, [])
+            for tip in tips:
+                feed.insert(0, tip)
+
+    def delete_tip(self, user_id: str, tip_id: str) -> None:
+        """The user deletes a tip: the ones below move up."""
+        with self.lock:
+            self.feeds[user_id] = [t for t in self.feeds[user_id] if t.get("id") != tip_id]
+
+    def _all_tips(self) -> list[dict[str, Any]]:
+        return ([p for pages in self.predictions.values() for tips in pages.values() for p in tips]
+                + [p for feed in self.feeds.values() for p in feed])
+
+    def update_event(self, event_id: int, **fields_: Any) -> int:
+        """Apply fields (e.g. status=..., correct=1) to every tip on an event, and to its
+        ``GET /event/{id}`` answer (``startDateTimestamp`` becomes its ``startTimestamp``); returns count."""
+        with self.lock:
+            hits = [p for p in self._all_tips() if p.get("eventId") == event_id]
             for p in hits:
                 p.update(copy.deepcopy(fields_))
+            if event_id in self.events:
+                event = self.events[event_id]
+                for name, value in fields_.items():
+                    event["startTimestamp" if name == "startDateTimestamp" else name] = copy.deepcopy(value)
             return len(hits)
+
+    def event_payload(self, event_id: int) -> dict[str, Any] | None:
+        """The ``event`` object of ``GET /event/{id}`` (REF_NOW scale), or None when no tip names the event."""
+        with self.lock:
+            if event_id in self.events:
+                return copy.deepcopy(self.events[event_id])
+            tip = next((p for p in self._all_tips() if p.get("eventId") == event_id), None)
+            if tip is None:
+                return None
+            return {"id": event_id, "slug": tip.get("eventSlug"), "customId": tip.get("customId"),
+                    "status": copy.deepcopy(tip.get("status")), "startTimestamp": tip.get("startDateTimestamp"),
+                    "homeTeam": {"name": tip.get("homeTeamName")}, "awayTeam": {"name": tip.get("awayTeamName")}}
 
     def add_event_odds(self, event_id: int, payload: dict[str, Any]) -> None:
         """Register (or replace) the /odds/1/all payload of an event."""
@@ -240,6 +287,12 @@ class FakeSofascore(BaseFake):
         with self.lock:
             return sum(1 for r in self.requests if r.path.startswith(prefix))
 
+    def hits(self, path: str) -> int:
+        """How many requests asked for exactly this path and query ('/event/1' ok; '/event/1/odds/1/all' apart)."""
+        target = _normalize_prefix(path)
+        with self.lock:
+            return sum(1 for r in self.requests if r.path == target)
+
     def clear_requests(self) -> None:
         with self.lock:
             self.requests = []
@@ -284,6 +337,9 @@ class FakeSofascore(BaseFake):
         if m := _ODDS_RE.fullmatch(path):
             payload = self.odds.get(int(m[1]))
             return self._ok(payload) if payload is not None else _not_found()
+        if m := _EVENT_RE.fullmatch(path):
+            event = self.event_payload(int(m[1]))
+            return self._ok({"event": event}) if event is not None else _not_found()
         return _not_found()
 
     def _predictions_reply(self, user_id: str, query: dict[str, list[str]]) -> Reply:
@@ -291,6 +347,10 @@ class FakeSofascore(BaseFake):
             page = int(query.get("page", ["0"])[0])
         except ValueError:
             return Reply.json(400, _error_body(400, "Bad Request"))
+        if user_id in self.feeds:
+            feed, size = self.feeds[user_id], self.page_size
+            return self._ok({"predictions": feed[page * size:(page + 1) * size],
+                             "hasNextPage": (page + 1) * size < len(feed)})
         if user_id not in self.predictions and not any(
                 u.get("id") == user_id for u in self.ranking):
             return _not_found()
