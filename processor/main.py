@@ -147,7 +147,7 @@ class Processor:
         now = time.time()
         if now - self._watch_synced < WATCH_SYNC_SECONDS:
             return
-        with self.db.tx() as tx:
+        with self.db.read() as tx:
             upcoming = dedup.upcoming_events(tx, now)
         watch.add(self.conn, self.keys, upcoming)
         self._watch_synced = now
