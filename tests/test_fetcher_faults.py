@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,26 +23,14 @@ from shared.settings import Settings
 from shared.storage import Database
 from sofamon.report import build_report
 from sofamon.status import gather
-from tests import servers
+from tests import servers, test_fetcher
 from tests.fakes.sofascore import REF_NOW, FakeSofascore
 from tests.ownredis import OwnRedis
 from tests.test_fetcher import GOAL_GURU, TACTICO, WITH_PAGES, Clock, of_kind, pages_only, ranked_ids, records, state
 
-
-@pytest.fixture(autouse=True)
-def _restore_root_logging() -> Iterator[None]:
-    """`run()` installs its own stderr handler on the root logger; put pytest's set-up back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSofascore]:
-    with FakeSofascore(clock=lambda: REF_NOW) as server:
-        yield server
+# Fixtures of the fetcher's tests: its fake Sofascore, and pytest's logging put back after `run()`.
+fake = test_fetcher.fake
+_restore_root_logging = test_fetcher._restore_root_logging
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -21,28 +21,17 @@ from shared.models import FetchRecord
 from shared.settings import Settings
 from shared.storage import Database
 from tests.fakes.sofascore import REF_NOW, FakeSofascore
+from tests import test_fetcher
 from tests.test_fetcher import Clock, of_kind, state
 
 WATCHED = "15981204"
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeSofascore]:
-    with FakeSofascore(clock=lambda: REF_NOW) as server:
-        yield server
+fake = test_fetcher.fake  # the fixture: a fake Sofascore
 
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings], fake: FakeSofascore, redis_url: str) -> Settings:
     return make_settings(sofascore_base_url=fake.base_url, http_concurrency=1)
-
-
-@pytest.fixture
-def database(settings: Settings) -> Iterator[Database]:
-    db = Database(settings.database_url)
-    db.migrate()
-    yield db
-    db.close()
 
 
 def health_alerts(db: Database) -> list[dict]:
