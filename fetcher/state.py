@@ -70,7 +70,7 @@ class FetcherState:
         for pid, raw in decoded(monitored, "replace").items():
             try:
                 state.predictors[pid] = predictor_from_json(raw)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
                 state.unreadable.append(pid)
         return state
 
@@ -87,7 +87,8 @@ def predictor_from_json(raw: str | bytes) -> PredictorState:
         raise ValueError("not an object")
     known = {f.name: data[f.name] for f in fields(PredictorState) if f.name in data}
     for name, value in known.items():
-        if not _FIELD_CHECKS[name](value):
+        check = _FIELD_CHECKS.get(name)
+        if check is not None and not check(value):
             raise ValueError(f"{name}: {type(value).__name__} {str(value)[:40]!r}")
     return PredictorState(**known)
 
@@ -104,7 +105,7 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-# What each stored field of a PredictorState may hold.
+# What each stored field of a PredictorState may hold (a field without a check is taken as it is).
 _FIELD_CHECKS = {"nickname": _is_text, "last_status": _is_text, "last_fetch": _is_time, "paused_until": _is_time,
                  "strikes": _is_count}
 
@@ -116,7 +117,7 @@ def _number(value: float | None) -> str:
 def _ids(raw: str | None) -> list[str] | None:
     try:
         ids = json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(ids, list):
         return None

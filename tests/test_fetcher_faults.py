@@ -100,6 +100,7 @@ def test_one_off_heartbeats_are_marked_and_no_live_process_in_status(
 
 GARBLED_OWN = {
     "monitored": "{not json",
+    "next_poll_at": "[" * 100_000,
     "last_cycle_at": "yesterday",
     "leaderboard_at": "soon",
     "backoff_until": "later",
@@ -111,6 +112,7 @@ GARBLED_PREDICTORS = {
     TACTICO: json.dumps({"nickname": ["x"], "last_fetch": {"at": 1}, "last_status": 404}),
     "64b2a9d1c3e5f70819a2b3c4": "[1, 2]",
     "0000": "not json at all",
+    "1111": "[" * 100_000,  # nested too deep for the JSON reader
 }
 
 
