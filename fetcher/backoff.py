@@ -15,6 +15,9 @@ PREDICTOR_PAUSE_SECONDS = 30 * 60.0
 MAX_STRIKES = 3
 BACKOFF_START_SECONDS = 60.0
 BACKOFF_MAX_SECONDS = 30 * 60.0
+# The ladder comes down only after this long of answers without a challenge or 429 since the last wait:
+# one good answer between two 429s proves nothing (else intermittent 429s would never let it double).
+BACKOFF_QUIET_SECONDS = BACKOFF_MAX_SECONDS
 
 
 # -- per predictor --------------------------------------------------------------------------------
@@ -81,8 +84,9 @@ class UpstreamBackoff:
     """Stops every request after a challenge or 429.
 
     `seconds` is the doubling ladder (60 s, 120 s, ... 30 min); `until` may be later when Retry-After says so.
-    The block ends with the first successful request after `until`, not when `until` passes: until then a
-    new challenge counts as consecutive and doubles the ladder.
+    Requests resume when `until` passes, but the block (and its ladder) ends only with a good answer
+    BACKOFF_QUIET_SECONDS after `until` with no challenge or 429 in between: until then each new challenge
+    counts as consecutive and doubles the ladder, however many good answers came between.
     """
 
     until: float | None = None
@@ -110,7 +114,9 @@ class UpstreamBackoff:
                 self.until = max(self.until, now + retry_after)
             return None
         first = self.blocked_since is None
-        self.seconds = BACKOFF_START_SECONDS if first else min(self.seconds * 2, BACKOFF_MAX_SECONDS)
+        # (max: a saved ladder that was garbled to 0 still doubles from the start)
+        self.seconds = BACKOFF_START_SECONDS if first else \
+            min(max(self.seconds * 2, BACKOFF_START_SECONDS), BACKOFF_MAX_SECONDS)
         wait = max(self.seconds, retry_after or 0.0)
         self.until = now + wait
         self.reason = reason
@@ -124,13 +130,17 @@ class UpstreamBackoff:
         )
 
     def on_success(self, now: float) -> Transition | None:
-        """A request succeeded; ends a block whose wait is over (returns `blocked_ended` once)."""
+        """A request succeeded; ends a block quiet for BACKOFF_QUIET_SECONDS (returns `blocked_ended` once)."""
         if self.blocked_since is None or self.is_blocked(now):
             # Still inside the wait: this answer was in flight before the block began.
             return None
+        quiet_since = self.until if self.until is not None else self.blocked_since
+        if now - quiet_since < BACKOFF_QUIET_SECONDS:
+            return None  # requests go on; the next challenge doubles the ladder
         since = self.blocked_since
         self.until, self.seconds, self.blocked_since, self.reason = None, 0.0, None, ""
         return Transition(
             "blocked_ended", now, now,
-            f"Sofascore answers again after {duration(now - since)} of blocking.",
+            f"Sofascore answers again: no challenge or 429 for {duration(now - quiet_since)}"
+            f" (blocking began {duration(now - since)} ago).",
         )

@@ -28,8 +28,9 @@ from fetcher.selection import Filters, Predictor, select_predictors, with_target
 from fetcher.state import FetcherState, StateStore
 from shared import deferred, watch
 from shared.keys import Keys
-from shared.logs import error_line
+from shared.logs import first_line
 from shared.models import FetchKind, FetchRecord, Ranking
+from shared.redisconn import refusal_name
 from shared.settings import Settings
 from shared.timefmt import utc_stamp
 
@@ -102,6 +103,7 @@ class Fetcher:
         self._stopping = threading.Event()
         self._halt = threading.Event()
         self._redis_failed = False
+        self._dropping = False
 
     # -- state in Redis -----------------------------------------------------------------------
     @property
@@ -143,12 +145,16 @@ class Fetcher:
         State and fetched records stay in memory and are written on the next cycle.
         """
         if not self._redis_failed:
-            log.error("Redis unavailable (%s); %s, keeping %d record(s) in memory, retrying next cycle",
-                      error_line(error, 200), what, len(self._pending))
+            log.error("Redis unavailable (%s: %s); %s, keeping %d record(s) in memory, retrying next cycle",
+                      refusal_name(error), first_line(error, 200), what, len(self._pending))
             self._redis_failed = True
 
     # -- the stream -----------------------------------------------------------------------------
     def _emit(self, record: FetchRecord, marks: Marks | None = None) -> None:
+        full = len(self._pending) == self._pending.maxlen
+        if full and not self._dropping:
+            log.error("%d fetched records wait for Redis: dropping the oldest from now on", len(self._pending))
+        self._dropping = full  # said again after Redis took some of the backlog
         self._pending.append((record, marks))
         self.flush()
 

@@ -13,13 +13,14 @@ from types import FrameType
 import redis
 
 from fetcher.client import SofascoreClient
-from fetcher.cycle import Fetcher
+from fetcher.cycle import CycleReport, Fetcher
 from shared import heartbeat
 from shared.keys import Keys
 from shared.logs import setup_logging
 from shared.redisconn import connect
 from shared.retry import until_available
 from shared.settings import Settings
+from shared.timefmt import utc_stamp
 
 log = logging.getLogger("fetcher")
 
@@ -47,9 +48,9 @@ def _stop_on_signals(stop: threading.Event, fetcher: Fetcher) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _beat(conn: redis.Redis, keys: Keys, name: str, fetcher: Fetcher) -> None:
+def _beat(conn: redis.Redis, keys: Keys, name: str, fetcher: Fetcher, mode: str | None = None) -> None:
     try:
-        heartbeat.beat(conn, keys, name, next_poll_at=fetcher.state.next_poll_at,
+        heartbeat.beat(conn, keys, name, mode=mode, next_poll_at=fetcher.state.next_poll_at,
                        last_cycle_at=fetcher.state.last_cycle_at)
     except redis.RedisError:
         pass  # the cycle already logged that Redis is away
@@ -84,11 +85,29 @@ def _sleep(stop: threading.Event, seconds: float, beat: Callable[[], None]) -> N
         beat()
 
 
-def _cycle(fetcher: Fetcher) -> None:
+def _cycle(fetcher: Fetcher) -> CycleReport | None:
     try:
-        fetcher.run_cycle()
+        return fetcher.run_cycle()
     except Exception as error:  # noqa: BLE001 - one bad cycle must not end the process
         log.error("cycle failed: %s: %s", type(error).__name__, str(error)[:200])
+        return None
+
+
+def _once_status(report: CycleReport | None, fetcher: Fetcher) -> int:
+    """`--once`: 0 when the cycle got a good answer (or had nothing to ask) and wrote everything, else 1."""
+    if report is None:
+        return 1  # the cycle failed, said above
+    if fetcher.pending:
+        log.error("%d fetched record(s) not written: Redis unavailable", fetcher.pending)
+        return 1
+    if report.skipped_blocked:
+        log.error("no good answer from Sofascore: the upstream backoff allows no request until %s",
+                  utc_stamp(fetcher.state.upstream.until))
+        return 1
+    if report.requests and not report.written:
+        log.error("no good answer from Sofascore: all %d request(s) of the cycle failed", report.requests)
+        return 1
+    return 0
 
 
 def run(
@@ -99,7 +118,8 @@ def run(
     stop: threading.Event | None = None,
     rng: random.Random | None = None,
 ) -> int:
-    """Exit status: 0 after `once` or a stop signal; 1 when Redis is unreachable (or unwritten data) with `once`."""
+    """Exit status: 0 after a stop signal, or after `once` when its cycle got a good answer from Sofascore and
+    wrote it; 1 with `once` when Redis is unreachable, data stays unwritten or no request got a good answer."""
     setup_logging(settings, "fetcher")
     stop = stop or threading.Event()
     rng = rng or random.Random()
@@ -113,10 +133,10 @@ def run(
                 if not _load_state(fetcher, stop, once):
                     return 1 if once else 0
                 if once:
-                    _cycle(fetcher)
-                    _beat(conn, keys, name, fetcher)
+                    report = _cycle(fetcher)
+                    _beat(conn, keys, name, fetcher, mode=heartbeat.ONCE)
                     fetcher.flush_pending()
-                    return 1 if fetcher.pending else 0
+                    return _once_status(report, fetcher)
                 _loop(fetcher, stop, rng, lambda: _beat(conn, keys, name, fetcher))
                 try:
                     heartbeat.clear(conn, keys, name)

@@ -5,11 +5,17 @@ the leaderboard selection, the upstream backoff), `monitored` holds one JSON obj
 (nickname, last fetch, strikes, pause). The fetcher loads and saves them through `StateStore`;
 `sofamon status` reads the same hashes and turns them into a `FetcherState` with `from_hashes`, so the
 field names and layouts are written here and nowhere else.
+
+Whatever is stored may be garbled (an edit by hand, another version, a bad disk): reading never fails.
+Unreadable own fields are left unset, a predictor whose JSON is unreadable or holds a value of the wrong
+type starts afresh (and is named), and a key that is not a hash at all is read as empty and replaced
+by the next save.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -64,7 +70,7 @@ class FetcherState:
         for pid, raw in decoded(monitored, "replace").items():
             try:
                 state.predictors[pid] = predictor_from_json(raw)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
                 state.unreadable.append(pid)
         return state
 
@@ -74,12 +80,34 @@ def predictor_json(state: PredictorState) -> str:
 
 
 def predictor_from_json(raw: str | bytes) -> PredictorState:
-    """A stored predictor state; fields this version does not know are ignored. Raises ValueError if unreadable."""
+    """A stored predictor state; fields this version does not know are ignored. Raises ValueError if
+    unreadable: not a JSON object, or a known field holding a value of the wrong type."""
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise ValueError("not an object")
     known = {f.name: data[f.name] for f in fields(PredictorState) if f.name in data}
+    for name, value in known.items():
+        check = _FIELD_CHECKS.get(name)
+        if check is not None and not check(value):
+            raise ValueError(f"{name}: {type(value).__name__} {str(value)[:40]!r}")
     return PredictorState(**known)
+
+
+def _is_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_time(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# What each stored field of a PredictorState may hold (a field without a check is taken as it is).
+_FIELD_CHECKS = {"nickname": _is_text, "last_status": _is_text, "last_fetch": _is_time, "paused_until": _is_time,
+                 "strikes": _is_count}
 
 
 def _number(value: float | None) -> str:
@@ -89,9 +117,11 @@ def _number(value: float | None) -> str:
 def _ids(raw: str | None) -> list[str] | None:
     try:
         ids = json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    return [str(i) for i in ids] if isinstance(ids, list) else None
+    if not isinstance(ids, list):
+        return None
+    return [str(i) for i in ids if isinstance(i, str) or (isinstance(i, int) and not isinstance(i, bool))]
 
 
 class StateStore:
@@ -102,13 +132,22 @@ class StateStore:
         self.keys = keys
 
     def read(self) -> FetcherState:
-        return FetcherState.from_hashes(self.conn.hgetall(self.keys.fetcher_state),
-                                        self.conn.hgetall(self.keys.monitored))
+        return FetcherState.from_hashes(self._hash(self.keys.fetcher_state), self._hash(self.keys.monitored))
+
+    def _hash(self, key: str) -> Mapping[Any, Any]:
+        try:
+            return self.conn.hgetall(key)
+        except redis.ResponseError as error:
+            if not str(error).startswith("WRONGTYPE"):
+                raise
+            log.warning("stored fetcher state %s is not a hash; starting afresh (the next save replaces it)", key)
+            return {}
 
     def save(self, state: FetcherState) -> None:
-        """Both hashes in one transaction; predictors no longer monitored disappear from the second."""
+        """Both hashes, whole, in one transaction; predictors no longer monitored disappear from the second."""
         own, monitored = state.to_hashes()
         pipe = self.conn.pipeline(transaction=True)
+        pipe.delete(self.keys.fetcher_state)  # every field is written: what else was there (garbage) goes
         pipe.hset(self.keys.fetcher_state, mapping=own)  # type: ignore[arg-type]
         pipe.delete(self.keys.monitored)
         if monitored:

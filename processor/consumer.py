@@ -1,6 +1,11 @@
-"""Reading the fetched stream as a consumer group: own pending entries first, then orphans, then new."""
+"""Reading the fetched stream as a consumer group: own pending entries first, then orphans, then new.
+
+A Redis that restarted without its data (no persistence, as many installs run it) no longer has the
+stream or its group: reading then recreates both and goes on with what the fetcher writes from then on.
+"""
 from __future__ import annotations
 
+import logging
 from typing import Any, NamedTuple
 
 import redis
@@ -8,7 +13,15 @@ import redis
 from processor import deadletters
 from shared.redisconn import text
 
+log = logging.getLogger("processor")
+
 Entry = tuple[str, dict[bytes, bytes]]
+
+
+def group_missing(error: redis.ResponseError) -> bool:
+    """Redis no longer has the stream or its group (it lost its data, or they were deleted): NOGROUP, or
+    UNBLOCKED for a read that was waiting when the stream went."""
+    return str(error).startswith(("NOGROUP", "UNBLOCKED"))
 
 
 class Delivery(NamedTuple):
@@ -37,6 +50,17 @@ class StreamConsumer:
 
     def read(self, count: int, block_ms: int | None) -> list[Delivery]:
         """The next entries to handle; an entry stays pending until `ack`, so a crash loses nothing."""
+        try:
+            return self._read(count, block_ms)
+        except redis.ResponseError as error:
+            if not group_missing(error):
+                raise
+            log.warning("the stream %s has no consumer group %s any more (%s); recreating it, reading the stream"
+                        " from its start", self.stream, self.group, str(error).split(" ", 1)[0])
+        self.ensure_group()
+        return self._read(count, block_ms)
+
+    def _read(self, count: int, block_ms: int | None) -> list[Delivery]:
         again = self.own_pending(count) or self.claim_orphans(count)
         if again:
             return self._counted(again)
@@ -84,7 +108,13 @@ class StreamConsumer:
         return entries
 
     def lag(self) -> dict[str, int | None]:
-        for group in self.conn.xinfo_groups(self.stream):
+        try:
+            groups = self.conn.xinfo_groups(self.stream)
+        except redis.ResponseError as error:
+            if "no such key" not in str(error):
+                raise
+            groups = []  # the stream is gone (Redis lost its data): the next read recreates it
+        for group in groups:
             if text(group["name"]) == self.group:
                 return {"pending": int(group["pending"]), "lag": group.get("lag")}
         return {"pending": 0, "lag": None}

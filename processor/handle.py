@@ -71,7 +71,7 @@ class Outcome:
     # Deferred tips for the fetcher to refresh when due (`shared.deferred` member -> kick-off), and those done.
     waiting: dict[str, float] = field(default_factory=dict)
     done_waiting: set[str] = field(default_factory=set)
-    summaries: list[str] = field(default_factory=list)  # one line per alert, for logs and replay
+    summaries: list[str] = field(default_factory=list)  # one line per alert (same order), for logs, jobs, replay
 
     def track(self, tips: Iterable[dedup.Stored], now: float, grace_minutes: float) -> None:
         for tip in tips:

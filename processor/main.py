@@ -1,7 +1,11 @@
 """`sofamon process`: read the fetched stream, decide what to alert, enqueue the alerts.
 
-Redis or the database away: one log line per failure and the batch is tried again (`shared.retry`),
-its entries staying pending meanwhile; a burst gives up when the waits have grown to their longest.
+Redis or the database away, or Redis refusing writes (OOM, READONLY, LOADING): one log line when it
+starts, one when it answers again, and the batch is tried again meanwhile (`shared.retry`), its entries
+staying pending; a burst gives up when the waits have grown to their longest. A Redis that comes back
+without its data gets its stream and consumer group back (`processor.consumer`). What was committed
+before Redis refused is not lost either: its Redis side (watch, enqueue, acknowledge) is done first when
+Redis answers again.
 
 One entry never holds up the others. Data the database refuses for good (`PERMANENT_ERRORS`) is
 dead-lettered at once. A transient database error while the database still takes a write belongs to
@@ -27,15 +31,16 @@ from pydantic import ValidationError
 from processor import dedup
 from processor.consumer import StreamConsumer
 from processor.handle import BadRecord, Handler, Outcome, Rules
-from shared import deferred, heartbeat, watch
+from shared import deferred, healththrottle, heartbeat, watch
 from shared.jobs import alerts_queue, enqueue_alert
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import error_line, first_line, setup_logging
 from shared.models import FetchRecord
-from shared.redisconn import REDIS_ERRORS, connect
+from shared.redisconn import REDIS_ERRORS, connect, refusal_name
 from shared.retry import until_available
 from shared.settings import Settings
 from shared.storage import PERMANENT_ERRORS, TRANSIENT_ERRORS, Database
+from shared.timefmt import duration
 
 log = logging.getLogger("processor")
 
@@ -48,6 +53,12 @@ HEARTBEAT_SECONDS = 15
 SERVICE_ERRORS = (*REDIS_ERRORS, *TRANSIENT_ERRORS)
 MAX_RETRY_PAUSE = 30.0
 BURST_ATTEMPTS = 6
+
+
+def throttle_of(record: FetchRecord) -> tuple[str, str]:
+    """The health throttle topic a fetcher transition counts against (`upstream-blocked`, ...), and who holds
+    it when it is alerted: the transition itself, so the same entry delivered again is still let through."""
+    return record.subject[:64].replace("_", "-"), f"{record.subject[:64]}:{record.fetched_at!r}"
 
 
 def consumer_name() -> str:
@@ -73,6 +84,10 @@ class Processor:
         self._last_beat = 0.0
         self._database_away = False
         self._last_error: dict[str, str] = {}  # entry id -> why it failed last, for its dead letter
+        self._away: dict[str, float] = {}  # "Redis" / "the database" -> since when (monotonic) it is away
+        # Entries committed to the database whose Redis side (watch, enqueue, ack) Redis refused: done first.
+        self._committed: dict[str, Outcome] = {}
+        self.mode: str | None = None  # heartbeat.BURST for a burst
 
     def step(self, block_ms: int | None) -> int:
         """Handle one batch; returns how many entries were read (0: nothing pending)."""
@@ -81,6 +96,7 @@ class Processor:
             # Reading would deliver the pending entries again: not before the database is back.
             self.db.ping()
             self._database_away = False
+        self._finish_committed()
         deliveries = self.consumer.read(BATCH, block_ms)
         for delivery in deliveries:
             if self.stop.is_set():
@@ -94,6 +110,9 @@ class Processor:
             return
         try:
             record = FetchRecord.from_fields(fields)
+            if self._throttled(record):
+                self.consumer.ack(entry_id)
+                return
             outcome = self.handler.handle(record)
         except (BadRecord, ValidationError) as error:
             self._dead_letter(entry_id, fields, first_line(error))
@@ -109,12 +128,35 @@ class Processor:
         except Exception as error:  # noqa: BLE001 - one odd entry must not stop every alert behind it
             self._dead_letter(entry_id, fields, error_line(error, 250))
             return
-        self._apply(outcome)
-        self.consumer.ack(entry_id)
-        self._last_error.pop(entry_id, None)
         self.handled += 1
         for line in outcome.summaries:
             log.info("alert %s (entry %s)", line, entry_id)
+        self._committed[entry_id] = outcome
+        self._finish_committed()
+
+    def _finish_committed(self) -> None:
+        """The Redis side of committed entries, oldest first; what Redis refuses stays for the next try."""
+        while self._committed:
+            entry_id, outcome = next(iter(self._committed.items()))
+            self._apply(outcome)
+            self.consumer.ack(entry_id)
+            del self._committed[entry_id]
+            self._last_error.pop(entry_id, None)
+
+    def _throttled(self, record: FetchRecord) -> bool:
+        """A health transition within the throttle period of another of its kind: not alerted.
+
+        Checked here, in Redis, because the key is the one the notifier's own health alerts use
+        (`shared.healththrottle`): one throttle for every process, however many processors run.
+        """
+        if record.kind != "health":
+            return False
+        topic, holder = throttle_of(record)
+        seconds = self.settings.notifier_health_throttle_seconds
+        if healththrottle.take(self.conn, self.keys, topic, seconds, holder=holder):
+            return False
+        log.info("health %s not alerted: one was alerted less than %s ago", record.subject[:64], duration(seconds))
+        return True
 
     def _failed(self, entry_id: str, deliveries: int, error: BaseException) -> None:
         """A transient database error: the database is away (raise, to wait), or the entry fails (leave it pending)."""
@@ -141,15 +183,17 @@ class Processor:
         watch.add(self.conn, self.keys, outcome.watch)
         deferred.remove(self.conn, self.keys, outcome.done_waiting)
         deferred.add(self.conn, self.keys, outcome.waiting)
-        for alert_id in outcome.alert_ids:
-            enqueue_alert(self.queue, alert_id, retry_intervals=self.settings.notifier_retry_intervals)
+        # Each alert's summary line is its job's description in rq-dashboard (kind, predictor, match; no secrets).
+        for alert_id, summary in zip(outcome.alert_ids, outcome.summaries, strict=True):
+            enqueue_alert(self.queue, alert_id, retry_intervals=self.settings.notifier_retry_intervals,
+                          description=summary)
 
     def _sync_watch(self) -> None:
         """Keep the watched events and deferred tips complete even if a ZADD was lost between commit and crash."""
         now = time.time()
         if now - self._watch_synced < WATCH_SYNC_SECONDS:
             return
-        with self.db.tx() as tx:
+        with self.db.read() as tx:
             upcoming = dedup.upcoming_events(tx, now)
             waiting = dedup.waiting(tx, now, self.settings.match_grace_period_minutes)
         watch.add(self.conn, self.keys, upcoming)
@@ -161,16 +205,19 @@ class Processor:
         return f"processor:{self.name}"
 
     def beat(self) -> None:
-        heartbeat.beat(self.conn, self.keys, self.heartbeat_name, handled=self.handled, **self.consumer.lag())
+        heartbeat.beat(self.conn, self.keys, self.heartbeat_name, mode=self.mode, handled=self.handled,
+                       **self.consumer.lag())
 
     def run(self, burst: bool) -> int:
         """Handle entries until stopped (or, in a burst, until none is pending); 1 when a burst gives up."""
+        self.mode = heartbeat.BURST if burst else None
         while not self.stop.is_set():
             try:
                 for attempt in until_available(SERVICE_ERRORS, stopping=self.stop, on_retry=self._retrying,
                                                most=MAX_RETRY_PAUSE, attempts=BURST_ATTEMPTS if burst else None):
                     with attempt:
                         handled = self._round(burst)
+                self._answered()
             except SERVICE_ERRORS as error:
                 if self.stop.is_set():
                     log.error("%s; stopping", _unavailable(error))
@@ -194,14 +241,28 @@ class Processor:
             self._last_beat = time.time()
         return handled
 
-    @staticmethod
-    def _retrying(error: BaseException, seconds: float) -> None:
-        log.error("%s; retrying in %.0f s", _unavailable(error), seconds)
+    def _retrying(self, error: BaseException, seconds: float) -> None:
+        """One line when a service goes away (the retries that follow are silent)."""
+        service = _service(error)
+        if service not in self._away:
+            self._away[service] = time.monotonic()
+            log.error("%s; waiting for it, retrying every %.0f s at most, nothing is lost meanwhile",
+                      _unavailable(error), MAX_RETRY_PAUSE)
+
+    def _answered(self) -> None:
+        """One line when what was away answers again."""
+        for service, since in self._away.items():
+            log.info("%s answers again (away %s)", service, duration(time.monotonic() - since))
+        self._away.clear()
+
+
+def _service(error: BaseException) -> str:
+    return "Redis" if isinstance(error, REDIS_ERRORS) else "the database"
 
 
 def _unavailable(error: BaseException) -> str:
     if isinstance(error, REDIS_ERRORS):
-        return f"Redis unavailable ({type(error).__name__})"
+        return f"Redis unavailable ({refusal_name(error)}: {first_line(error, 200)})"
     return f"database unavailable ({first_line(error, 200)})"
 
 

@@ -1,4 +1,8 @@
-"""Heartbeats: each process says it is alive, so `sofamon status` can tell who is not."""
+"""Heartbeats: each process says it is alive, so `sofamon status` can tell who is not.
+
+One-off runs (`fetch --once`, `process --burst`) beat too, marked with their `mode`: status shows them,
+but they are no live fetcher or processor (one that just ended says nothing about the service).
+"""
 from __future__ import annotations
 
 import json
@@ -13,6 +17,7 @@ from shared.keys import Keys
 from shared.redisconn import text
 
 HEARTBEAT_TTL = 300
+ONCE, BURST = "once", "burst"  # the `mode` of one-off runs' heartbeats
 
 
 def process_name(role: str) -> str:
@@ -29,9 +34,15 @@ def host_and_pid(name: str) -> tuple[str, int] | None:
     return host, int(pid)
 
 
-def beat(conn: redis.Redis, keys: Keys, name: str, **info: Any) -> None:
-    body = {"name": name, "at": time.time(), **info}
+def beat(conn: redis.Redis, keys: Keys, name: str, *, mode: str | None = None, **info: Any) -> None:
+    """Say `name` is alive, with `info` for status; `mode` ONCE or BURST for a one-off run."""
+    body = {"name": name, "at": time.time(), **({"mode": mode} if mode else {}), **info}
     conn.set(keys.heartbeat(name), json.dumps(body), ex=HEARTBEAT_TTL)
+
+
+def long_running(body: dict[str, Any]) -> bool:
+    """Whether a heartbeat is that of a long-running process, not of a one-off run."""
+    return body.get("mode") not in (ONCE, BURST)
 
 
 def clear(conn: redis.Redis, keys: Keys, name: str) -> None:

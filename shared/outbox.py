@@ -83,13 +83,13 @@ def find(tx: Tx, alert_id: int) -> OutboxRow | None:
 
 
 def get(db: Database, alert_id: int) -> OutboxRow | None:
-    with db.tx() as tx:
+    with db.read() as tx:
         return find(tx, alert_id)
 
 
 def listing(db: Database) -> list[tuple[Any, ...]]:
     """Every alert, oldest first, as (id, kind, predictor id, event id, payload JSON): what `sofamon replay` lists."""
-    with db.tx() as tx:
+    with db.read() as tx:
         return tx.all("SELECT id, kind, predictor_id, event_id, payload FROM alerts ORDER BY id")
 
 
@@ -117,7 +117,7 @@ def recent(db: Database, *, limit: int, since: float | None = None, until: float
                      f" OR predictor_id IN (SELECT id FROM predictors WHERE LOWER(nickname) IN ({marks})))")
         params += list(predictors) + [p.lower() for p in predictors]
     condition = " AND ".join(where) or "TRUE"
-    with db.tx() as tx:
+    with db.read() as tx:
         rows = tx.all("SELECT id, kind, webhook, predictor_id, event_id, payload, state, created_at, sent_at,"
                       f" message_id, error, attempts FROM alerts WHERE {condition} ORDER BY id DESC LIMIT ?",
                       (*params, limit))
@@ -132,7 +132,7 @@ def deliverable_ids(db: Database, now: float, webhook: str | None = None) -> lis
     if webhook is not None:
         where += " AND webhook = ?"
         params += (webhook,)
-    with db.tx() as tx:
+    with db.read() as tx:
         rows = tx.all(f"SELECT id FROM alerts WHERE {where} ORDER BY id", params)
     return [int(r[0]) for r in rows]
 
@@ -208,7 +208,7 @@ def mark_failed(db: Database, ids: list[int], error: str, *, owner: str | None =
 
 
 def count_sent_since(db: Database, since: float) -> int:
-    with db.tx() as tx:
+    with db.read() as tx:
         row = tx.one("SELECT COUNT(*) FROM alerts WHERE state = ? AND sent_at >= ?", (SENT, since))
     return int(row[0]) if row else 0
 
@@ -222,14 +222,14 @@ def count_dry_run_since(db: Database, since: float) -> dict[str, int]:
 
 
 def count_by_state(db: Database) -> dict[str, int]:
-    with db.tx() as tx:
+    with db.read() as tx:
         rows = tx.all("SELECT state, COUNT(*) FROM alerts GROUP BY state")
     return {state: int(n) for state, n in rows}
 
 
 def waiting(db: Database) -> tuple[int, float | None]:
     """How many alerts are not delivered yet (pending or being sent), and since when the oldest waits."""
-    with db.tx() as tx:
+    with db.read() as tx:
         row = tx.one("SELECT COUNT(*), MIN(created_at) FROM alerts WHERE state IN (?, ?)", (PENDING, SENDING))
     if row is None:
         return 0, None
@@ -238,7 +238,7 @@ def waiting(db: Database) -> tuple[int, float | None]:
 
 def lease_owners(db: Database) -> list[str]:
     """Who holds claimed (sending) alerts right now."""
-    with db.tx() as tx:
+    with db.read() as tx:
         rows = tx.all("SELECT DISTINCT lease_owner FROM alerts WHERE state = ? AND lease_owner IS NOT NULL", (SENDING,))
     return sorted(str(r[0]) for r in rows)
 

@@ -123,7 +123,7 @@ MIGRATIONS: list[str] = [
 
 
 class Database:
-    """A connection that reconnects after failures; `tx()` is the only way to run SQL.
+    """A connection that reconnects after failures; `tx()` (writes) and `read()` are the only ways to run SQL.
 
     SQL is written once with `?` placeholders; for PostgreSQL they become `%s`.
     """
@@ -165,25 +165,60 @@ class Database:
 
     @contextmanager
     def tx(self) -> Iterator["Tx"]:
-        """A transaction: committed when the block ends, rolled back on any error."""
+        """A write transaction: committed when the block ends, rolled back on any error.
+
+        On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so writers queue instead of deadlocking.
+        """
+        with self._transaction(write=True) as tx:
+            yield tx
+
+    @contextmanager
+    def read(self) -> Iterator["Tx"]:
+        """A read-only transaction: one consistent view, and no write lock. Reads never queue behind a
+        writer (SQLite: BEGIN DEFERRED, which in WAL mode reads beside a writer; PostgreSQL: READ ONLY);
+        a write inside it is refused (SQLite's `query_only`), so a read can never take the lock by mistake.
+        """
+        with self._transaction(write=False) as tx:
+            yield tx
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator["Tx"]:
         conn = self._connection()
         try:
             if self.dialect == "postgresql":
                 with conn.transaction():
                     with conn.cursor() as cur:
+                        if not write:
+                            cur.execute("SET TRANSACTION READ ONLY")
                         yield Tx(cur, self.dialect)
+            elif write:
+                yield from self._sqlite(conn, "BEGIN IMMEDIATE")
             else:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("PRAGMA query_only = ON")
                 try:
-                    yield Tx(conn.cursor(), self.dialect)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                    yield from self._sqlite(conn, "BEGIN DEFERRED")
+                finally:
+                    self._writable_again(conn)
         except TRANSIENT_ERRORS:
             # Drop the connection so the next transaction starts on a fresh one.
             self.close()
             raise
+
+    def _sqlite(self, conn: sqlite3.Connection, begin: str) -> Iterator["Tx"]:
+        conn.execute(begin)
+        try:
+            yield Tx(conn.cursor(), self.dialect)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _writable_again(self, conn: sqlite3.Connection) -> None:
+        """After a read: the connection writes again, or it is dropped (never left read-only)."""
+        try:
+            conn.execute("PRAGMA query_only = OFF")
+        except sqlite3.Error:
+            self.close()
 
     def ping(self) -> None:
         """Raise a transient error unless the database takes a write now.
@@ -218,7 +253,7 @@ class Database:
 
     def size_bytes(self) -> int | None:
         if self.dialect == "postgresql":
-            with self.tx() as tx:
+            with self.read() as tx:
                 row = tx.one("SELECT pg_database_size(current_database())")
             return int(row[0]) if row else None
         path = self.sqlite_path

@@ -4,7 +4,8 @@ Healthy when every rule holds (each failed rule is one line under "problems"):
 
 - Redis answers at REDIS_URL, and the database answers (for SQLite: its file exists);
 - the fetcher, the processor and the notifier each have at least one live heartbeat, i.e. one
-  that beat less than ALIVE_SECONDS (90 s) ago (heartbeats expire from Redis after 300 s);
+  that beat less than ALIVE_SECONDS (90 s) ago (heartbeats expire from Redis after 300 s), of a
+  long-running process: a `fetch --once` or `process --burst` run is listed but does not count;
 - the fetcher recorded a completed cycle within `stale_cycle_seconds`: three times the longest wait
   its schedule can choose (45 min with the 15 min of the night, more when SCAN_INTERVAL_MINUTES is high);
 - the fetcher got a good answer from Sofascore within that same limit (a cycle whose requests all
@@ -31,6 +32,7 @@ from typing import Any
 
 from fetcher.schedule import longest_interval
 from fetcher.state import FetcherState
+from shared.heartbeat import long_running
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP
 from shared.numbers import opt_float
 from shared.settings import Settings
@@ -110,7 +112,7 @@ def _processes(beats: list[dict[str, Any]], now: float) -> dict[str, Any]:
         info = {k: v for k, v in beat.items() if k not in ("name", "at")}
         role = roles.setdefault(_role_of(beat), {"alive": False, "last_seen_ago": None, "instances": []})
         role["instances"].append({"name": beat.get("name"), "at": at, "ago": age, "alive": alive, "info": info})
-        role["alive"] = role["alive"] or alive
+        role["alive"] = role["alive"] or (alive and long_running(beat))  # not a `--once`/`--burst` run
         if age is not None and (role["last_seen_ago"] is None or age < role["last_seen_ago"]):
             role["last_seen_ago"] = age
     return roles

@@ -50,7 +50,7 @@ def _upstream(up: dict[str, Any], now: float) -> str:
             text += f", since {ago(now - up['blocked_since'])}"
         return text
     if up["blocked_since"] is not None:
-        return f"backoff over, waiting for a good answer (blocked since {ago(now - up['blocked_since'])})"
+        return f"requests again; the backoff ends after 30 min without a 403/429 (blocked since {ago(now - up['blocked_since'])})"
     return "ok"
 
 

@@ -104,16 +104,34 @@ def test_retry_after_is_honoured_when_longer() -> None:
     assert shorter.until == T0 + 310
 
 
-def test_first_success_after_the_wait_ends_the_block_once() -> None:
+def test_the_block_ends_after_30_minutes_of_answers_without_a_block() -> None:
     backoff = UpstreamBackoff()
     backoff.on_block(T0)
-    ended = backoff.on_success(T0 + 180)
+    assert backoff.on_success(T0 + 60) is None  # requests again, yet one good answer proves little
+    assert backoff.on_success(T0 + 60 + 1799) is None
+    assert backoff.active and backoff.seconds == 60
+    ended = backoff.on_success(T0 + 60 + 1800)
     assert ended is not None and ended.kind == "blocked_ended"
-    assert "3 min" in ended.message
-    assert backoff.on_success(T0 + 181) is None
+    assert "30 min" in ended.message
+    assert backoff.on_success(T0 + 60 + 1801) is None
     assert not backoff.active and backoff.until is None
-    again = backoff.on_block(T0 + 200)  # a new block starts from 60 s and is announced
-    assert again is not None and backoff.until == T0 + 260
+    again = backoff.on_block(T0 + 4000)  # a new block starts from 60 s and is announced
+    assert again is not None and backoff.until == T0 + 4060
+
+
+def test_intermittent_blocks_keep_doubling_the_ladder() -> None:
+    """One 429 per cycle between good answers: the ladder doubles as for consecutive blocks, announced once."""
+    backoff = UpstreamBackoff()
+    now = T0
+    transitions = [backoff.on_block(now)]
+    waits = [backoff.until - now]
+    for _ in range(7):
+        now = backoff.until  # the next cycle: good answers first, then one 429
+        transitions.append(backoff.on_success(now))
+        transitions.append(backoff.on_block(now + 5))
+        waits.append(backoff.until - (now + 5))
+    assert waits == [60, 120, 240, 480, 960, 1800, 1800, 1800]
+    assert [t.kind for t in transitions if t is not None] == ["blocked_started"]
 
 
 def test_success_with_no_block_is_nothing() -> None:

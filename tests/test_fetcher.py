@@ -276,15 +276,18 @@ def test_challenge_mid_cycle_pauses_everything_until_the_backoff_ends(
     report = restarted.run_cycle()
     assert report.skipped_blocked and len(fake.requests) == 2
 
-    # After the backoff the cycle runs again; the first success ends the block, announced once.
+    # After the backoff the cycle runs again; the block ends after 30 min without another, announced once.
     clock.advance(31)
     restarted.run_cycle()
     assert polls(fake, GOAL_GURU) == 2
     assert fake.count("/event/15981204/") == 1
     assert fake.count("/user-account/vote-ranking") == 1  # the leaderboard is not due for 30 min
+    assert [h.subject for h in of_kind(redis_conn, settings, "health")] == ["upstream_blocked"]
+    clock.advance(1800)
+    restarted.run_cycle()
     assert [h.subject for h in of_kind(redis_conn, settings, "health")] == ["upstream_blocked", "upstream_recovered"]
     recovered = of_kind(redis_conn, settings, "health")[1]
-    assert recovered.fetched_at == REF_NOW + 61
+    assert recovered.fetched_at == REF_NOW + 61 + 1800
     stored = state(redis_conn, settings)
     assert stored["backoff_until"] == "" and stored["blocked_since"] == ""
     assert {r.subject for r in of_kind(redis_conn, settings, "predictions")} == set(ranked_ids(fake))
@@ -322,6 +325,9 @@ def test_429_honours_a_longer_retry_after(
     clock.advance(30)
     fetcher.run_cycle()
     assert of_kind(redis_conn, settings, "leaderboard") != []
+    assert [h.subject for h in of_kind(redis_conn, settings, "health")] == ["upstream_blocked"]
+    clock.advance(1800)  # 30 min without another 429 after the wait: the block is over
+    fetcher.run_cycle()
     assert [h.subject for h in of_kind(redis_conn, settings, "health")] == ["upstream_blocked", "upstream_recovered"]
 
 

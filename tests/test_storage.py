@@ -1,10 +1,17 @@
 """Storage on both databases: migrations, and the outbox's claim/lease rules."""
 from __future__ import annotations
 
+import sqlite3
 import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
 
 from shared import outbox
 from shared.alerts import HealthAlert
+from shared.settings import Settings
 from shared.storage import Database
 from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
 
@@ -110,3 +117,73 @@ def test_possible_duplicates_are_counted_by_kind(db: Database) -> None:
     assert {k: (d.times, d.alerts) for k, d in counted.items()} == {
         outbox.NOTIFIER_DIED: (1, 2), outbox.LEASE_EXPIRED: (1, 1), outbox.TIMED_OUT: (1, 2)}
     assert all(d.last_at is not None and d.last_at > 0 for d in counted.values())
+
+
+# -- reads take no write lock ----------------------------------------------------------------------------
+
+
+def _outbox_reads(db: Database) -> None:
+    """Every read-only query of the outbox, as the notifiers' polling, `status` and `alerts` run them."""
+    outbox.get(db, 1)
+    outbox.deliverable_ids(db, now=2000.0)
+    outbox.count_sent_since(db, 0.0)
+    outbox.count_by_state(db)
+    outbox.waiting(db)
+    outbox.listing(db)
+    outbox.recent(db, limit=5)
+    outbox.lease_owners(db)
+    db.size_bytes()
+
+
+def test_reads_do_not_wait_for_a_writer(db: Database) -> None:
+    """A writer holding its transaction open (SQLite: the write lock) does not hold up reads in another
+    process: reads are read transactions (SQLite: BEGIN DEFERRED; PostgreSQL: READ ONLY)."""
+    _add(db, 3)
+    writer = Database(db.url)
+    reader = Database(db.url)
+    done = threading.Event()
+    with writer.tx() as tx:
+        tx.execute("UPDATE alerts SET attempts = attempts + 1")  # the write lock, held
+        thread = threading.Thread(target=lambda: (_outbox_reads(reader), done.set()), daemon=True)
+        thread.start()
+        finished = done.wait(5)  # a read waiting for the lock would wait the 30 s busy timeout
+    thread.join(60)
+    assert finished, "reads waited for the writer's lock"
+    assert outbox.count_by_state(reader) == {outbox.PENDING: 3}
+    writer.close()
+    reader.close()
+
+
+def test_a_read_transaction_refuses_writes_and_leaves_the_connection_writable(db: Database) -> None:
+    [alert_id] = _add(db, 1)
+    with pytest.raises((sqlite3.Error, psycopg.Error)):
+        with db.read() as tx:
+            tx.execute("UPDATE alerts SET attempts = 7")
+    with db.read() as tx:
+        assert tx.one("SELECT attempts FROM alerts")[0] == 0
+    with db.tx() as tx:  # the same Database writes as before
+        tx.execute("UPDATE alerts SET attempts = 1 WHERE id = ?", (alert_id,))
+    assert outbox.get(db, alert_id) is not None
+    with db.read() as tx:
+        assert tx.one("SELECT attempts FROM alerts")[0] == 1
+
+
+def test_status_does_not_wait_for_a_writer(make_settings: Callable[..., Settings], sqlite_url: str,
+                                           redis_url: str) -> None:
+    from sofamon.status import gather
+
+    settings = make_settings(database_url=sqlite_url)
+    db = Database(sqlite_url)
+    db.migrate()
+    _add(db, 2)
+    snaps: list[Any] = []
+    with db.tx() as tx:
+        tx.execute("UPDATE alerts SET attempts = attempts + 1")  # a notifier's write, in progress
+        thread = threading.Thread(target=lambda: snaps.append(gather(settings)), daemon=True)
+        thread.start()
+        thread.join(5)
+        finished = bool(snaps)
+    thread.join(60)
+    assert finished, "status waited for the writer's lock"
+    assert snaps[0].database_error is None and snaps[0].alerts_by_state == {outbox.PENDING: 2}
+    db.close()

@@ -1,0 +1,186 @@
+"""What a real machine does to a running processor: Redis restarts, with or without its data, or answers
+but refuses writes (OOM, a read-only replica). The same processor goes on; one log line says so.
+
+A processor runs in a thread (`Processor.run`, as `sofamon process` does) against a redis-server of the
+test's own (tests/ownredis.py), which the test stops, restarts, fills up or turns read-only.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue
+
+from processor.main import Processor
+from shared import outbox
+from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
+from shared.redisconn import connect
+from shared.settings import Settings
+from shared.storage import Database
+from tests import servers
+from tests.fakes.sofascore import REF_NOW, load_fixture
+from tests.ownredis import OwnRedis
+from tests.test_processor import FAR_LOOKAHEAD, GURU, TACTICO, alerts, put
+
+OUTAGE = 3.0  # how long Redis stays away or refuses
+
+
+class Running:
+    """A processor in a thread of its own, as its process runs it; `stop()` ends it like SIGTERM does."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.processor = Processor(settings, connect(settings), db, name="p1", clock=lambda: REF_NOW)
+        self.result: int | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="processor", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self.processor.run(burst=False)
+        except BaseException as error:  # noqa: BLE001 - the test reports it
+            self.error = error
+
+    def alive(self) -> None:
+        assert self.thread.is_alive(), f"the processor ended: {self.error!r}"
+
+    def stop(self) -> int | None:
+        self.processor.stop.set()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+        assert self.error is None, repr(self.error)
+        return self.result
+
+
+def wait_for(condition: Callable[[], bool], what: str, running: Running, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        running.alive()
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def lines(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Callable[[bool], OwnRedis]]:
+    started: list[OwnRedis] = []
+
+    def make(persistent: bool) -> OwnRedis:
+        server = OwnRedis(tmp_path / f"redis-{len(started)}", persistent)
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def setup(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Callable[[OwnRedis], Settings]]:
+    dbs: list[Database] = []
+
+    def make(server: OwnRedis) -> Settings:
+        settings = make_settings(redis_url=server.url, database_url=f"sqlite:///{tmp_path}/faults.db",
+                                 time_lookahead_hours=FAR_LOOKAHEAD)
+        db = Database(settings.database_url)
+        db.migrate()
+        dbs.append(db)
+        return settings
+
+    yield make
+    for db in dbs:
+        db.close()
+
+
+def alerted_predictors(db: Database) -> set[str]:
+    return {r[2] for r in alerts(db)}
+
+
+def enqueued(conn: redis.Redis) -> set[int]:
+    return {outbox.alert_id_of(j) for j in Queue(ALERTS_QUEUE, connection=conn).job_ids}
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["with-data", "without-data"])
+def test_processor_rides_out_a_redis_restart(own_redis: Callable[[bool], OwnRedis],
+                                             setup: Callable[[OwnRedis], Settings], persistent: bool,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Redis stops and comes back, with its data or empty: the same processor goes on processing; without
+    the data it recreates the stream's consumer group (not a crash on NOGROUP)."""
+    caplog.set_level(logging.INFO)
+    server = own_redis(persistent)
+    settings = setup(server)
+    db = Database(settings.database_url)
+    conn = server.conn()
+    running = Running(settings, db)
+    put(conn, settings, "leaderboard", "top", load_fixture("vote-ranking.json"))
+    put(conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
+    wait_for(lambda: alerted_predictors(db) == {GURU}, "GoalGuru's alerts", running)
+
+    server.stop()
+    time.sleep(OUTAGE)
+    running.alive()
+    server.start()
+    conn = server.conn()
+    put(conn, settings, "predictions", TACTICO, load_fixture(f"user-{TACTICO}-page0.json"))
+    wait_for(lambda: alerted_predictors(db) == {GURU, TACTICO}, "Tactico's alerts after the restart", running)
+    keys = Keys.of(settings)
+    wait_for(lambda: conn.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0, "the entry acknowledged",
+             running)
+    assert {r[0] for r in alerts(db) if r[2] == TACTICO} <= enqueued(conn)
+    assert running.stop() == 0
+
+    assert "Traceback" not in caplog.text
+    assert len(lines(caplog, "Redis unavailable")) == 1
+    assert len(lines(caplog, "Redis answers again")) == 1
+    recreated = lines(caplog, "consumer group")
+    assert len(recreated) == (0 if persistent else 1), recreated
+    db.close()
+
+
+@pytest.mark.parametrize("refusal", ["OOM", "READONLY"])
+def test_processor_waits_while_redis_refuses_writes(own_redis: Callable[[bool], OwnRedis],
+                                                    setup: Callable[[OwnRedis], Settings], refusal: str,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Redis answers but refuses writes (out of memory; a read-only replica) when entries wait: the
+    processor waits with one line, then processes them and enqueues their alerts, in the same run."""
+    caplog.set_level(logging.INFO)
+    server = own_redis(False)
+    settings = setup(server)
+    db = Database(settings.database_url)
+    admin = server.conn()
+    keys = Keys.of(settings)
+    put(admin, settings, "leaderboard", "top", load_fixture("vote-ranking.json"))
+    put(admin, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
+    admin.xgroup_create(keys.fetched, PROCESSOR_GROUP, id="0")
+    if refusal == "OOM":
+        admin.config_set("maxmemory", "1")
+    else:
+        admin.replicaof("127.0.0.1", str(servers.free_port()))  # a master that never answers
+    running = Running(settings, db)
+    time.sleep(OUTAGE)
+    running.alive()
+    assert enqueued(admin) == set()
+    if refusal == "OOM":
+        admin.config_set("maxmemory", "0")
+    else:
+        admin.replicaof("NO", "ONE")
+    wait_for(lambda: len(alerts(db)) == 2 and enqueued(admin) == {r[0] for r in alerts(db)},
+             "the alerts recorded and enqueued", running)
+    wait_for(lambda: admin.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0, "the entries acknowledged",
+             running)
+    assert running.stop() == 0
+
+    assert "Traceback" not in caplog.text
+    unavailable = lines(caplog, "Redis unavailable")
+    assert len(unavailable) == 1 and refusal in unavailable[0], unavailable
+    assert len(lines(caplog, "Redis answers again")) == 1
+    db.close()
