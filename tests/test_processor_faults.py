@@ -33,8 +33,10 @@ OUTAGE = 3.0  # how long Redis stays away or refuses
 class Running:
     """A processor in a thread of its own, as its process runs it; `stop()` ends it like SIGTERM does."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
-        self.processor = Processor(settings, connect(settings), db, name="p1", clock=lambda: REF_NOW)
+    def __init__(self, settings: Settings) -> None:
+        # A database connection of its own: one SQLite connection is not for two threads at once.
+        self.db = Database(settings.database_url)
+        self.processor = Processor(settings, connect(settings), self.db, name="p1", clock=lambda: REF_NOW)
         self.result: int | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="processor", daemon=True)
@@ -53,8 +55,25 @@ class Running:
         self.processor.stop.set()
         self.thread.join(15)
         assert not self.thread.is_alive()
+        self.db.close()
         assert self.error is None, repr(self.error)
         return self.result
+
+
+@pytest.fixture
+def run_processor() -> Iterator[Callable[[Settings], Running]]:
+    """Processors in threads, stopped after the test even when it failed (before their database closes)."""
+    started: list[Running] = []
+
+    def start(settings: Settings) -> Running:
+        started.append(Running(settings))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.processor.stop.set()
+        running.thread.join(15)
+        running.db.close()
 
 
 def wait_for(condition: Callable[[], bool], what: str, running: Running, timeout: float = 30.0) -> None:
@@ -67,21 +86,6 @@ def wait_for(condition: Callable[[], bool], what: str, running: Running, timeout
 
 def lines(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if text in r.getMessage()]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[Callable[[bool], OwnRedis]]:
-    started: list[OwnRedis] = []
-
-    def make(persistent: bool) -> OwnRedis:
-        server = OwnRedis(tmp_path / f"redis-{len(started)}", persistent)
-        server.start()
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
 
 
 @pytest.fixture
@@ -112,6 +116,7 @@ def enqueued(conn: redis.Redis) -> set[int]:
 @pytest.mark.parametrize("persistent", [True, False], ids=["with-data", "without-data"])
 def test_processor_rides_out_a_redis_restart(own_redis: Callable[[bool], OwnRedis],
                                              setup: Callable[[OwnRedis], Settings], persistent: bool,
+                                             run_processor: Callable[[Settings], Running],
                                              caplog: pytest.LogCaptureFixture) -> None:
     """Redis stops and comes back, with its data or empty: the same processor goes on processing; without
     the data it recreates the stream's consumer group (not a crash on NOGROUP)."""
@@ -120,7 +125,7 @@ def test_processor_rides_out_a_redis_restart(own_redis: Callable[[bool], OwnRedi
     settings = setup(server)
     db = Database(settings.database_url)
     conn = server.conn()
-    running = Running(settings, db)
+    running = run_processor(settings)
     put(conn, settings, "leaderboard", "top", load_fixture("vote-ranking.json"))
     put(conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
     wait_for(lambda: alerted_predictors(db) == {GURU}, "GoalGuru's alerts", running)
@@ -149,6 +154,7 @@ def test_processor_rides_out_a_redis_restart(own_redis: Callable[[bool], OwnRedi
 @pytest.mark.parametrize("refusal", ["OOM", "READONLY"])
 def test_processor_waits_while_redis_refuses_writes(own_redis: Callable[[bool], OwnRedis],
                                                     setup: Callable[[OwnRedis], Settings], refusal: str,
+                                                    run_processor: Callable[[Settings], Running],
                                                     caplog: pytest.LogCaptureFixture) -> None:
     """Redis answers but refuses writes (out of memory; a read-only replica) when entries wait: the
     processor waits with one line, then processes them and enqueues their alerts, in the same run."""
@@ -165,7 +171,7 @@ def test_processor_waits_while_redis_refuses_writes(own_redis: Callable[[bool], 
         admin.config_set("maxmemory", "1")
     else:
         admin.replicaof("127.0.0.1", str(servers.free_port()))  # a master that never answers
-    running = Running(settings, db)
+    running = run_processor(settings)
     time.sleep(OUTAGE)
     running.alive()
     assert enqueued(admin) == set()
