@@ -215,7 +215,7 @@ def count_sent_since(db: Database, since: float) -> int:
 
 def count_dry_run_since(db: Database, since: float) -> dict[str, int]:
     """Alerts printed instead of posted since then, per webhook."""
-    with db.tx() as tx:
+    with db.read() as tx:
         rows = tx.all("SELECT webhook, COUNT(*) FROM alerts WHERE state = ? AND sent_at >= ? GROUP BY webhook",
                       (DRY_RUN, since))
     return {str(webhook): int(n) for webhook, n in rows}
@@ -286,7 +286,7 @@ def count_possible_duplicate(db: Database, kind: str, alerts: int) -> None:
 def possible_duplicates(db: Database) -> dict[str, PossibleDuplicates]:
     """Kind -> how often alerts may have been posted twice for that reason, since the database exists
     (kinds that never happened are left out). For `sofamon status`."""
-    with db.tx() as tx:
+    with db.read() as tx:
         rows = tx.all("SELECT kind, times, alerts, last_at FROM possible_duplicates ORDER BY kind")
     return {str(kind): PossibleDuplicates(str(kind), int(times), int(alerts),
                                           float(last_at) if last_at is not None else None)
