@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     time_lookahead_hours: float = Field(24.0, ge=0)
     match_grace_period_minutes: float = Field(5.0, ge=0)
     line_movement_threshold: float = Field(0.15, gt=0)
+    # Odds cadence by time to kick-off (fetcher/cadence.py): polled rarely while prices barely move.
+    odds_slow_beyond_hours: float = Field(12.0, ge=0)
+    odds_slow_every_minutes: float = Field(120.0, ge=0)
+    odds_mid_every_minutes: float = Field(30.0, ge=0)
+    odds_every_cycle_within_hours: float = Field(2.0, ge=0)
+    odds_closing_within_minutes: float = Field(10.0, ge=0)
     http_concurrency: int = Field(5, ge=1, le=50)
     # Pages of one predictor's tips read at most per poll (a poll stops earlier at a page with nothing new).
     prediction_max_pages: int = Field(5, ge=1, le=100)
