@@ -20,8 +20,9 @@ from datetime import datetime, timezone
 import redis
 from pydantic import ValidationError
 
-from fetcher import paging, seen, streams
+from fetcher import oddspolls, paging, seen, streams
 from fetcher.backoff import PredictorState, Transition, record_result
+from fetcher.cadence import Cadence, odds_due
 from fetcher.client import FetchResult, SofascoreClient, event_path, odds_path, predictions_path, ranking_path
 from fetcher.schedule import next_poll_seconds
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
@@ -104,6 +105,12 @@ class Fetcher:
         self._halt = threading.Event()
         self._redis_failed = False
         self._dropping = False
+        self.cadence = Cadence.of(settings)
+        # Odds answers not yet saved (`fetcher.oddspolls`): event -> time, events newly without odds, with odds again.
+        self._odds_answered: dict[str, float] = {}
+        self._odds_gone: set[str] = set()
+        self._odds_back: set[str] = set()
+        self._odds_missing: set[str] = set()  # events known to have no odds (their 404 was logged)
 
     # -- state in Redis -----------------------------------------------------------------------
     @property
@@ -220,15 +227,51 @@ class Fetcher:
         self._known = stored
 
     def _odds_jobs(self, now: float) -> list[Job]:
-        """Watched events still to kick off; those already kicked off leave the set (`shared.watch`)."""
+        """Watched events still to kick off whose odds are due by the cadence (`fetcher.cadence`), one request
+        per event; those already kicked off leave the set (`shared.watch`)."""
         if self._redis_failed:
             return []
         try:
             events = watch.due(self.conn, self.keys, now)
+            fetched, missing = oddspolls.read(self.conn, self.keys, events)
         except redis.RedisError as error:
             self._redis_down("watched events not read, odds skipped", error)
             return []
-        return [Job("odds", event, odds_path(event)) for event in events]
+        fetched.update(self._odds_answered)  # answers not saved yet (Redis failed at the last save)
+        self._odds_missing = (missing | self._odds_gone) - self._odds_back
+        return [Job("odds", event, odds_path(event)) for event, kickoff in events.items()
+                if odds_due(self.cadence, kickoff, now, fetched.get(event), event in self._odds_missing)]
+
+    def _odds_answer(self, job: Job, result: FetchResult, now: float) -> bool:
+        """Note an odds answer for the cadence; True if it is a 404 already logged for this event (say nothing)."""
+        if result.kind not in ("ok", "not_found"):
+            return False  # no answer: asked again next cycle
+        event = job.subject
+        self._odds_answered[event] = now
+        if result.ok:
+            if event in self._odds_missing:
+                self._odds_missing.discard(event)
+                self._odds_gone.discard(event)
+                self._odds_back.add(event)
+            return False
+        if event in self._odds_missing:
+            log.debug("%s: still no odds (HTTP 404)", job.label)
+            return True
+        self._odds_missing.add(event)
+        self._odds_gone.add(event)
+        self._odds_back.discard(event)
+        return False
+
+    def save_odds_polls(self) -> None:
+        """The odds answers of this cycle, in one round trip; kept for the next cycle if Redis is away."""
+        if self._redis_failed or not (self._odds_answered or self._odds_back):
+            return
+        try:
+            oddspolls.record(self.conn, self.keys, self._odds_answered, self._odds_gone, self._odds_back)
+        except redis.RedisError as error:
+            self._redis_down("odds poll times not saved", error)
+            return
+        self._odds_answered, self._odds_gone, self._odds_back = {}, set(), set()
 
     def _refresh_jobs(self, now: float) -> list[Job]:
         """The matches of due deferred tips that were on none of this cycle's pages, one request per match.
@@ -280,6 +323,7 @@ class Fetcher:
                 if not self._halt.is_set():
                     self._fetch(self._refresh_jobs(self.clock()), report)
             report.halted = self._halt.is_set()
+        self.save_odds_polls()
         self.save_state()
         return report
 
@@ -358,6 +402,8 @@ class Fetcher:
         report.requests += 1
         state = self.state.predictors.get(job.predictor.id) if job.predictor else None
         if result.ok:
+            if job.kind == "odds":
+                self._odds_answer(job, result, now)
             self._emit(FetchRecord(kind=job.kind, subject=job.subject, fetched_at=now, payload=result.text,
                                    page=job.page), marks)
             report.written += 1
@@ -367,6 +413,8 @@ class Fetcher:
             self._transition(self.state.upstream.on_success(now), report)
             return
         report.failures += 1
+        if job.kind == "odds" and self._odds_answer(job, result, now):
+            return
         consequences = []
         if result.blocks_upstream:
             self._transition(self.state.upstream.on_block(now, result.retry_after, reason=result.describe()), report)
@@ -377,6 +425,9 @@ class Fetcher:
                 consequences.append(effect)
         if fallback:
             consequences.append(fallback)
+        if job.kind == "odds" and result.kind == "not_found":
+            consequences.append(f"no odds offered: asked again at most every {self.settings.odds_slow_every_minutes:g}"
+                                " min, and this is not logged again for it")
         log.warning("%s: %s%s", job.label, result.describe(), "".join(f"; {c}" for c in consequences))
 
     def _transition(self, transition: Transition | None, report: CycleReport) -> None:

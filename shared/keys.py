@@ -35,6 +35,16 @@ class Keys:
         return self._k("watch", "events")
 
     @property
+    def odds_fetched(self) -> str:
+        """Hash: watched event id -> when its odds were last answered (`fetcher.oddspolls`, the cadence's input)."""
+        return self._k("fetcher", "odds", "fetched")
+
+    @property
+    def odds_missing(self) -> str:
+        """Hash: watched event id -> when its odds first answered 404 (no odds offered; `fetcher.oddspolls`)."""
+        return self._k("fetcher", "odds", "missing")
+
+    @property
     def deferred_tips(self) -> str:
         """Sorted set: `<event id>:<tip key>` -> kick-off, for stored tips not alerted yet (`shared.deferred`)."""
         return self._k("deferred", "tips")

@@ -32,11 +32,11 @@ def add(conn: redis.Redis, keys: Keys, events: Mapping[int, float]) -> None:
         conn.zadd(keys.watched_events, {str(event): start for event, start in events.items()})
 
 
-def due(conn: redis.Redis, keys: Keys, now: float) -> list[str]:
-    """Events still ahead, soonest first; those that kicked off leave the set."""
+def due(conn: redis.Redis, keys: Keys, now: float) -> dict[str, float]:
+    """Events still ahead (event id -> kick-off), soonest first; those that kicked off leave the set."""
     bound = cutoff(now)
     pipe = conn.pipeline(transaction=False)
     pipe.zremrangebyscore(keys.watched_events, "-inf", bound)
-    pipe.zrangebyscore(keys.watched_events, f"({bound!r}", "+inf")
+    pipe.zrangebyscore(keys.watched_events, f"({bound!r}", "+inf", withscores=True)
     _, members = pipe.execute()
-    return [text(m) for m in members]
+    return {text(m): float(score) for m, score in members}

@@ -26,7 +26,7 @@ from shared.keys import Keys
 from shared.models import FetchRecord
 from shared.redisconn import connect
 from shared.settings import Settings
-from tests.fakes.sofascore import REF_NOW, FakeSofascore
+from tests.fakes.sofascore import REF_NOW, FakeSofascore, load_fixture
 
 GOAL_GURU = "6a1f0c2e9b3d4e5f60718293"
 TACTICO = "5e8d7c6b5a4f3e2d1c0b9a87"
@@ -706,3 +706,81 @@ def test_one_malformed_leaderboard_entry_leaves_the_others_monitored(
         fake.ranking = [{"nickname": "no id"}, *fake.ranking]
     open_fetcher(settings).run_cycle()
     assert json.loads(state(redis_conn, settings)["monitored"]) == expected
+
+
+# -- odds on a cadence by time to kick-off (fetcher/cadence.py) --------------------------------------------
+def odds_hits(fake: FakeSofascore, event: int) -> int:
+    return fake.hits(f"/event/{event}/odds/1/all")
+
+
+def watch_with_odds(fake: FakeSofascore, conn: redis.Redis, settings: Settings, events: dict[int, float]) -> None:
+    """Watch these events (id -> kick-off), each with the fixture's odds served for it."""
+    odds = load_fixture("event-15981204-odds-all.json")
+    for event in events:
+        fake.add_event_odds(event, odds)
+    conn.zadd(Keys.of(settings).watched_events, {str(e): start for e, start in events.items()})
+
+
+def cycles(fetcher: Fetcher, clock: Clock, n: int, every: float) -> None:
+    for i in range(n):
+        if i:
+            clock.advance(every)
+        fetcher.run_cycle()
+
+
+def test_odds_far_events_polled_once_near_ones_every_cycle_none_after_kick_off(
+        fake: FakeSofascore, settings: Settings, open_fetcher: Callable[..., Fetcher], redis_conn: redis.Redis,
+        clock: Clock) -> None:
+    days, hours, kicks_off = 9_000_001, 9_000_002, 9_000_003
+    near = 9_000_004
+    watch_with_odds(fake, redis_conn, settings, {days: REF_NOW + 3 * 86400, hours: REF_NOW + 5 * 3600,
+                                                kicks_off: REF_NOW + 12 * 60, near: REF_NOW + 3600})
+    fetcher = open_fetcher(settings)
+    cycles(fetcher, clock, 6, 300)  # 25 minutes of 5-minute cycles
+    assert {e: odds_hits(fake, e) for e in (days, hours, kicks_off, near)} == {
+        days: 1, hours: 1, kicks_off: 3, near: 6}  # kicks_off: at 12, 7 and 2 minutes to go, then never
+    keys = Keys.of(settings)
+    # The kicked-off event left the watched set, and its poll time with it.
+    assert sorted(redis_conn.hkeys(keys.odds_fetched)) == sorted(str(e).encode() for e in (days, hours, near))
+    assert len(of_kind(redis_conn, settings, "odds")) == 1 + 1 + 3 + 6
+
+
+def test_odds_closing_poll_inside_the_last_10_minutes(
+        fake: FakeSofascore, make_settings: Callable[..., Settings], open_fetcher: Callable[..., Fetcher],
+        redis_conn: redis.Redis, clock: Clock) -> None:
+    # Without the every-cycle band only the closing poll brings the event back before its 30 minutes are up.
+    settings = make_settings(sofascore_base_url=fake.base_url, odds_every_cycle_within_hours=0)
+    event = 9_000_011
+    watch_with_odds(fake, redis_conn, settings, {event: REF_NOW + 25 * 60})
+    fetcher = open_fetcher(settings)
+    cycles(fetcher, clock, 3, 300)  # 25, 20, 15 minutes to go
+    assert odds_hits(fake, event) == 1
+    cycles(fetcher, clock, 2, 300)  # (15) 10 minutes to go: the closing poll; then 5: done
+    assert odds_hits(fake, event) == 2
+    assert len(of_kind(redis_conn, settings, "odds")) == 2
+
+
+def test_odds_404_asked_again_only_after_the_slow_band_and_logged_once(
+        fake: FakeSofascore, settings: Settings, open_fetcher: Callable[..., Fetcher], redis_conn: redis.Redis,
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    event, fine = 9_000_021, 9_000_022
+    watch_with_odds(fake, redis_conn, settings, {event: REF_NOW + 6 * 3600, fine: REF_NOW + 6 * 3600})
+    fake.set_mode("notfound", f"/event/{event}/odds")
+    fetcher = open_fetcher(settings)
+    cycles(fetcher, clock, 24, 300)  # 0 .. 115 minutes: the 404 is not asked again within the slow band
+    assert odds_hits(fake, event) == 1
+    assert odds_hits(fake, fine) == 4  # its neighbour with odds: every 30 minutes (6 to 4 hours to go)
+    clock.advance(300)  # 120 minutes: due again, still 404
+    fetcher.run_cycle()
+    clock.advance(300)
+    fetcher.run_cycle()
+    assert odds_hits(fake, event) == 2
+    # A restarted fetcher knows the event has no odds: no new line for it either.
+    clock.advance(2 * 3600)
+    open_fetcher(settings).run_cycle()
+    assert odds_hits(fake, event) == 3
+    lines = warnings_about(caplog, f"odds for event {event}")
+    assert len(lines) == 1 and "not found (HTTP 404)" in lines[0].getMessage()
+    assert "asked again at most every 120 min" in lines[0].getMessage()
+    assert not warnings_about(caplog, f"odds for event {fine}")

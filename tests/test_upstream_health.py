@@ -70,7 +70,8 @@ def test_intermittent_429s_keep_doubling_the_backoff_and_alert_once(
 
 def test_the_backoff_ends_after_30_minutes_of_good_answers(
         fake: FakeSofascore, settings: Settings, redis_conn: redis.Redis) -> None:
-    redis_conn.zadd(Keys.of(settings).watched_events, {WATCHED: REF_NOW + 86400})
+    # Within 2 hours of kick-off, so its odds are asked every cycle (the cadence) and can answer 429 again.
+    redis_conn.zadd(Keys.of(settings).watched_events, {WATCHED: REF_NOW + 3600})
     clock = Clock(REF_NOW)
     with SofascoreClient(settings) as client:
         fetcher = Fetcher(settings, redis_conn, client, clock=clock)
