@@ -22,10 +22,12 @@ from fetcher import streams
 from fetcher.client import SofascoreClient, classify, classify_exception, new_session
 from fetcher.cycle import Fetcher
 from fetcher.main import run
+from processor.main import Processor
 from shared.keys import Keys
 from shared.models import FetchRecord
 from shared.redisconn import connect
 from shared.settings import Settings
+from shared.storage import Database
 from tests.fakes.sofascore import REF_NOW, FakeSofascore, load_fixture
 
 GOAL_GURU = "6a1f0c2e9b3d4e5f60718293"
@@ -784,3 +786,28 @@ def test_odds_404_asked_again_only_after_the_slow_band_and_logged_once(
     assert len(lines) == 1 and "not found (HTTP 404)" in lines[0].getMessage()
     assert "asked again at most every 120 min" in lines[0].getMessage()
     assert not warnings_about(caplog, f"odds for event {fine}")
+
+
+def test_odds_price_move_of_a_near_event_is_still_alerted(
+        fake: FakeSofascore, settings: Settings, open_fetcher: Callable[..., Fetcher], redis_conn: redis.Redis,
+        clock: Clock, database: Database) -> None:
+    near = 15981204  # GoalGuru's home win at 6/5; the fake serves the fixture's kick-off unshifted
+    clock.now = 1804950000 - 90 * 60  # 90 minutes before kick-off: odds every cycle
+    fake.set_price(near, 1, "1", "6/5")  # the baseline equals the tip's price: nothing to alert yet
+    fetcher = open_fetcher(settings)
+    processor = Processor(settings, redis_conn, database, name="p1", clock=clock)
+
+    def round_() -> list[dict[str, Any]]:
+        fetcher.run_cycle()
+        assert processor.run(burst=True) == 0
+        clock.advance(300)
+        with database.tx() as tx:
+            rows = tx.all("SELECT payload FROM alerts WHERE kind = 'line_movement' AND event_id = ?", (near,))
+        return [json.loads(r[0]) for r in rows]
+
+    assert round_() == []  # the tip is alerted and its event watched
+    assert round_() == [] and odds_hits(fake, near) == 1  # the baseline
+    fake.set_price(near, 1, "1", "4/5")
+    moves = round_()
+    assert odds_hits(fake, near) == 2
+    assert [(m["tip_odds"], m["current_odds"]) for m in moves] == [(2.2, 1.8)]
