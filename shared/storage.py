@@ -151,6 +151,13 @@ class Database:
     def sqlite_path(self) -> str:
         return self.url.removeprefix("sqlite:///") or ":memory:"
 
+    def missing(self) -> str | None:
+        """Why a reading command should not open this database: an SQLite file that is not there (opening it
+        would create an empty one). None when it may be opened."""
+        if self.dialect == "sqlite" and self.sqlite_path != ":memory:" and not os.path.exists(self.sqlite_path):
+            return f"no database file at {self.sqlite_path} (run `sofamon init-db`)"
+        return None
+
     def _connection(self) -> Any:
         if self._conn is None:
             self._conn = self._connect()

@@ -7,7 +7,6 @@ created (the forms of `replay --since`), `--state`, `--kind`, `--predictor` (id 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
@@ -99,9 +98,9 @@ def as_json(alerts: list[Listed], total: int) -> str:
 def run(settings: Settings, filters: Filters, json_output: bool = False, out: TextIO | None = None) -> int:
     out = out if out is not None else sys.stdout
     db = Database(settings.database_url)
-    if db.dialect == "sqlite" and db.sqlite_path != ":memory:" and not os.path.exists(db.sqlite_path):
-        # Opening it would create an empty file: say what is wrong instead.
-        console.show(f"sofamon alerts: no database file at {db.sqlite_path} (run `sofamon init-db`)", sys.stderr)
+    missing = db.missing()
+    if missing is not None:
+        console.show(f"sofamon alerts: {missing}", sys.stderr)
         return 1
     try:
         alerts, total = query(db, filters)

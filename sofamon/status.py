@@ -7,7 +7,6 @@ Exit status 0 when healthy, 1 when not.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from dataclasses import asdict
@@ -86,9 +85,8 @@ def _gather_redis(conn: redis.Redis, keys: Keys, snap: Snapshot) -> None:
 
 def _gather_database(url: str, snap: Snapshot) -> None:
     db = Database(url)
-    if db.dialect == "sqlite" and db.sqlite_path != ":memory:" and not os.path.exists(db.sqlite_path):
-        # Opening it would create an empty file: say what is wrong instead.
-        snap.database_error = f"no database file at {db.sqlite_path} (run `sofamon init-db`)"
+    snap.database_error = db.missing()
+    if snap.database_error is not None:
         return
     try:
         snap.sent_last_hour = outbox.count_sent_since(db, snap.now - 3600)
