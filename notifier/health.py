@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Literal
 
 from notifier.context import NotifierContext
-from shared import outbox
+from shared import healththrottle, outbox
 from shared.alerts import HealthAlert
 from shared.jobs import describe, enqueue_alert
 from shared.webhooks import HEALTH_WEBHOOK
@@ -37,7 +38,8 @@ def emit(ctx: NotifierContext, topic: str, title: str, message: str,
          level: Literal["info", "warning", "error"] = "warning", *, throttle_seconds: int | None = None) -> int | None:
     """Insert and enqueue a health alert unless the topic raised one recently; its id or None."""
     seconds = ctx.config.health_throttle_seconds if throttle_seconds is None else throttle_seconds
-    if not ctx.redis.set(ctx.keys.health_throttle(topic), str(int(time.time())), nx=True, ex=max(1, int(seconds))):
+    # Each call is a new alert: a holder of its own, so only a free period lets it through.
+    if not healththrottle.take(ctx.redis, ctx.keys, topic, seconds, holder=f"{ctx.owner}|{uuid.uuid4().hex}"):
         log.debug("health alert %s throttled", topic)
         return None
     alert = HealthAlert(title=title, message=message, level=level)
