@@ -5,6 +5,8 @@ Requests go in rounds through the client's pool (at most HTTP_CONCURRENCY in fli
 of the predictors whose page k-1 brought something new (`fetcher.paging`), so no page is fetched twice.
 A last round refreshes the matches of deferred tips that are due (`shared.deferred`) and were on none of
 the pages read: one `GET /event/{id}` per match, whose record lets the processor alert them from storage.
+Every request goes through the request budget (`fetcher.budget`): a round bigger than it allows is made
+in batches, most urgent first, with waits between them.
 """
 from __future__ import annotations
 
@@ -12,16 +14,17 @@ import logging
 import random
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import redis
 from pydantic import ValidationError
 
-from fetcher import oddspolls, paging, seen, streams
+from fetcher import oddspolls, paging, seen, streams, usage
 from fetcher.backoff import PredictorState, Transition, record_result
+from fetcher.budget import RequestBudget, by_priority
 from fetcher.cadence import Cadence, odds_due
 from fetcher.client import FetchResult, SofascoreClient, event_path, odds_path, predictions_path, ranking_path
 from fetcher.schedule import next_poll_seconds
@@ -50,6 +53,8 @@ class Job:
     path: str
     predictor: Predictor | None = None
     page: int = 0
+    kickoff: float | None = None  # odds: the event's kick-off (which go first under the budget)
+    last_fetch: float | None = None  # predictions: the predictor's last good answer (likewise)
 
     @property
     def label(self) -> str:
@@ -111,6 +116,9 @@ class Fetcher:
         self._odds_gone: set[str] = set()
         self._odds_back: set[str] = set()
         self._odds_missing: set[str] = set()  # events known to have no odds (their 404 was logged)
+        self.budget = RequestBudget(settings.upstream_max_requests_per_minute)
+        # How a spread cycle waits for the budget; `fetcher.main` makes it beat the heartbeat meanwhile.
+        self.sleep: Callable[[float], object] = self._stopping.wait
 
     # -- state in Redis -----------------------------------------------------------------------
     @property
@@ -211,7 +219,8 @@ class Fetcher:
             if state.is_paused(now):
                 log.debug("predictions for %s: paused until %s", predictor.label, utc_stamp(state.paused_until))
                 continue
-            jobs.append(Job("predictions", predictor.id, predictions_path(predictor.id), predictor))
+            jobs.append(Job("predictions", predictor.id, predictions_path(predictor.id), predictor,
+                            last_fetch=state.last_fetch))
         self._load_known([j.subject for j in jobs], now)
         return jobs
 
@@ -239,7 +248,7 @@ class Fetcher:
             return []
         fetched.update(self._odds_answered)  # answers not saved yet (Redis failed at the last save)
         self._odds_missing = (missing | self._odds_gone) - self._odds_back
-        return [Job("odds", event, odds_path(event)) for event, kickoff in events.items()
+        return [Job("odds", event, odds_path(event), kickoff=kickoff) for event, kickoff in events.items()
                 if odds_due(self.cadence, kickoff, now, fetched.get(event), event in self._odds_missing)]
 
     def _odds_answer(self, job: Job, result: FetchResult, now: float) -> bool:
@@ -317,7 +326,9 @@ class Fetcher:
                 self._refresh_leaderboard(report)
             if not self._halt.is_set():
                 now = self.clock()
-                jobs = self._prediction_jobs(now) + self._odds_jobs(now)
+                jobs = by_priority(self._prediction_jobs(now) + self._odds_jobs(now), now,
+                                   self.cadence.every_cycle_within)
+                self._say_if_spread(len(jobs), now)
                 while jobs and not self._halt.is_set():
                     jobs = self._fetch(jobs, report)
                 if not self._halt.is_set():
@@ -333,7 +344,7 @@ class Fetcher:
             fallback = "polling TARGET_USERS only" if self.settings.target_users else "nobody to poll yet"
         else:
             fallback = f"keeping the previous {len(self.state.selected)} predictor(s)"
-        for _, result in self.client.fetch_many([job.path], self._halt):
+        for _, result in self._requests([job]):
             self._handle(job, result, report, fallback=fallback)
             if result.ok:
                 self._apply_leaderboard(result.text, fallback)
@@ -365,8 +376,7 @@ class Fetcher:
     def _fetch(self, jobs: list[Job], report: CycleReport) -> list[Job]:
         """One round of requests; returns the next round (the next page of predictors with something new)."""
         follow: list[Job] = []
-        for index, result in self.client.fetch_many([j.path for j in jobs], self._halt):
-            job = jobs[index]
+        for job, result in self._requests(jobs):
             marks = None
             if result.ok and job.kind == "predictions" and job.predictor is not None:
                 marks, more = self._read_page(job, result.text)
@@ -374,6 +384,41 @@ class Fetcher:
                     follow.append(more)
             self._handle(job, result, report, marks=marks)
         return follow
+
+    def _requests(self, jobs: list[Job]) -> Iterator[tuple[Job, FetchResult]]:
+        """Answers as they come, the requests started no faster than the budget allows (`fetcher.budget`)."""
+        queue = jobs
+        while queue and not self._halt.is_set():
+            now = self.clock()
+            allowed = self.budget.allowance(now)
+            if allowed == 0:
+                self.sleep(self.budget.wait_seconds(now))
+                continue
+            batch, queue = queue[:allowed], queue[allowed:]
+            made: Counter[str] = Counter()
+            for index, result in self.client.fetch_many([j.path for j in batch], self._halt):
+                made[batch[index].kind] += 1
+                yield batch[index], result
+            finished = self.clock()
+            self.budget.spend(made.total(), finished)
+            self._count(made, finished)
+
+    def _say_if_spread(self, requests: int, now: float) -> None:
+        """One line when this cycle's first round is more than the budget lets start at once."""
+        spread = self.budget.spread_minutes(requests, now)
+        if spread:
+            log.info("request budget: %d requests due this cycle, UPSTREAM_MAX_REQUESTS_PER_MINUTE=%d: spreading"
+                     " them over about %.0f more min, nearest kick-offs and longest-unpolled predictors first",
+                     requests, self.budget.per_minute, spread)
+
+    def _count(self, made: Counter[str], at: float) -> None:
+        """Requests made, by kind, for status (`fetcher.usage`)."""
+        if self._redis_failed or not made:
+            return
+        try:
+            usage.record(self.conn, self.keys, made, at)
+        except redis.RedisError as error:
+            self._redis_down("request counts not saved", error)
 
     def _read_page(self, job: Job, text: str) -> tuple[Marks | None, Job | None]:
         """What a page of tips marks as seen, and the next page to read if this one brought something new."""

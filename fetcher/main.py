@@ -129,6 +129,7 @@ def run(
     try:
         with SofascoreClient(settings) as client:
             fetcher = Fetcher(settings, conn, client, clock=clock)
+            fetcher.sleep = lambda seconds: _sleep(stop, seconds, lambda: _beat(conn, keys, name, fetcher))
             with _stop_on_signals(stop, fetcher):
                 if not _load_state(fetcher, stop, once):
                     return 1 if once else 0

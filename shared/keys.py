@@ -63,6 +63,10 @@ class Keys:
         """Hash: last cycle, next poll, leaderboard time, upstream backoff."""
         return self._k("fetcher", "state")
 
+    def requests_minute(self, minute: int) -> str:
+        """Hash: request kind -> requests the fetcher made in that minute since the epoch (`fetcher.usage`)."""
+        return self._k("fetcher", "requests", str(minute))
+
     def heartbeat(self, process: str) -> str:
         return self._k("heartbeat", process)
 

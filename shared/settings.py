@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     odds_every_cycle_within_hours: float = Field(2.0, ge=0)
     odds_closing_within_minutes: float = Field(10.0, ge=0)
     http_concurrency: int = Field(5, ge=1, le=50)
+    # Requests to Sofascore in any 60 s at most, all kinds together; 0 = no limit.
+    upstream_max_requests_per_minute: int = Field(60, ge=0)
     # Pages of one predictor's tips read at most per poll (a poll stops earlier at a page with nothing new).
     prediction_max_pages: int = Field(5, ge=1, le=100)
     http_timeout_seconds: float = Field(20.0, gt=0)

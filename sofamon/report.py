@@ -65,6 +65,9 @@ class Snapshot:
     heartbeats: list[dict[str, Any]] = field(default_factory=list)
     fetcher_state: dict[str, str] = field(default_factory=dict)
     monitored: dict[str, str] = field(default_factory=dict)  # predictor id -> JSON state
+    requests_last_hour: dict[str, int] = field(default_factory=dict)  # request kind -> count (fetcher/usage.py)
+    requests_busiest_minute: int = 0
+    budget_per_minute: int = 0  # UPSTREAM_MAX_REQUESTS_PER_MINUTE (0: no limit)
     fetched_stream: str = ""
     fetched_length: int | None = None
     dead_stream: str = ""
@@ -142,6 +145,19 @@ def _fetcher(state: FetcherState, now: float, stale_after: float) -> dict[str, A
     }
 
 
+def _requests(snap: Snapshot) -> dict[str, Any]:
+    """The last hour's requests to Sofascore by kind, and how much of the budget they used."""
+    total = sum(snap.requests_last_hour.values())
+    limit = snap.budget_per_minute
+    return {
+        "last_hour": total,
+        "by_kind": dict(sorted(snap.requests_last_hour.items(), key=lambda kv: -kv[1])),
+        "busiest_minute": snap.requests_busiest_minute,
+        "budget_per_minute": limit or None,
+        "budget_used_pct": round(100 * total / (60 * limit), 1) if limit else None,
+    }
+
+
 def _predictors(state: FetcherState, now: float) -> list[dict[str, Any]]:
     order = {pid: i for i, pid in enumerate(state.selected or [])}
     rows = []
@@ -181,6 +197,7 @@ def _redis_sections(snap: Snapshot, report: dict[str, Any], problems: list[str])
             problems.append(f"no live {role} heartbeat ({when})")
     state = FetcherState.from_hashes(snap.fetcher_state, snap.monitored)
     fetcher = _fetcher(state, now, snap.stale_cycle_seconds)
+    fetcher["requests"] = _requests(snap)
     report["fetcher"] = fetcher
     if fetcher["last_cycle_at"] is None:
         problems.append("the fetcher has not recorded a completed cycle")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
+from fetcher import usage
 from notifier.webhooks import broken_webhooks, failing_webhooks
 from shared import heartbeat, outbox
 from shared.console import show
@@ -75,6 +76,8 @@ def _gather_redis(conn: redis.Redis, keys: Keys, snap: Snapshot) -> None:
     snap.heartbeats = heartbeat.read_all(conn, keys)
     snap.fetcher_state = {text(k): text(v) for k, v in conn.hgetall(keys.fetcher_state).items()}
     snap.monitored = {text(k): text(v, "replace") for k, v in conn.hgetall(keys.monitored).items()}
+    used = usage.last_hour(conn, keys, snap.now)
+    snap.requests_last_hour, snap.requests_busiest_minute = used.by_kind, used.busiest_minute
     snap.fetched_length = int(conn.xlen(keys.fetched))
     snap.dead_length = int(conn.xlen(keys.dead_letters))
     snap.group = _group(conn, keys.fetched)
@@ -111,6 +114,7 @@ def gather(settings: Settings, now: float | None = None) -> Snapshot:
         redis_url=safe_url(settings.redis_url),
         database_dialect=Database(settings.database_url).dialect,
         stale_cycle_seconds=stale_cycle_seconds(settings),
+        budget_per_minute=settings.upstream_max_requests_per_minute,
         fetched_stream=keys.fetched,
         dead_stream=keys.dead_letters,
         webhook_configured={name: webhook_url(settings, name) is not None for name in WEBHOOKS},

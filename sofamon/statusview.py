@@ -54,6 +54,16 @@ def _upstream(up: dict[str, Any], now: float) -> str:
     return "ok"
 
 
+def _requests(used: dict[str, Any]) -> str:
+    """`412 (predictions 300, odds 100, leaderboard 12); budget 60/min: 11% used, busiest minute 60`."""
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in used["by_kind"].items())
+    text = f"{used['last_hour']:,}" + (f" ({kinds})" if kinds else "")
+    if used["budget_per_minute"] is None:
+        return text + "; no budget (UPSTREAM_MAX_REQUESTS_PER_MINUTE=0)"
+    return (text + f"; budget {used['budget_per_minute']}/min: {used['budget_used_pct']:g}% used,"
+            f" busiest minute {used['busiest_minute']}")
+
+
 def _fetcher(report: dict[str, Any]) -> list[list[str]]:
     fetcher = report["fetcher"]
     return [
@@ -62,6 +72,7 @@ def _fetcher(report: dict[str, Any]) -> list[list[str]]:
         ["next poll", due_in(fetcher["next_poll_in"])],
         ["leaderboard", ago(fetcher["leaderboard_ago"])],
         ["upstream", _upstream(fetcher["upstream"], report["generated_at"])],
+        ["requests, last hour", _requests(fetcher["requests"])],
     ]
 
 

@@ -18,7 +18,7 @@ import pytest
 import redis
 import tls_client
 
-from fetcher import streams
+from fetcher import streams, usage
 from fetcher.client import SofascoreClient, classify, classify_exception, new_session
 from fetcher.cycle import Fetcher
 from fetcher.main import run
@@ -811,3 +811,48 @@ def test_odds_price_move_of_a_near_event_is_still_alerted(
     moves = round_()
     assert odds_hits(fake, near) == 2
     assert [(m["tip_odds"], m["current_odds"]) for m in moves] == [(2.2, 1.8)]
+
+
+def busiest_minute(fake: FakeSofascore) -> int:
+    """The most requests the fake saw start within any 60 s of the test's clock."""
+    times = sorted(r.at for r in fake.requests)
+    return max((sum(1 for t in times if start <= t < start + 60) for start in times), default=0)
+
+
+def test_the_budget_spreads_a_big_cycle_nearest_kick_offs_first_and_is_never_exceeded(
+        make_settings: Callable[..., Settings], redis_conn: redis.Redis, clock: Clock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    users = [f"user{i:02d}" for i in range(25)]
+    near, far = 9_000_031, 9_000_032
+    with FakeSofascore(clock=clock) as fake:
+        fake.ranking = []
+        for uid in users:
+            fake.set_feed(uid, [])
+        settings = make_settings(sofascore_base_url=fake.base_url, target_users=users,
+                                 upstream_max_requests_per_minute=10)
+        watch_with_odds(fake, redis_conn, settings, {far: clock() + 30 * 3600, near: clock() + 3600})
+        client = SofascoreClient(settings)
+        try:
+            fetcher = Fetcher(settings, redis_conn, client, clock=clock)
+            fetcher.sleep = clock.advance
+            fetcher.run_cycle()
+            first = list(fake.requests)
+            clock.advance(300)
+            fetcher.run_cycle()  # the near event again, and every predictor: the window carries over
+        finally:
+            client.close()
+    # Nothing left out, only later: every predictor and both events asked once in the first cycle.
+    assert sorted(r.path for r in first if "/predictions" in r.path) == sorted(
+        f"/api/v1/user-account/{u}/predictions?page=0" for u in users)
+    at = {r.path.split("/api/v1")[1]: r.at for r in first}
+    # The nearest kick-off goes in the first batch, the far one in the last, after the predictors.
+    assert at[f"/event/{near}/odds/1/all"] == first[0].at
+    assert at[f"/event/{far}/odds/1/all"] == max(at.values()) > first[0].at
+    assert first[-1].at - first[0].at >= 120  # 28 requests at 10 a minute: spread over two more minutes
+    assert busiest_minute(fake) <= 10
+    # What status shows: the requests of the last hour by kind, as the fake counted them.
+    made = usage.last_hour(redis_conn, Keys.of(settings), clock())
+    assert made.by_kind == {"leaderboard": 2, "predictions": 50, "odds": 3} and made.busiest_minute == 10
+    spread = [r for r in caplog.records if "request budget" in r.getMessage()]
+    assert len(spread) == 2 and "UPSTREAM_MAX_REQUESTS_PER_MINUTE=10" in spread[0].getMessage()

@@ -14,6 +14,7 @@ import pytest
 import redis
 from rq import Queue
 
+from fetcher import usage
 from shared import heartbeat, outbox
 from shared.alerts import HealthAlert
 from shared.jobs import enqueue_alert
@@ -280,6 +281,9 @@ def everything_running(conn: redis.Redis, settings: Settings, db: Database, *, n
                           "last_status": "ok"}),
         TACTICO: json.dumps({"nickname": "Tactico.ES", "last_fetch": now - 4000, "paused_until": now + 900}),
     })
+    usage.record(conn, keys, {"predictions": 30, "odds": 12, "leaderboard": 2}, now)
+    usage.record(conn, keys, {"predictions": 30}, now - 1800)
+    usage.record(conn, keys, {"predictions": 99}, now - 3700)  # more than an hour ago: not counted
     conn.xadd(keys.fetched, {"kind": "health", "subject": "x", "fetched_at": "1", "payload": "{}"})
     conn.xgroup_create(keys.fetched, "processor", id="0")
     with db.tx() as tx:
@@ -298,7 +302,8 @@ def test_status_of_a_healthy_pipeline_exits_0(settings: Settings, redis_conn: re
     assert "sofamon status: healthy" in out
     for expected in ("fetcher:box:101", "processor:processor-box", "notifier:box:103", "2 min ago", "BLOCKED until",
                      "GoalGuru_88", "PAUSED until", "1 entries", "lag 1", "queued 1", "failed 0",
-                     "1 in the last hour, 1 in the last day", "pending 1, sent 1"):
+                     "1 in the last hour, 1 in the last day", "pending 1, sent 1",
+                     "74 (predictions 60, odds 12, leaderboard 2); budget 60/min: 2.1% used, busiest minute 44"):
         assert expected in out, expected
     assert "KiB" in out or "MiB" in out
     assert out.rstrip().endswith("problems\n  none")
@@ -333,6 +338,9 @@ def test_status_json_has_the_sections(settings: Settings, redis_conn: redis.Redi
     assert report["streams"]["fetched"]["length"] == 1 and report["streams"]["group"]["lag"] == 1
     assert report["alerts"]["sent_last_hour"] == 1 and report["alerts"]["by_state"] == {"pending": 1, "sent": 1}
     assert report["fetcher"]["upstream"]["blocked"] is True
+    assert report["fetcher"]["requests"] == {"last_hour": 74, "by_kind": {"predictions": 60, "odds": 12,
+                                             "leaderboard": 2}, "busiest_minute": 44, "budget_per_minute": 60,
+                                             "budget_used_pct": 2.1}
     assert [p["nickname"] for p in report["predictors"]] == ["GoalGuru_88", "Tactico.ES"]
     assert report["database"]["size_bytes"] > 0
 

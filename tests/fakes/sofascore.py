@@ -92,12 +92,13 @@ def _normalize_prefix(prefix: str | None) -> str | None:
 
 
 class RecordedRequest(NamedTuple):
-    """One request as seen by the fake; ``time`` is wall-clock time.time()."""
+    """One request as seen by the fake; ``time`` is wall-clock time.time(), ``at`` the fake's clock."""
 
     method: str
     path: str  # path with query string
     headers: dict[str, str]
     time: float
+    at: float = 0.0
 
 
 @dataclass
@@ -300,7 +301,7 @@ class FakeSofascore(BaseFake):
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         """Record, apply any failure mode, else route."""
         with self.lock:
-            self.requests.append(RecordedRequest(method, target, headers, time.time()))
+            self.requests.append(RecordedRequest(method, target, headers, time.time(), self.clock()))
             rule = self._take_mode(target)
             if rule is not None and rule.mode != "slow":
                 return self._mode_reply(rule, method, target)
