@@ -1,0 +1,109 @@
+"""A predictor's record over alerted tips: settlement of one tip and the figures of many (rules, no I/O).
+
+- A tip is settled by its own match: finished with `correct` 1 is won, finished with `correct` 0 or -1
+  is lost, canceled is void; anything else (not started, in play, postponed, finished without a verdict)
+  stays open. Never guessed.
+- ROI is the flat one-unit-stake return at the tip's odds, over won and lost tips that had odds:
+  100 × (Σ over won (odds − 1) − lost) / (won + lost). A tip made without odds counts as won or lost
+  but cannot say what it paid.
+- CLV compares the tip's odds with the closing price (the last price seen before kick-off) of the same
+  market and pick: 100 × mean(tip odds / closing odds − 1); `beat_close_pct` is the share of those tips
+  whose odds were above the closing odds.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Result = Literal["won", "lost", "void"]
+RESULTS: tuple[Result, ...] = ("won", "lost", "void")
+
+
+def settle(status_type: str | None, correct: int | None) -> Result | None:
+    """The result of a tip from its match's status and Sofascore's verdict; None while it is open."""
+    status = (status_type or "").lower()
+    if status == "canceled":
+        return "void"
+    if status != "finished" or correct is None:
+        return None
+    if correct == 1:
+        return "won"
+    if correct in (0, -1):
+        return "lost"
+    return None  # a verdict we do not know: left open rather than guessed
+
+
+@dataclass(frozen=True)
+class TipRecord:
+    """One alerted tip as the scorecard sees it: its odds (decimal), result and closing odds, any unknown."""
+
+    odds: float | None
+    result: Result | None
+    closing: float | None = None
+
+
+@dataclass(frozen=True)
+class Figures:
+    alerted: int
+    won: int
+    lost: int
+    void: int
+    roi_pct: float | None
+    clv_pct: float | None
+    beat_close_pct: float | None
+
+    @property
+    def settled(self) -> int:
+        return self.won + self.lost + self.void
+
+    def enough(self, min_settled: int) -> bool:
+        """Whether there are enough settled tips to judge by (SCORECARD_MIN_SETTLED)."""
+        return self.settled >= min_settled
+
+    def as_dict(self) -> dict[str, int | float | None]:
+        return {"alerted": self.alerted, "settled": self.settled, "won": self.won, "lost": self.lost,
+                "void": self.void, "roi_pct": self.roi_pct, "clv_pct": self.clv_pct,
+                "beat_close_pct": self.beat_close_pct}
+
+
+def _priced(odds: float | None) -> bool:
+    return odds is not None and odds > 1.0
+
+
+def figures(tips: Iterable[TipRecord]) -> Figures:
+    alerted = won = lost = void = staked = 0
+    returned = 0.0
+    clv: list[float] = []
+    for tip in tips:
+        alerted += 1
+        if tip.result == "won":
+            won += 1
+        elif tip.result == "lost":
+            lost += 1
+        elif tip.result == "void":
+            void += 1
+        if tip.result in ("won", "lost") and _priced(tip.odds):
+            staked += 1
+            returned += (tip.odds - 1.0) if tip.result == "won" else -1.0  # type: ignore[operator]
+        if _priced(tip.odds) and _priced(tip.closing):
+            clv.append(tip.odds / tip.closing - 1.0)  # type: ignore[operator]
+    return Figures(
+        alerted=alerted, won=won, lost=lost, void=void,
+        roi_pct=100.0 * returned / staked if staked else None,
+        clv_pct=100.0 * sum(clv) / len(clv) if clv else None,
+        beat_close_pct=100.0 * sum(1 for c in clv if c > 0) / len(clv) if clv else None,
+    )
+
+
+def signed_pct(value: float | None) -> str:
+    """`+12.3%`, `-4.0%`, `–` when unknown."""
+    return "–" if value is None else f"{value:+.1f}%"
+
+
+def line(f: Figures, min_settled: int) -> str | None:
+    """The scorecard line of an alert: `our record: 42 settled, ROI +8.1%, CLV +3.2%`; None before any."""
+    if f.settled == 0 and f.clv_pct is None:
+        return None
+    text = f"our record: {f.settled} settled, ROI {signed_pct(f.roi_pct)}, CLV {signed_pct(f.clv_pct)}"
+    return text if f.enough(min_settled) else text + " (too few to judge)"
