@@ -1,7 +1,7 @@
 """`sofamon status`: one screen that answers "is it working?", and a health check by its exit status.
 
 `gather` reads (never writes) Redis and the database through the owners of each piece of state and
-returns a `Snapshot`; sofamon/report.py applies the rules; sofamon/statusview.py draws the text.
+returns a `Snapshot`; sofamon/statusrules.py applies the rules; sofamon/statusview.py draws the text.
 Exit status 0 when healthy, 1 when not.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from shared.redisconn import connect, text
 from shared.settings import Settings
 from shared.storage import Database
 from shared.webhooks import WEBHOOKS, webhook_url
-from sofamon.report import Snapshot, build_report, stale_cycle_seconds
+from sofamon.statusrules import Snapshot, build_report, stale_cycle_seconds
 from sofamon.statusview import render
 
 

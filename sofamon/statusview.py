@@ -1,4 +1,4 @@
-"""`sofamon status` as text: the report of sofamon/report.py in sections of aligned rows."""
+"""`sofamon status` as text: the report of sofamon/statusrules.py in sections of aligned rows."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,7 +6,7 @@ from typing import Any
 from shared.console import table
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP
 from shared.timefmt import ago, due_in, duration, local_clock, local_stamp
-from sofamon.report import NOT_CONFIGURED
+from sofamon.statusrules import NOT_CONFIGURED
 
 
 def human_bytes(size: int | None) -> str:

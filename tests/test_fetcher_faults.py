@@ -21,7 +21,7 @@ from shared.keys import Keys
 from shared.redisconn import connect
 from shared.settings import Settings
 from shared.storage import Database
-from sofamon.report import build_report
+from sofamon.statusrules import build_report
 from sofamon.status import gather
 from tests import servers, test_fetcher
 from tests.fakes.sofascore import REF_NOW, FakeSofascore
@@ -151,7 +151,7 @@ def test_a_garbled_saved_state_does_not_stop_the_fetcher(
 
 
 def test_status_reads_a_garbled_saved_state() -> None:
-    from sofamon.report import Snapshot
+    from sofamon.statusrules import Snapshot
 
     snap = Snapshot(now=REF_NOW, redis_url="redis://x", database_dialect="sqlite",
                     fetcher_state=GARBLED_OWN, monitored=GARBLED_PREDICTORS)

@@ -24,7 +24,7 @@ from shared.storage import Database
 from shared.timefmt import ago as human_ago
 from shared.timefmt import local_clock, local_stamp
 from sofamon.cli import main
-from sofamon.report import ALIVE_SECONDS, STALE_CYCLE_SECONDS, STUCK_ALERT_SECONDS, Snapshot, build_report
+from sofamon.statusrules import ALIVE_SECONDS, STALE_CYCLE_SECONDS, STUCK_ALERT_SECONDS, Snapshot, build_report
 from sofamon.status import gather
 from sofamon.statusview import human_bytes, render
 
