@@ -15,6 +15,8 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.httpclients import DEFAULT_PROFILE, HTTP_CLIENTS, TLS_CLIENT, profiles
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The path of a Discord webhook URL, with or without an API version (`/api/v10/webhooks/...`).
 _WEBHOOK_PATH = re.compile(r"/api(?:/v\d+)?/webhooks/\d+/[\w-]+/?")
@@ -57,6 +59,9 @@ class Settings(BaseSettings):
     prediction_max_pages: int = Field(5, ge=1, le=100)
     http_timeout_seconds: float = Field(20.0, gt=0)
     proxy_url: SecretStr | None = None
+    # The library that talks to Sofascore, and the browser it passes for (unset: `browser_profile`).
+    http_client: str = TLS_CLIENT
+    http_impersonate: str | None = None  # checked against HTTP_CLIENT's library
     leaderboard_refresh_minutes: float = Field(30.0, gt=0)
     stream_retention_days: float = Field(7.0, gt=0)
     log_level: str = "INFO"
@@ -114,6 +119,29 @@ class Settings(BaseSettings):
             return value.upper()
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
 
+    @field_validator("http_client", mode="before")
+    @classmethod
+    def _known_client(cls, value: Any) -> Any:
+        # `curl-cffi` (pip's spelling) and `tls_client` (Python's) name the same libraries.
+        spellings = {name.replace("_", "-"): name for name in HTTP_CLIENTS}
+        if isinstance(value, str) and (name := spellings.get(value.strip().lower().replace("_", "-"))):
+            return name
+        raise ValueError(f"must be one of {', '.join(HTTP_CLIENTS)}")
+
+    @field_validator("http_impersonate")
+    @classmethod
+    def _known_profile(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # tls-client silently falls back to its default profile for a name it does not know: say so at startup.
+        client = info.data.get("http_client")
+        if value is None or client is None:  # unset, or HTTP_CLIENT is wrong (its own line says so)
+            return value
+        known = profiles(client)
+        if value not in known:
+            close = difflib.get_close_matches(value, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"{client}'s Chrome 146 is {DEFAULT_PROFILE[client]}"
+            raise ValueError(f"not a browser profile {client} knows; {hint}")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _db_scheme(cls, value: str) -> str:
@@ -152,7 +180,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("discord_webhook_url", "discord_health_webhook_url", "proxy_url", "rq_dashboard_username",
-                     "rq_dashboard_password", mode="before")
+                     "rq_dashboard_password", "http_impersonate", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -172,6 +200,11 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.poll_timezone)
+
+    @property
+    def browser_profile(self) -> str:
+        """HTTP_IMPERSONATE, else the chosen library's Chrome 146: the browser the fetcher's headers describe."""
+        return self.http_impersonate or DEFAULT_PROFILE[self.http_client]
 
     def secrets(self) -> list[str]:
         """Every configured secret, so the log filter can mask it wherever it shows up."""
@@ -219,7 +252,7 @@ def describe_errors(error: ValidationError) -> list[str]:
 
 # Names with one of the settings' prefixes that other programs read from the environment we pass on.
 USED_BY_OTHERS = frozenset({
-    "HTTP_PROXY",  # requests and tls-client
+    "HTTP_PROXY",  # requests (the notifier's Discord client); the fetcher takes PROXY_URL only
     "TIME_STYLE",  # GNU ls
     # rq-dashboard's own options (`sofamon dashboard` passes the environment on); host, port, auth and the
     # Redis URL come from our settings.

@@ -42,7 +42,9 @@ def test_dotenv_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
      ("DISCORD_WEBHOOK_URL", "https://discord.com/channels/123/456"),
      ("DISCORD_HEALTH_WEBHOOK_URL", "https://discord.com/api/webhooks/123"),
      ("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/abc/tok-SECRET-abc"),
-     ("RQ_DASHBOARD_USERNAME", "operator"), ("RQ_DASHBOARD_PASSWORD", "s3cret-pass")],
+     ("RQ_DASHBOARD_USERNAME", "operator"), ("RQ_DASHBOARD_PASSWORD", "s3cret-pass"),
+     # Issue 10: a client the fetcher has no backend for; a profile tls-client would silently replace by its own.
+     ("HTTP_CLIENT", "requests"), ("HTTP_IMPERSONATE", "chrome146"), ("HTTP_IMPERSONATE", "netscape_4")],
 )
 def test_bad_value_stops_startup_with_one_line(name: str, value: str, tmp_path) -> None:
     env = {"PATH": os.environ["PATH"], name: value}
@@ -154,6 +156,29 @@ def test_every_error_is_listed_one_line_each_never_a_secret(tmp_path: Path) -> N
                  "NOTIFIER_RETRY_INTERVALS", "RQ_DASHBOARD_USERNAME"):
         assert sum(name in line for line in lines) == 1, name
     assert "SECRET" not in result.stderr + result.stdout
+
+
+def test_a_profile_of_the_other_client_stops_startup_with_the_right_spelling(tmp_path: Path) -> None:
+    """Switching HTTP_CLIENT but keeping the other library's profile name: one line, with the name this one uses."""
+    result = run_cli(tmp_path, {"HTTP_CLIENT": "curl_cffi", "HTTP_IMPERSONATE": "chrome_146"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: HTTP_IMPERSONATE: not a browser profile curl_cffi knows; did you mean chrome146?"]
+
+
+def test_http_clients_their_spellings_and_default_profiles() -> None:
+    from shared.httpclients import DEFAULT_PROFILE, HTTP_CLIENTS, profiles
+
+    default = Settings(_env_file=None)
+    assert (default.http_client, default.http_impersonate, default.browser_profile) == ("tls-client", None, "chrome_146")
+    for spelled, client in [("curl-cffi", "curl_cffi"), (" CURL_CFFI ", "curl_cffi"), ("tls_client", "tls-client")]:
+        assert Settings(_env_file=None, http_client=spelled).http_client == client
+    assert Settings(_env_file=None, http_client="curl_cffi").browser_profile == "chrome146"
+    chosen = Settings(_env_file=None, http_client="curl_cffi", http_impersonate="chrome145")
+    assert chosen.browser_profile == "chrome145"
+    assert Settings(_env_file=None, http_impersonate=" ").browser_profile == "chrome_146"  # blank is unset
+    # Each default is a name its library knows (tls-client would fall back to its own default silently).
+    assert all(DEFAULT_PROFILE[client] in profiles(client) for client in HTTP_CLIENTS)
 
 
 @pytest.mark.parametrize("url", [
