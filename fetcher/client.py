@@ -1,42 +1,21 @@
-"""HTTP client for Sofascore's JSON API: a Chrome-like TLS session and a verdict for every answer."""
+"""Sofascore's JSON API through a pool of worker threads, and a verdict for every answer."""
 from __future__ import annotations
 
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from http.cookiejar import CookieJar
 from typing import Any, Literal
 
-import tls_client
-from tls_client.cookies import RequestsCookieJar
-
+from fetcher.transport import SharedCookieJar, Transport, TransportFactory, TransportFailure, backend
 from shared.httpheaders import header, retry_after
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-
-CLIENT_IDENTIFIER = "chrome_146"
-USER_AGENT = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/146.0.0.0 Safari/537.36"
-)
-# What Chrome sends for an XHR made by www.sofascore.com; no Origin (same-origin GETs carry none).
-BROWSER_HEADERS: dict[str, str] = {
-    "User-Agent": USER_AGENT,
-    "Accept": "application/json, text/plain, */*",
-    "Accept-Language": "en-GB,en;q=0.9",
-    "Accept-Encoding": "gzip, deflate, br",
-    "Referer": "https://www.sofascore.com/",
-    "X-Requested-With": "XMLHttpRequest",
-    "sec-ch-ua-mobile": "?0",
-    "sec-ch-ua-platform": '"Windows"',
-    "sec-fetch-dest": "empty",
-    "sec-fetch-mode": "cors",
-    "sec-fetch-site": "same-origin",
-}
 
 # A bogus Retry-After must not silence the fetcher for days.
 MAX_RETRY_AFTER = 6 * 3600.0
@@ -124,77 +103,54 @@ def classify(status: int, headers: Mapping[str, Any], text: str, *, now: float |
 
 
 def classify_exception(error: BaseException) -> FetchResult:
-    """A failed request as a safe result: the exception text is only inspected, never kept."""
-    text = str(error).lower()
-    if "timeout" in text or "deadline exceeded" in text:
-        return FetchResult("error", None, reason="timeout")
-    if isinstance(error, tls_client.exceptions.TLSClientException):
-        return FetchResult("error", None, reason="connection error")
+    """A failed request as a safe result: only a transport's own reason is kept, never an exception's text."""
+    if isinstance(error, TransportFailure):
+        return FetchResult("error", None, reason=error.reason)
     return FetchResult("error", None, reason=f"request failed ({type(error).__name__})")
 
 
 # -- client ---------------------------------------------------------------------------------------
 
 
-def new_session(settings: Settings) -> tls_client.Session:
-    session = tls_client.Session(client_identifier=CLIENT_IDENTIFIER, random_tls_extension_order=True)
-    session.headers.clear()
-    session.headers.update(BROWSER_HEADERS)
-    if settings.proxy_url is not None:
-        session.proxies = settings.proxy_url.get_secret_value()
-    session.timeout_seconds = settings.http_timeout_seconds
-    return session
-
-
 class SofascoreClient:
-    """At most `http_concurrency` requests in flight; each worker thread owns its Session, all share one cookie jar.
+    """At most `http_concurrency` requests in flight; each worker thread owns its Transport, all share one cookie jar.
 
-    One Session per thread keeps the native calls apart; the jar is shared so that a cookie Cloudflare or Sofascore
-    sets on one answer (`__cf_bm`, `cf_clearance`) goes out on every later request, as in a browser tab. tls_client
-    keeps `session.cookies` as the only cookie store (the native library runs without a jar), reads it for the Cookie
-    header and extracts Set-Cookie into that same object, never replacing it; both go through CookieJar methods that
-    hold the jar's own lock, so sharing the object across threads is safe.
-
-    tls-client's native library hangs in a process forked after it made a request, so nothing here forks.
+    One Transport per thread keeps the native calls apart; the jar is shared so that a cookie Cloudflare or Sofascore
+    sets on one answer (`__cf_bm`, `cf_clearance`) goes out on every later request, as in a browser tab.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        session_factory: Callable[[Settings], tls_client.Session] = new_session,
-    ) -> None:
+    def __init__(self, settings: Settings, *, transport_factory: TransportFactory | None = None) -> None:
         self._settings = settings
         self._base = settings.sofascore_base_url
-        self._session_factory = session_factory
+        self._open_transport = transport_factory or backend(settings.http_client)
         self._local = threading.local()
-        self._sessions: list[tls_client.Session] = []
-        self._sessions_lock = threading.Lock()
-        self._cookies = RequestsCookieJar()
+        self._transports: list[Transport] = []
+        self._transports_lock = threading.Lock()
+        self._cookies = SharedCookieJar()
         self._pool = ThreadPoolExecutor(max_workers=settings.http_concurrency, thread_name_prefix="sofascore")
+        log.info("Sofascore requests through %s, as %s", settings.http_client, settings.browser_profile)
 
-    def _session(self) -> tls_client.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._session_factory(self._settings)
-            session.cookies = self._cookies
-            self._local.session = session
-            with self._sessions_lock:
-                self._sessions.append(session)
-        return session
+    def _transport(self) -> Transport:
+        transport = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = self._open_transport(self._settings, self._cookies)
+            self._local.transport = transport
+            with self._transports_lock:
+                self._transports.append(transport)
+        return transport
 
     @property
-    def cookies(self) -> RequestsCookieJar:
-        """The cookie jar every worker's Session uses."""
+    def cookies(self) -> CookieJar:
+        """The cookie jar every worker's Transport uses."""
         return self._cookies
 
     def _request(self, path: str) -> FetchResult:
         """Runs in a worker thread."""
         try:
-            response = self._session().get(self._base + path, timeout=self._settings.http_timeout_seconds)
+            answer = self._transport().get(self._base + path)
         except Exception as error:  # noqa: BLE001 - every failure becomes a result; its text is not kept
             return classify_exception(error)
-        return classify(response.status_code, response.headers, response.text)
+        return classify(answer.status, answer.headers, answer.text)
 
     def get(self, path: str) -> FetchResult:
         """One request (through the pool, so it shares the thread-local sessions)."""
@@ -225,11 +181,11 @@ class SofascoreClient:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
+        with self._transports_lock:
+            transports, self._transports = self._transports, []
+        for transport in transports:
             try:
-                session.close()
+                transport.close()
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
 

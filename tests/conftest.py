@@ -14,6 +14,7 @@ import psycopg
 import pytest
 import redis
 
+from shared.httpclients import HTTP_CLIENTS
 from shared.settings import Settings
 from shared.storage import Database
 from tests import servers
@@ -93,6 +94,12 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Storage tests run on both databases."""
     name = "sqlite_url" if request.param == "sqlite" else "pg_url"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture(params=HTTP_CLIENTS)
+def http_client(request: pytest.FixtureRequest) -> str:
+    """Fetcher tests run with each HTTP client (HTTP_CLIENT) against the fake Sofascore."""
+    return str(request.param)
 
 
 @pytest.fixture

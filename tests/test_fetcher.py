@@ -1,6 +1,9 @@
-"""The fetcher against a local fake Sofascore and a real Redis (db 15, a key prefix per test)."""
+"""The fetcher against a local fake Sofascore and a real Redis (db 15, a key prefix per test), with each HTTP client."""
 from __future__ import annotations
 
+import base64
+import functools
+import gzip
 import json
 import logging
 import os
@@ -12,22 +15,25 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from http.cookiejar import CookieJar
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import tls_client
 
 from fetcher import streams, usage
-from fetcher.client import SofascoreClient, classify, classify_exception, new_session
+from fetcher.client import FetchResult, SofascoreClient, classify, classify_exception
 from fetcher.cycle import Fetcher
 from fetcher.main import run
+from fetcher.transport import Answer, TransportFailure, backend
 from processor.main import Processor
 from shared.keys import Keys
 from shared.models import FetchRecord
 from shared.redisconn import connect
 from shared.settings import Settings
 from shared.storage import Database
+from tests.fakes.httpproxy import HttpProxy
 from tests.fakes.sofascore import REF_NOW, FakeSofascore, load_fixture
 
 GOAL_GURU = "6a1f0c2e9b3d4e5f60718293"
@@ -59,6 +65,12 @@ def _restore_root_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def make_settings(make_settings: Callable[..., Settings], http_client: str) -> Callable[..., Settings]:
+    """conftest's factory with an HTTP client: every test here (and in the modules that take this) runs with each."""
+    return functools.partial(make_settings, http_client=http_client)
 
 
 @pytest.fixture
@@ -208,7 +220,10 @@ def test_requests_carry_chrome_headers(fake: FakeSofascore, settings: Settings, 
         assert headers["x-requested-with"] == "XMLHttpRequest"
         assert headers["accept"] == "application/json, text/plain, */*"
         assert headers["accept-language"] == "en-GB,en;q=0.9"
+        assert headers["accept-encoding"] == "gzip, deflate, br"
+        assert (headers["sec-fetch-mode"], headers["sec-fetch-site"]) == ("cors", "same-origin")
         assert "origin" not in headers
+        assert "upgrade-insecure-requests" not in headers  # a page load's, not an XHR's
     assert sorted(r.path.rsplit("?", 1)[1] for r in fake.requests if "/predictions" in r.path) == (
         ["page=0"] * 9 + ["page=1"])
 
@@ -564,31 +579,49 @@ def test_retry_after_as_seconds_or_date() -> None:
 
 def test_exceptions_become_safe_reasons() -> None:
     secret = "http://scraper:hunter2secret@proxy.example:8080"
-    timeout = tls_client.exceptions.TLSClientException(
-        f'failed to do request: Get "{secret}": net/http: request canceled (Client.Timeout exceeded)')
-    refused = tls_client.exceptions.TLSClientException(f"proxyconnect tcp {secret}: connection refused")
-    assert classify_exception(timeout).reason == "timeout"
-    assert classify_exception(refused).reason == "connection error"
-    assert classify_exception(RuntimeError(secret)).reason == "request failed (RuntimeError)"
-    for error in (timeout, refused):
-        assert "hunter2secret" not in repr(classify_exception(error))
+    assert classify_exception(TransportFailure("timeout")) == FetchResult("error", None, reason="timeout")
+    assert classify_exception(TransportFailure("connection error")).reason == "connection error"
+    assert classify_exception(RuntimeError(secret)) == FetchResult("error", None, reason="request failed (RuntimeError)")
 
 
-def test_concurrency_is_capped_and_each_thread_has_its_own_session(make_settings: Callable[..., Settings]) -> None:
+def test_each_clients_failures_come_to_the_same_reasons() -> None:
+    """What each library raises for a timeout or a refused connection (its message holding the proxy's password)
+    comes to one of the same two reasons, whichever client is in use."""
+    from curl_cffi.requests import exceptions as curl
+    from tls_client.exceptions import TLSClientException
+
+    from fetcher.transports import curlcffi, tlsclient
+
+    secret = "http://scraper:hunter2secret@proxy.example:8080"
+    go = 'failed to do request: Get "%s": ' % secret
+    cases: list[tuple[Callable[[Any], str], BaseException, str]] = [
+        (tlsclient.failure_reason, TLSClientException(go + "net/http: request canceled (Client.Timeout exceeded)"),
+         "timeout"),
+        (tlsclient.failure_reason, TLSClientException(go + "context deadline exceeded"), "timeout"),
+        (tlsclient.failure_reason, TLSClientException(f"proxyconnect tcp {secret}: connection refused"),
+         "connection error"),
+        (curlcffi.failure_reason, curl.Timeout(f"curl: (28) Operation timed out via {secret}", 28), "timeout"),
+        (curlcffi.failure_reason, curl.ConnectTimeout(f"curl: (28) Connection timed out via {secret}", 28),
+         "timeout"),
+        (curlcffi.failure_reason, curl.ConnectionError(f"curl: (7) Failed to connect via {secret}", 7),
+         "connection error"),
+        (curlcffi.failure_reason, curl.ProxyError(f"curl: (56) CONNECT refused by {secret}", 56), "connection error"),
+    ]
+    assert [reason_of(error) for reason_of, error, _ in cases] == [reason for *_, reason in cases]
+
+
+def test_concurrency_is_capped_and_each_thread_has_its_own_transport(make_settings: Callable[..., Settings]) -> None:
     lock = threading.Lock()
     release = threading.Event()
     in_flight, peak = 0, 0
     full = threading.Event()
-    sessions: list[Any] = []
+    transports: list[Any] = []
 
-    class Response:
-        status_code, headers, text = 200, {}, "{}"
-
-    class Session:
+    class Transport:
         def __init__(self) -> None:
             self.threads: set[int] = set()
 
-        def get(self, url: str, timeout: float) -> Response:
+        def get(self, url: str) -> Answer:
             nonlocal in_flight, peak
             with lock:
                 self.threads.add(threading.get_ident())
@@ -599,18 +632,18 @@ def test_concurrency_is_capped_and_each_thread_has_its_own_session(make_settings
             release.wait(5)
             with lock:
                 in_flight -= 1
-            return Response()
+            return Answer(200, {}, "{}")
 
         def close(self) -> None:
             pass
 
-    def factory(settings: Settings) -> Session:
-        session = Session()
-        sessions.append(session)
-        return session
+    def factory(settings: Settings, cookies: CookieJar) -> Transport:
+        transport = Transport()
+        transports.append(transport)
+        return transport
 
     settings = make_settings(http_concurrency=3)
-    with SofascoreClient(settings, session_factory=factory) as client:  # type: ignore[arg-type]
+    with SofascoreClient(settings, transport_factory=factory) as client:
         results: list[Any] = []
         consumer = threading.Thread(target=lambda: results.extend(client.fetch_many(["/x"] * 10, threading.Event())))
         consumer.start()
@@ -621,7 +654,12 @@ def test_concurrency_is_capped_and_each_thread_has_its_own_session(make_settings
         release.set()
         consumer.join(5)
     assert len(results) == 10 and all(r.ok for _, r in results)
-    assert len(sessions) == 3 and all(len(s.threads) == 1 for s in sessions)
+    assert len(transports) == 3 and all(len(t.threads) == 1 for t in transports)
+
+
+def sent_cookies(fake: FakeSofascore) -> list[str | None]:
+    """The Cookie header of every request the fake received, in order."""
+    return [{k.lower(): v for k, v in r.headers.items()}.get("cookie") for r in fake.requests]
 
 
 def test_a_cookie_set_on_one_answer_is_sent_by_every_worker_thread(
@@ -636,32 +674,115 @@ def test_a_cookie_set_on_one_answer_is_sent_by_every_worker_thread(
         reply = handle(method, target, headers, body)
         if not first.is_set():
             first.set()
-            reply.headers["Set-Cookie"] = "__cf_bm=abc; Path=/"
+            reply.headers["Set-Cookie"] = "__cf_bm=abc; Path=/; HttpOnly"
         elif "page=9" not in target:
             # The first three requests of the batch are held until all three are in flight: three worker threads.
             barrier.wait()
         return reply
 
     fake.handle = handle_setting_cookie  # type: ignore[method-assign]
-    sessions: list[Any] = []
+    transports: list[Any] = []
 
-    def factory(settings: Settings) -> Any:
-        session = new_session(settings)
-        sessions.append(session)
-        return session
+    def factory(settings: Settings, cookies: CookieJar) -> Any:
+        transport = backend(settings.http_client)(settings, cookies)
+        transports.append(transport)
+        return transport
 
     settings = make_settings(sofascore_base_url=fake.base_url, http_concurrency=3)
     paths = [f"/user-account/{GOAL_GURU}/predictions?page={page}" for page in (1, 2, 3)]
     paths += [f"/user-account/{GOAL_GURU}/predictions?page=9"] * 9
-    with SofascoreClient(settings, session_factory=factory) as client:
+    with SofascoreClient(settings, transport_factory=factory) as client:
         assert client.get("/user-account/vote-ranking").ok
         results = list(client.fetch_many(paths, threading.Event()))
-        assert client.cookies.get("__cf_bm") == "abc"
+        assert {cookie.name: cookie.value for cookie in client.cookies} == {"__cf_bm": "abc"}
     assert len(results) == 12 and all(r.ok for _, r in results)
-    assert len(sessions) == 3  # every worker thread took part
-    cookies = [{k.lower(): v for k, v in r.headers.items()}.get("cookie") for r in fake.requests]
-    assert cookies[0] is None
-    assert cookies[1:] == ["__cf_bm=abc"] * 12
+    assert len(transports) == 3  # every worker thread took part
+    assert sent_cookies(fake) == [None] + ["__cf_bm=abc"] * 12
+
+
+def test_a_cookie_set_again_replaces_the_one_sent_before(
+    fake: FakeSofascore, make_settings: Callable[..., Settings],
+) -> None:
+    """Cloudflare renews `__cf_bm` every half hour: the new value goes out, alone, on the requests after."""
+    handle = fake.handle
+    values = iter(["abc", "def"])
+
+    def handle_renewing_cookie(method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
+        reply = handle(method, target, headers, body)
+        if value := next(values, None):
+            reply.headers["Set-Cookie"] = f"__cf_bm={value}; Path=/; HttpOnly"
+        return reply
+
+    fake.handle = handle_renewing_cookie  # type: ignore[method-assign]
+    with SofascoreClient(make_settings(sofascore_base_url=fake.base_url, http_concurrency=1)) as client:
+        for _ in range(3):
+            assert client.get("/user-account/vote-ranking").ok
+    assert sent_cookies(fake) == [None, "__cf_bm=abc", "__cf_bm=def"]
+
+
+def test_requests_go_through_the_proxy_with_its_credentials(
+    fake: FakeSofascore, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with HttpProxy() as proxy:
+        settings = make_settings(sofascore_base_url=fake.base_url,
+                                 proxy_url=proxy.url_with("scraper", "hunter2secret"))
+        with SofascoreClient(settings) as client:
+            assert client.get("/user-account/vote-ranking").ok
+            assert client.get(f"/user-account/{GOAL_GURU}/predictions?page=0").ok
+    assert fake.count() == 2
+    # tls-client tunnels (CONNECT), curl forwards plain-HTTP requests whole: either way, with the credentials.
+    assert proxy.requests
+    credentials = "Basic " + base64.b64encode(b"scraper:hunter2secret").decode()
+    assert all(r.authorization == credentials for r in proxy.requests)
+    assert "hunter2secret" not in caplog.text
+
+
+def test_only_proxy_url_decides_the_route(
+    fake: FakeSofascore, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The proxy variables of the environment, which libcurl reads by itself, change nothing: switching the
+    client must not change the route."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    with SofascoreClient(make_settings(sofascore_base_url=fake.base_url)) as client:
+        assert client.get("/user-account/vote-ranking").ok
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "*")
+    with HttpProxy() as proxy:
+        with SofascoreClient(make_settings(sofascore_base_url=fake.base_url, proxy_url=proxy.url)) as client:
+            assert client.get("/user-account/vote-ranking").ok
+        assert len(proxy.requests) == 1
+    assert fake.count() == 2
+
+
+def test_a_gzipped_answer_is_read_decoded(fake: FakeSofascore, make_settings: Callable[..., Settings]) -> None:
+    handle = fake.handle
+
+    def gzipped(method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
+        reply = handle(method, target, headers, body)
+        reply.body = gzip.compress(reply.body)
+        reply.headers["Content-Encoding"] = "gzip"
+        return reply
+
+    fake.handle = gzipped  # type: ignore[method-assign]
+    with SofascoreClient(make_settings(sofascore_base_url=fake.base_url)) as client:
+        result = client.get("/user-account/vote-ranking")
+    assert result.ok and json.loads(result.text) == {"ranking": fake.ranking}
+
+
+def test_the_library_not_chosen_is_never_loaded(http_client: str, tmp_path: Any) -> None:
+    """Each library is a native one of its own (curl_cffi's is 3 MB resident): the fetcher loads only its own."""
+    script = ("import sys; from shared.settings import Settings; from fetcher.client import SofascoreClient; "
+              "import fetcher.main; "
+              "client = SofascoreClient(Settings(_env_file=None, http_client=sys.argv[1])); "
+              "client._transport(); client.close(); "
+              "print(*sorted(m for m in ('tls_client', 'curl_cffi') if m in sys.modules))")
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", script, http_client], cwd=root, capture_output=True, text=True,
+                            timeout=60, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [http_client.replace("-", "_")]
 
 
 # -- the process ------------------------------------------------------------------------------------------
@@ -672,7 +793,7 @@ def test_sigterm_stops_the_loop_promptly_with_status_0(
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k.upper() not in {f.upper() for f in Settings.model_fields}}
     env.update(REDIS_URL=settings.redis_url, REDIS_PREFIX=settings.redis_prefix,
-               SOFASCORE_BASE_URL=fake.base_url, DATABASE_URL=settings.database_url)
+               SOFASCORE_BASE_URL=fake.base_url, DATABASE_URL=settings.database_url, HTTP_CLIENT=settings.http_client)
     proc = subprocess.Popen([sys.executable, "-m", "sofamon.cli", "fetch"], cwd=tmp_path, env=env,
                             stderr=subprocess.PIPE, text=True)
     killer = threading.Timer(20, proc.kill)  # a hung child must not hang the suite

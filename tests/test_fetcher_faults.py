@@ -31,6 +31,7 @@ from tests.test_fetcher import GOAL_GURU, TACTICO, WITH_PAGES, Clock, of_kind, p
 # Fixtures of the fetcher's tests: its fake Sofascore, and pytest's logging put back after `run()`.
 fake = test_fetcher.fake
 _restore_root_logging = test_fetcher._restore_root_logging
+make_settings = test_fetcher.make_settings  # each test runs with each HTTP client
 
 
 @pytest.fixture

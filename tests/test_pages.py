@@ -19,6 +19,7 @@ from shared.models import FetchRecord
 from shared.redisconn import connect
 from shared.settings import Settings
 from shared.storage import Database
+from tests import test_fetcher
 from tests.fakes.sofascore import REF_NOW, FakeSofascore
 from tests.test_fetcher import Clock
 
@@ -28,6 +29,8 @@ DAY = 24 * HOUR
 NOT_STARTED = {"code": 0, "description": "Not started", "type": "notstarted"}
 FINISHED = {"code": 100, "description": "Ended", "type": "finished"}
 POSTPONED = {"code": 60, "description": "Postponed", "type": "postponed"}
+
+make_settings = test_fetcher.make_settings  # each test runs with each HTTP client
 
 
 def tip(n: int, start: float, status: dict[str, Any] | None = None) -> dict[str, Any]:

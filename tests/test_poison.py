@@ -24,6 +24,7 @@ from processor.main import Processor
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.settings import Settings
 from shared.storage import TRANSIENT_ERRORS, Database
+from tests import test_fetcher
 from tests.fakes.sofascore import REF_NOW, FakeSofascore, load_fixture
 from tests.test_fetcher import Clock
 from tests.test_processor import FAR_EVENT, FAR_LOOKAHEAD, GURU, TACTICO, alerts, put
@@ -31,6 +32,8 @@ from tests.test_processor import FAR_EVENT, FAR_LOOKAHEAD, GURU, TACTICO, alerts
 POISONED = "7b1c2d3e4f5a6b7c8d9e0f1a"  # a predictor whose page carries every poison item
 SOON_EVENT = 15979901
 NUL_EVENT = 15990011
+
+make_settings = test_fetcher.make_settings  # each test runs with each HTTP client
 
 
 def _tip(base: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from tests.test_fetcher import Clock, of_kind, state
 WATCHED = "15981204"
 
 fake = test_fetcher.fake  # the fixture: a fake Sofascore
+make_settings = test_fetcher.make_settings  # each test runs with each HTTP client
 
 
 @pytest.fixture
