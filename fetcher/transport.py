@@ -11,13 +11,18 @@ from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from typing import Any, Protocol
 
-from shared.httpclients import CURL_CFFI, TLS_CLIENT
+from shared.httpclients import CURL_CFFI, TLS_CLIENT, chrome_version
 from shared.settings import Settings
 
-USER_AGENT = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/146.0.0.0 Safari/537.36"
-)
+
+
+def user_agent(chrome: int) -> str:
+    """Desktop Chrome's User-Agent for a major version (Chrome reports only the major version since 101)."""
+    return (f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            f"Chrome/{chrome}.0.0.0 Safari/537.36")
+
+
+USER_AGENT = user_agent(146)
 # What Chrome sends for an XHR made by www.sofascore.com; no Origin (same-origin GETs carry none).
 BROWSER_HEADERS: dict[str, str] = {
     "User-Agent": USER_AGENT,
@@ -32,6 +37,13 @@ BROWSER_HEADERS: dict[str, str] = {
     "sec-fetch-mode": "cors",
     "sec-fetch-site": "same-origin",
 }
+
+
+def browser_headers(profile: str) -> dict[str, str]:
+    """BROWSER_HEADERS with the User-Agent of the profile's Chrome version, so headers and TLS agree
+    (the settings admit only desktop Chrome profiles)."""
+    version = chrome_version(profile)
+    return BROWSER_HEADERS if version is None else {**BROWSER_HEADERS, "User-Agent": user_agent(version)}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 each can pass for (HTTP_IMPERSONATE). Settings validation reads this; fetcher/transport.py picks the backend."""
 from __future__ import annotations
 
+import re
+
 TLS_CLIENT = "tls-client"
 CURL_CFFI = "curl_cffi"
 HTTP_CLIENTS = (TLS_CLIENT, CURL_CFFI)
@@ -24,3 +26,16 @@ def profiles(client: str) -> frozenset[str]:
     from tls_client.settings import CLIENT_IDENTIFIERS
 
     return frozenset(CLIENT_IDENTIFIERS)
+
+
+# Desktop Chrome profiles of both libraries: `chrome_146`, `chrome146`, `chrome_116_PSK_PQ`.
+_DESKTOP_CHROME = re.compile(r"chrome_?(\d+)[a-z]?(?:_psk)?(?:_pq)?", re.IGNORECASE)
+
+
+def chrome_version(profile: str) -> int | None:
+    """The Chrome major version a desktop Chrome profile passes for; None for any other browser or device.
+
+    The fetcher's User-Agent carries this version, so the TLS fingerprint and the headers tell the same story.
+    """
+    match = _DESKTOP_CHROME.fullmatch(profile)
+    return int(match.group(1)) if match else None

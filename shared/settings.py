@@ -15,7 +15,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.httpclients import DEFAULT_PROFILE, HTTP_CLIENTS, TLS_CLIENT, profiles
+from shared.httpclients import DEFAULT_PROFILE, HTTP_CLIENTS, TLS_CLIENT, chrome_version, profiles
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The path of a Discord webhook URL, with or without an API version (`/api/v10/webhooks/...`).
@@ -140,6 +140,9 @@ class Settings(BaseSettings):
             close = difflib.get_close_matches(value, known, n=1)
             hint = f"did you mean {close[0]}?" if close else f"{client}'s Chrome 146 is {DEFAULT_PROFILE[client]}"
             raise ValueError(f"not a browser profile {client} knows; {hint}")
+        if chrome_version(value) is None:
+            raise ValueError(f"the fetcher's request headers are desktop Chrome's: choose a desktop Chrome profile"
+                             f" ({client}'s Chrome 146 is {DEFAULT_PROFILE[client]})")
         return value
 
     @field_validator("database_url")

@@ -228,6 +228,16 @@ def test_requests_carry_chrome_headers(fake: FakeSofascore, settings: Settings, 
         ["page=0"] * 9 + ["page=1"])
 
 
+def test_the_user_agent_is_the_chosen_profile_s_chrome(fake: FakeSofascore, make_settings: Callable[..., Settings],
+                                                        http_client: str) -> None:
+    profile = {"tls-client": "chrome_131", "curl_cffi": "chrome131"}[http_client]
+    settings = make_settings(sofascore_base_url=fake.base_url, http_client=http_client, http_impersonate=profile)
+    with SofascoreClient(settings) as client:
+        assert client.get("/user-account/vote-ranking").ok
+    [request] = fake.requests
+    assert {k.lower(): v for k, v in request.headers.items()}["user-agent"] == CHROME_UA.replace("146", "131")
+
+
 def test_once_exits_1_when_redis_is_unreachable(
     fake: FakeSofascore, make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -212,3 +212,25 @@ def test_passwords_in_service_urls_are_masked_in_logs() -> None:
     record = logging.LogRecord("t", logging.ERROR, __file__, 1, "auth %s / %s failed", ("hunter2", "pg-pass-77"), None)
     RedactingFilter(settings.secrets()).filter(record)
     assert "hunter2" not in record.getMessage() and "pg-pass-77" not in record.getMessage()
+
+
+def test_a_profile_that_is_not_desktop_chrome_stops_startup(tmp_path: Path) -> None:
+    """The request headers are desktop Chrome's: a Firefox or Android fingerprint under them would be a mismatch."""
+    for client, profile in [("tls-client", "firefox_120"), ("curl_cffi", "chrome131_android")]:
+        result = run_cli(tmp_path, {"HTTP_CLIENT": client, "HTTP_IMPERSONATE": profile})
+        assert result.returncode == 2
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("configuration error: HTTP_IMPERSONATE: the fetcher's request headers are desktop"
+                               " Chrome's"), line
+
+
+def test_the_user_agent_follows_the_profile_s_chrome_version() -> None:
+    from fetcher.transport import BROWSER_HEADERS, browser_headers
+    from shared.httpclients import chrome_version
+
+    assert [chrome_version(p) for p in ("chrome_146", "chrome146", "chrome_116_PSK_PQ", "chrome133a",
+                                        "firefox_120", "chrome131_android")] == [146, 146, 116, 133, None, None]
+    headers = browser_headers("chrome_131")
+    assert "Chrome/131.0.0.0 Safari/537.36" in headers["User-Agent"]
+    assert {k: v for k, v in headers.items() if k != "User-Agent"} == {
+        k: v for k, v in BROWSER_HEADERS.items() if k != "User-Agent"}

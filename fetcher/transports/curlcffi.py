@@ -10,7 +10,7 @@ from curl_cffi import CurlError, CurlOpt
 from curl_cffi.requests import Session
 from curl_cffi.requests.exceptions import Timeout
 
-from fetcher.transport import BROWSER_HEADERS, Answer, TransportFailure
+from fetcher.transport import Answer, TransportFailure, browser_headers
 from shared.settings import Settings
 
 
@@ -23,23 +23,24 @@ class CurlCffiTransport:
         # PROXY_URL alone decides, as with tls-client: libcurl would otherwise take `http_proxy`, `ALL_PROXY`
         # and `NO_PROXY` from the environment.
         options = {CurlOpt.NOPROXY: ""} if proxy else {CurlOpt.PROXY: ""}
+        headers = browser_headers(settings.browser_profile)
         self._session = Session(
             impersonate=settings.browser_profile,  # type: ignore[arg-type]  # checked by the settings
-            # Exactly BROWSER_HEADERS: the profile's own defaults are a page load's (Upgrade-Insecure-Requests,
+            # Exactly the browser headers: the profile's own defaults are a page load's (Upgrade-Insecure-Requests,
             # sec-fetch-mode: navigate), wrong for the XHR these requests stand for.
             default_headers=False,
-            headers=BROWSER_HEADERS,
+            headers=headers,
             proxy=proxy,
             timeout=settings.http_timeout_seconds,
             allow_redirects=False,  # as tls-client: a redirect is an answer to classify, not to follow
             curl_options=options,
         )
         self._session.cookies = cookies  # wrapped, not copied: every thread's session shares the jar
-        self._accept_encoding = BROWSER_HEADERS["Accept-Encoding"]
+        self._accept_encoding = headers["Accept-Encoding"]
 
     def get(self, url: str) -> Answer:
         try:
-            # accept_encoding makes curl decode what it asks for; the header sent is BROWSER_HEADERS' own.
+            # accept_encoding makes curl decode what it asks for; the header sent is ours.
             response = self._session.get(url, accept_encoding=self._accept_encoding)
         except CurlError as error:
             raise TransportFailure(failure_reason(error)) from None

@@ -9,7 +9,7 @@ from http.cookiejar import CookieJar
 import tls_client
 from tls_client.exceptions import TLSClientException
 
-from fetcher.transport import BROWSER_HEADERS, Answer, TransportFailure
+from fetcher.transport import Answer, TransportFailure, browser_headers
 from shared.settings import Settings
 
 
@@ -20,7 +20,7 @@ class TlsClientTransport:
     def __init__(self, settings: Settings, cookies: CookieJar) -> None:
         session = tls_client.Session(client_identifier=settings.browser_profile, random_tls_extension_order=True)
         session.headers.clear()
-        session.headers.update(BROWSER_HEADERS)
+        session.headers.update(browser_headers(settings.browser_profile))
         session.cookies = cookies  # type: ignore[assignment]  # any CookieJar does: it only uses CookieJar's methods
         if settings.proxy_url is not None:
             session.proxies = settings.proxy_url.get_secret_value()
