@@ -39,10 +39,9 @@ end
 if wait > 0 then return tostring(wait) end
 if probing then
   redis.call('HSET', KEYS[1], 'probe_until', tostring(now + probe_seconds))
+elseif new_reset ~= reset_at then
+  redis.call('HSET', KEYS[1], 'remaining', tostring(remaining - 1), 'reset_at', tostring(new_reset), 'guessed', '1')
 else
-  if new_reset ~= reset_at then
-    redis.call('HSET', KEYS[1], 'reset_at', tostring(new_reset), 'guessed', '1')
-  end
   redis.call('HSET', KEYS[1], 'remaining', tostring(remaining - 1))
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
