@@ -209,6 +209,9 @@ class _Drain:
         if time.monotonic() - self.own_done_at < DRAIN_ON_SECONDS \
                 and outbox.has_deliverable(ctx.db, self.webhook, time.time()):
             return None  # the backlog: sent by this job rather than by one job per message
+        return self._done()
+
+    def _done(self) -> str:
         return "delivered" if self.messages else "already done"
 
     def _loop(self) -> str:
@@ -232,7 +235,7 @@ class _Drain:
             if not batch:
                 ctx.limiter.cancel(self.webhook)
                 if self.own_done:
-                    return "delivered"
+                    return self._done()
                 # Our alert is claimed by another notifier whose lease still runs: it finishes it,
                 # or the sweeper gives it a new job once the lease ran out.
                 return "claimed elsewhere"
