@@ -2,7 +2,7 @@
 wait for alerts already delivered.
 
 A message carries up to 10 alerts, and each of them has its job. Once the message is posted the other
-jobs have nothing left to do, yet each would cost RQ's whole job cycle (about 40 Redis commands: dequeue,
+jobs have nothing left to do, yet each would cost RQ's whole job cycle (48 Redis commands: dequeue,
 execution records, registries, clean-up). `drop_waiting` removes those still waiting in the queue, all in
 one round trip (`notifier/lua/unqueue.lua`), so they never run; one a worker took already runs and finds
 its alert done in the outbox.

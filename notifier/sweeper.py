@@ -171,7 +171,8 @@ def sweep(ctx: NotifierContext, *, at_start: bool = False) -> Counter[str]:
     report["released"] = release_dead_owners(ctx)
     now = time.time()
     deliverable = {webhook: outbox.deliverable_ids(ctx.db, now, webhook) for webhook in WEBHOOKS}
-    # Read after the outbox: the job of an alert read there is in the snapshot if it waits.
+    # Read after the outbox: the processor enqueues right after its commit, so the alerts read there have
+    # their jobs by now (an alert whose job is missing from the snapshot all the same gets a closer look).
     jobs = jobqueue.snapshot(ctx.redis, ctx.queue)
     stranded = []
     for webhook, ids in deliverable.items():

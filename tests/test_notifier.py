@@ -190,7 +190,7 @@ def test_a_backlog_runs_one_job_and_costs_few_redis_commands_per_alert(
         fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database, redis_conn: redis.Redis,
         redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """30 alerts wait, each with its job. The first job sends them all, ten to a message, and drops the jobs of
-    each message's other alerts while they wait: none of them runs (each would cost RQ ~40 Redis commands)."""
+    each message's other alerts while they wait: none of them runs (each would cost RQ 48 Redis commands)."""
     settings = settings_for(discord_webhook_url=fake.url("111"))
     ids = insert_alerts(db, 30)
     enqueue(redis_conn, ids)
