@@ -27,6 +27,7 @@ test: install
 bench: install
 	$(BIN)/python bench/processing.py
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/latency.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -5,12 +5,13 @@
 The fake has Discord's default-like limits (5 requests per 2 s per webhook, and the hidden
 30 messages a minute per channel), so the result is bounded by the channel limit: about
 30 messages, i.e. up to 300 alerts, a minute. Prints alerts delivered per minute, messages
-sent and 429s received. Uses a scratch SQLite file and Redis db 14, which it flushes; it
-touches nothing else. Takes a couple of minutes.
+sent and 429s received. Uses a scratch SQLite file and the Redis db of BENCH_REDIS_URL (default 14), which
+it flushes; it touches nothing else. Takes a couple of minutes.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -45,7 +46,7 @@ def alert(i: int) -> NewTipAlert:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=500)
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="sofamon-bench-") as scratch, \

@@ -1,9 +1,15 @@
 """The RQ job: `deliver_alert(alert_id)` posts pending alerts of one webhook to Discord.
 
 A job does not post only its own alert: it takes the webhook's lock and drains the
-webhook's oldest deliverable alerts, up to 10 per message, until its own alert is done.
-Later jobs then find their alerts sent and return at once. So alerts go out oldest first
-and in few messages, whatever the number of notifier processes.
+webhook's oldest deliverable alerts, up to 10 per message, until its own alert is done, and
+then on while more wait (for at most `DRAIN_ON_SECONDS`, and only while Discord takes them).
+So alerts go out oldest first and in few messages, whatever the number of notifier processes.
+
+Cheap per alert: once a message is posted, the jobs of its other alerts that still wait in the
+queue are dropped in the same step (`jobqueue.drop_waiting`, one round trip): they never run. A
+job that a worker had already taken finds its alert done in the outbox and returns (no Redis
+command of its own). Going on past its own alert keeps one job draining a backlog, instead of
+one job per message plus one per notifier waiting for the lock.
 
 Sent means sent. `outbox.mark_sent` runs right after Discord accepted a message, nothing in
 between. When the database is away then, the job keeps the alerts claimed and the webhook's
@@ -35,7 +41,7 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from notifier import context, discord, health, webhooks
+from notifier import context, discord, health, jobqueue, webhooks
 from notifier.context import NotifierContext
 from notifier.drytext import render_text
 from notifier.limits import EMBEDS_PER_MESSAGE, pack
@@ -56,6 +62,9 @@ LOCK_POLL = 0.2
 RECORD_WAIT = (0.5, 2.0)
 # While the database is away otherwise: try again this often.
 DB_RETRY_SECONDS = 1.0
+# Once its own alert is done, a job goes on sending the webhook's backlog for at most this long: far from the
+# job's timeout (shared.jobs.JOB_TIMEOUT), and the jobs of what is left still wait in the queue.
+DRAIN_ON_SECONDS = 60.0
 
 
 class DeliveryError(Exception):
@@ -145,7 +154,7 @@ def _wait_for_lock(ctx: NotifierContext, lock: WebhookLock, alert_id: int) -> st
 
 
 class _Drain:
-    """Send the webhook's oldest alerts until the job's own alert is done (lock held)."""
+    """Send the webhook's oldest alerts until the job's own alert is done, then the backlog (lock held)."""
 
     def __init__(self, ctx: NotifierContext, webhook: str, url: str, alert_id: int, lock: WebhookLock) -> None:
         self.ctx = ctx
@@ -158,6 +167,7 @@ class _Drain:
         self.messages = 0
         # After Discord refused a message of several embeds: send one by one up to this id.
         self.isolate_through: int | None = None
+        self.own_done_at: float | None = None  # monotonic time the job's own alert was found done
 
     def run(self) -> str:
         try:
@@ -182,16 +192,37 @@ class _Drain:
                 if self.ctx.stopping.wait(DB_RETRY_SECONDS):
                     return
 
+    @property
+    def own_done(self) -> bool:
+        return self.own_done_at is not None
+
+    def _finished(self) -> str | None:
+        """What the job did once it has nothing more to send; None while it goes on."""
+        ctx = self.ctx
+        if self.own_done_at is None:
+            row = outbox.get(ctx.db, self.alert_id)
+            if row is not None and row.state not in DONE_STATES:
+                return None
+            self.own_done_at = time.monotonic()
+        if self.isolate_through is not None:
+            return None  # a refused message is taken apart completely first
+        if time.monotonic() - self.own_done_at < DRAIN_ON_SECONDS \
+                and outbox.has_deliverable(ctx.db, self.webhook, time.time()):
+            return None  # the backlog: sent by this job rather than by one job per message
+        return self._done()
+
+    def _done(self) -> str:
+        return "delivered" if self.messages else "already done"
+
     def _loop(self) -> str:
         ctx = self.ctx
         while True:
             if self.lock.lost:
                 log.warning("webhook %s: lock lost, stopping this job", self.webhook)
                 return "lock lost"
-            row = outbox.get(ctx.db, self.alert_id)
-            # Done with our alert; but a refused message is taken apart completely first.
-            if (row is None or row.state in DONE_STATES) and self.isolate_through is None:
-                return "delivered" if self.messages else "already done"
+            finished = self._finished()
+            if finished is not None:
+                return finished
             if ctx.stopping.is_set():
                 return "stopping"
             if not ctx.limiter.acquire(self.webhook, stop=ctx.stopping):
@@ -203,6 +234,8 @@ class _Drain:
             batch = outbox.claim(ctx.db, self.webhook, ctx.owner, time.time(), ctx.config.lease_seconds, limit)
             if not batch:
                 ctx.limiter.cancel(self.webhook)
+                if self.own_done:
+                    return self._done()
                 # Our alert is claimed by another notifier whose lease still runs: it finishes it,
                 # or the sweeper gives it a new job once the lease ran out.
                 return "claimed elsewhere"
@@ -233,7 +266,8 @@ class _Drain:
         if result.outcome == discord.SENT:
             # Posted: never given back from here on. Recorded right after the answer, before anything else.
             self.in_hand = []
-            _record_sent(ctx, ids, result.message_id or "unknown")
+            if _record_sent(ctx, ids, result.message_id or "unknown"):
+                jobqueue.drop_waiting(ctx.redis, ctx.queue, [i for i in ids if i != self.alert_id])
         ctx.limiter.update(self.webhook, result.headers)
         if self.isolate_through is not None and max(ids) >= self.isolate_through:
             self.isolate_through = None
@@ -271,14 +305,15 @@ class _Drain:
         return self._failed_attempt(ids, result)
 
     def _failed_attempt(self, ids: list[int], result: discord.PostResult) -> str:
-        """5xx, a timeout, an answer not from Discord: give the alerts back, say so in one line, let RQ retry."""
+        """5xx, a timeout, an answer not from Discord: give the alerts back, say so in one line, let RQ retry
+        (the job's own alert not done yet), or leave them to their own jobs (it is done: the job ends)."""
         ctx = self.ctx
         error = result.error or "transient error"
         # A timeout may hide a message Discord posted all the same: counted as a possible duplicate.
         outbox.release(ctx.db, ids, error, owner=ctx.owner,
                        possible_duplicate=TIMED_OUT if error == "timeout" else None)
-        job = get_current_job()
-        after = next_step(job)
+        job = None if self.own_done else get_current_job()
+        after = "left to their own jobs" if self.own_done else next_step(job)
         log.warning("webhook %s: alerts %s not delivered: %s; %s", self.webhook, _span(ids), error, after)
         webhooks.record_failure(ctx.redis, ctx.keys, self.webhook, result.status, error)
         if self.webhook != HEALTH_WEBHOOK:
@@ -286,6 +321,8 @@ class _Drain:
                 health.webhook_blocked(ctx, self.webhook, error, after)
             if job is not None and not job.retries_left:
                 health.delivery_failing(ctx, self.webhook, self.alert_id, error)
+        if self.own_done:
+            return "delivered, then a failed attempt"
         raise DeliveryError(f"webhook {self.webhook}: {error}")
 
     def _mark_broken(self, result: discord.PostResult) -> None:
@@ -307,9 +344,10 @@ def next_step(job: Job | None) -> str:
     return "no retry left: the job goes to RQ's failed registry, the alerts stay pending"
 
 
-def _record_sent(ctx: NotifierContext, ids: list[int], message_id: str) -> None:
+def _record_sent(ctx: NotifierContext, ids: list[int], message_id: str) -> bool:
     """Record a message Discord accepted, for as long as the database is away: giving up would let its
-    alerts be posted again. Only alerts this notifier still holds are recorded (see CLAIM_LOST)."""
+    alerts be posted again. Only alerts this notifier still holds are recorded (see CLAIM_LOST); True when
+    that is all of them."""
     pause, most = RECORD_WAIT
     away_since: float | None = None
     while True:
@@ -337,6 +375,7 @@ def _record_sent(ctx: NotifierContext, ids: list[int], message_id: str) -> None:
             outbox.count_possible_duplicate(ctx.db, CLAIM_LOST, lost)
         except TRANSIENT_ERRORS:
             pass  # the error line above says it
+    return recorded == len(ids)
 
 
 def _span(ids: list[int]) -> str:

@@ -45,12 +45,17 @@ class WebhookLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False
+        self._seen: str | None = None  # the holder's token, as the last try_acquire found it
 
     def try_acquire(self) -> bool:
-        if self.conn.set(self.key, self.token, nx=True, px=self.ttl_ms):
+        # One command: SET NX GET answers the holder's token when the lock is taken (Redis 7).
+        seen = self.conn.set(self.key, self.token, nx=True, px=self.ttl_ms, get=True)
+        if seen is None:
+            self._seen = None
             self.lost = False
             self._start_renewing()
             return True
+        self._seen = seen.decode() if isinstance(seen, bytes) else str(seen)
         return False
 
     def holder(self) -> str | None:
@@ -59,7 +64,7 @@ class WebhookLock:
 
     def take_over_if_dead(self) -> str | None:
         """Delete the lock when its holder is a dead process of this host; returns that owner."""
-        token = self.holder()
+        token, self._seen = self._seen or self.holder(), None
         if not token:
             return None
         owner = token.partition("|")[0]

@@ -8,6 +8,10 @@
   list, before it started) -> the same, once a second look shows it still stranded;
 * a FAILED job is left alone: operators requeue it, the alert waits in the outbox.
 
+It looks one by one only at alerts whose job may need one of these: a single read of the queue and its
+registries (`jobqueue.snapshot`) settles every alert whose job waits in the queue or for a retry, or
+failed. So a sweep costs a few Redis commands whatever the backlog, plus a few per job running or lost.
+
 It also gives back alerts claimed by notifier processes of this host that died, and (at
 start) forgets "broken" marks left for a webhook URL that is no longer configured.
 """
@@ -21,7 +25,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
-from notifier import webhooks
+from notifier import jobqueue, webhooks
 from notifier.context import NotifierContext
 from notifier.liveness import owner_dead, worker_dead
 from shared import outbox
@@ -148,6 +152,17 @@ def release_dead_owners(ctx: NotifierContext) -> int:
     return released
 
 
+def _look_at(ctx: NotifierContext, jobs: jobqueue.Snapshot, alert_id: int) -> str:
+    """What the alert's job needs: nothing when it waits or failed (seen in the snapshot, no command of its
+    own); otherwise `ensure_job` looks at its record."""
+    job = job_id(alert_id)
+    if job in jobs.waiting:
+        return "waiting"
+    if job in jobs.failed:
+        return "failed"
+    return ensure_job(ctx, alert_id)
+
+
 def sweep(ctx: NotifierContext, *, at_start: bool = False) -> Counter[str]:
     """One pass; returns how many alerts got each treatment."""
     report: Counter[str] = Counter()
@@ -155,15 +170,18 @@ def sweep(ctx: NotifierContext, *, at_start: bool = False) -> Counter[str]:
         report["cleared_broken"] = clear_stale_broken_marks(ctx)
     report["released"] = release_dead_owners(ctx)
     now = time.time()
+    deliverable = {webhook: outbox.deliverable_ids(ctx.db, now, webhook) for webhook in WEBHOOKS}
+    # Read after the outbox: the processor enqueues right after its commit, so the alerts read there have
+    # their jobs by now (an alert whose job is missing from the snapshot all the same gets a closer look).
+    jobs = jobqueue.snapshot(ctx.redis, ctx.queue)
     stranded = []
-    for webhook in WEBHOOKS:
-        ids = outbox.deliverable_ids(ctx.db, now, webhook)
+    for webhook, ids in deliverable.items():
         url = ctx.webhook_url(webhook)
         if ids and url is not None and webhooks.is_broken(ctx.redis, ctx.keys, webhook, url):
             report["broken"] += len(ids)
             continue
         for alert_id in ids:
-            done = ensure_job(ctx, alert_id)
+            done = _look_at(ctx, jobs, alert_id)
             if done == "stranded":
                 stranded.append(alert_id)
             else:

@@ -125,26 +125,40 @@ def recent(db: Database, *, limit: int, since: float | None = None, until: float
     return rows, int(total[0]) if total else 0
 
 
-def deliverable_ids(db: Database, now: float, webhook: str | None = None) -> list[int]:
-    """Alerts still to deliver: pending, or claimed by a notifier whose lease ran out (it died)."""
-    where = "(state = ? OR (state = ? AND lease_until < ?))"
-    params: tuple = (PENDING, SENDING, now)
+def _deliverable(now: float, webhook: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The condition of an alert still to deliver: pending, or claimed by a notifier whose lease ran out (it died).
+
+    Written as `state IN (...)` so that it reads an index range (alerts_pending with a webhook, alerts_sent
+    without), the alerts not delivered yet, instead of every alert the webhook ever had.
+    """
+    where = "state IN (?, ?) AND (state = ? OR lease_until < ?)"
+    params: tuple[Any, ...] = (PENDING, SENDING, PENDING, now)
     if webhook is not None:
-        where += " AND webhook = ?"
-        params += (webhook,)
+        where, params = f"webhook = ? AND {where}", (webhook, *params)
+    return where, params
+
+
+def deliverable_ids(db: Database, now: float, webhook: str | None = None) -> list[int]:
+    """Alerts still to deliver, oldest first."""
+    where, params = _deliverable(now, webhook)
     with db.read() as tx:
         rows = tx.all(f"SELECT id FROM alerts WHERE {where} ORDER BY id", params)
     return [int(r[0]) for r in rows]
 
 
+def has_deliverable(db: Database, webhook: str, now: float) -> bool:
+    """Whether the webhook has any alert still to deliver."""
+    where, params = _deliverable(now, webhook)
+    with db.read() as tx:
+        return tx.one(f"SELECT 1 FROM alerts WHERE {where} LIMIT 1", params) is not None
+
+
 def claim(db: Database, webhook: str, owner: str, now: float, lease_seconds: float, limit: int) -> list[OutboxRow]:
     """Take the oldest deliverable alerts of a webhook; a row is claimed by one notifier only."""
+    where, params = _deliverable(now, webhook)
     with db.tx() as tx:
-        rows = tx.all(
-            "SELECT id, webhook, payload, state, created_at FROM alerts"
-            " WHERE webhook = ? AND (state = ? OR (state = ? AND lease_until < ?)) ORDER BY id LIMIT ?",
-            (webhook, PENDING, SENDING, now, limit),
-        )
+        rows = tx.all(f"SELECT id, webhook, payload, state, created_at FROM alerts WHERE {where} ORDER BY id LIMIT ?",
+                      (*params, limit))
         claimed = []
         for values in rows:
             taken = tx.execute(

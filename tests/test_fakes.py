@@ -104,6 +104,18 @@ def test_slow_mode_does_not_block_others(sofa: FakeSofascore) -> None:
     assert time.monotonic() - started < 0.5
 
 
+def test_answers_on_a_kept_alive_connection_take_no_nagle_delay(sofa: FakeSofascore) -> None:
+    """Headers and body are written apart: without TCP_NODELAY each answer waits ~40 ms for a delayed ACK,
+    which would put 40 ms into every latency the benchmarks and tests measure."""
+    with requests.Session() as session:
+        times = []
+        for _ in range(21):
+            started = time.perf_counter()
+            assert session.get(f"{sofa.base_url}/user-account/vote-ranking", timeout=5).ok
+            times.append(time.perf_counter() - started)
+    assert sorted(times)[len(times) // 2] < 0.02
+
+
 # -- Discord ---------------------------------------------------------------------
 def test_wait_true_returns_increasing_ids(discord: FakeDiscord) -> None:
     first = requests.post(discord.url("111") + "?wait=true", json={"content": "hi"}, timeout=5)

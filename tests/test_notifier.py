@@ -24,7 +24,7 @@ from rq.registry import FailedJobRegistry
 
 import notifier.deliver
 import notifier.main
-from notifier import context, health, sweeper
+from notifier import context, health, jobqueue, sweeper
 from notifier.deliver import deliver_alert
 from notifier.lock import WebhookLock
 from notifier.main import run
@@ -35,6 +35,7 @@ from shared.jobs import alerts_queue, enqueue_alert
 from shared.keys import Keys
 from shared.settings import Settings
 from shared.storage import Database
+from tests.commandcount import CommandCounter
 from tests.fakes.discord import DEFAULT_WEBHOOK_TOKEN, FakeDiscord
 
 RETRY_INTERVALS = (0, 1)
@@ -183,6 +184,53 @@ def test_burst_delivers_each_alert_once_oldest_first(fake: FakeDiscord, settings
     bucket = redis_conn.hgetall(Keys.of(settings).bucket("main"))
     assert bucket[b"limit"] == b"3" and bucket[b"bucket"]
     assert alerts_queue(redis_conn).count == 0
+
+
+def test_a_backlog_runs_one_job_and_costs_few_redis_commands_per_alert(
+        fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database, redis_conn: redis.Redis,
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """30 alerts wait, each with its job. The first job sends them all, ten to a message, and drops the jobs of
+    each message's other alerts while they wait: none of them runs (each would cost RQ 48 Redis commands)."""
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    ids = insert_alerts(db, 30)
+    enqueue(redis_conn, ids)
+    ran: list[int] = []
+    deliver = notifier.deliver.deliver_alert
+
+    def counted(alert_id: int) -> str:
+        ran.append(alert_id)
+        return deliver(alert_id)
+
+    monkeypatch.setattr(notifier.deliver, "deliver_alert", counted)  # what RQ imports by name for each job
+    with CommandCounter(redis_url) as counter:
+        run_burst(settings)
+        commands = counter.stop()
+    assert delivered_ids(fake) == ids  # each once, oldest first
+    assert len(fake.accepted) == 3
+    assert ran == [ids[0]]
+    assert alerts_queue(redis_conn).count == 0 and not redis_conn.keys("rq:job:*")
+    # The whole burst, start-up included: about 6 per alert here (59 when each job ran).
+    assert sum(commands.values()) / len(ids) <= 15, commands
+
+
+def test_a_failure_after_the_jobs_own_alert_leaves_the_rest_to_their_jobs(
+        fake: FakeDiscord, settings_for: Callable[..., Settings], db: Database, redis_conn: redis.Redis,
+        raw_logs: pytest.LogCaptureFixture) -> None:
+    """The first job's own alert went out in the first message; the next message fails: that job ends without
+    a retry of its own (nothing of its own is left), and the jobs of the alerts given back deliver them."""
+    settings = settings_for(discord_webhook_url=fake.url("111"))
+    ids = insert_alerts(db, 15)
+    enqueue(redis_conn, ids, intervals=(5,))  # a retry would take 5 s: none is needed
+    fake.timeout_next(1, delay=0.0)  # the first message goes through as usual...
+    fake.fail_next(1, 500)  # ...the second does not
+    started = time.monotonic()
+    run_burst(settings)
+    assert fake.responses == [200, 500, 200]
+    assert delivered_ids(fake) == ids
+    assert time.monotonic() - started < 4
+    assert FailedJobRegistry(queue=alerts_queue(redis_conn)).count == 0
+    assert any(f"alerts {ids[10]}..{ids[14]} (5) not delivered: " in r.getMessage()
+               and r.getMessage().endswith("left to their own jobs") for r in raw_logs.records)
 
 
 def test_job_for_an_already_sent_alert_sends_nothing(fake: FakeDiscord, settings_for: Callable[..., Settings],
@@ -695,6 +743,29 @@ def test_a_job_stranded_between_dequeue_and_start_is_queued_again(
     run_burst(settings)
     assert delivered_ids(fake) == [alert_id]
     assert redis_conn.llen(queue.intermediate_queue_key) == 0
+
+
+def test_dropping_the_waiting_jobs_leaves_a_job_a_worker_took(redis_conn: redis.Redis) -> None:
+    queue = alerts_queue(redis_conn)
+    for alert_id in (1, 2, 3):
+        assert enqueue_alert(queue, alert_id, retry_intervals=())
+    assert redis_conn.lmove(queue.key, queue.intermediate_queue_key) == b"alert-1"  # as a worker takes a job
+    assert jobqueue.drop_waiting(redis_conn, queue, [1, 2, 3]) == 2
+    assert queue.count == 0
+    assert redis_conn.exists("rq:job:alert-1") and not redis_conn.exists("rq:job:alert-2", "rq:job:alert-3")
+
+
+def test_a_sweep_reads_the_queue_once_however_long_the_backlog(ctx: context.NotifierContext, db: Database,
+                                                               redis_conn: redis.Redis, redis_url: str) -> None:
+    ids = insert_alerts(db, 40)
+    enqueue(redis_conn, ids[:-1])  # the last alert lost its job
+    with CommandCounter(redis_url) as counter:
+        report = sweeper.sweep(ctx)
+        commands = counter.stop()
+    assert report["waiting"] == 39 and report["enqueued"] == 1
+    assert Job.fetch(f"alert-{ids[-1]}", connection=redis_conn).get_status() == JobStatus.QUEUED
+    # One snapshot, then the lost job alone (its look and its enqueue): about 15, where each alert took 2 or more.
+    assert sum(commands.values()) <= 25, commands
 
 
 def test_jobs_are_described_by_kind_predictor_and_match(ctx: context.NotifierContext, db: Database,

@@ -1,3 +1,7 @@
+#!lua
+-- The shebang (Redis 7 script flags, none given) has Redis refuse the whole script while it refuses writes
+-- (OOM): without it the first write, a ZREMRANGEBYSCORE that frees memory, lets the others through, and a
+-- notifier would go on posting while Redis counts as away.
 -- KEYS: bucket hash, window zset, global block.
 -- ARGV: now, per_minute, window, probe seconds, member, ttl_ms, probe poll (the longest wait while a probe is in flight).
 -- Returns "0" after taking a slot, or the seconds to wait (as a string: Lua numbers would be truncated).
@@ -39,10 +43,9 @@ end
 if wait > 0 then return tostring(wait) end
 if probing then
   redis.call('HSET', KEYS[1], 'probe_until', tostring(now + probe_seconds))
+elseif new_reset ~= reset_at then
+  redis.call('HSET', KEYS[1], 'remaining', tostring(remaining - 1), 'reset_at', tostring(new_reset), 'guessed', '1')
 else
-  if new_reset ~= reset_at then
-    redis.call('HSET', KEYS[1], 'reset_at', tostring(new_reset), 'guessed', '1')
-  end
   redis.call('HSET', KEYS[1], 'remaining', tostring(remaining - 1))
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
