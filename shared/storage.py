@@ -119,6 +119,32 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tips ADD COLUMN prediction TEXT;
     CREATE INDEX tips_state ON tips (state, predictor_id);
     """,
+    # The scorecard (shared/settlements.py): an alerted tip's result once its match is over, and the last price
+    # of its market and pick seen before kick-off (the closing price) with when it was seen; the consensus
+    # alerts' members (processor/consensus.py), one row per predictor and pick; the daily digests sent.
+    """
+    ALTER TABLE tips ADD COLUMN result TEXT;
+    ALTER TABLE tips ADD COLUMN settled_at DOUBLE PRECISION;
+    ALTER TABLE tips ADD COLUMN closing_decimal DOUBLE PRECISION;
+    ALTER TABLE tips ADD COLUMN closing_at DOUBLE PRECISION;
+    CREATE INDEX tips_alert ON tips (alert_id);
+    CREATE INDEX tips_unsettled ON tips (state, result, start_ts);
+    CREATE TABLE consensus_members (
+        event_id BIGINT NOT NULL,
+        market INTEGER NOT NULL,
+        pick TEXT NOT NULL,
+        predictor_id TEXT NOT NULL,
+        alert_id BIGINT,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (event_id, market, pick, predictor_id)
+    );
+    CREATE TABLE digests (
+        day TEXT PRIMARY KEY,
+        alert_id BIGINT,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX alerts_created ON alerts (created_at);
+    """,
 ]
 
 

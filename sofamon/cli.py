@@ -132,6 +132,20 @@ def _alerts(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, filters, json_output=args.json)
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from processor.replay import parse_when
+    from sofamon.report import run
+
+    try:
+        since = parse_when(args.since, time.time(), settings.tz)
+    except ValueError as error:
+        print(f"sofamon report: {error}", file=sys.stderr)
+        return 2
+    return run(settings, since, args.since, args.predictor, json_output=args.json)
+
+
 def _test_webhook(settings: Settings, args: argparse.Namespace) -> int:
     from sofamon.testwebhook import run
 
@@ -219,6 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--limit", type=_positive, default=20, metavar="N", help="show at most N (default 20)")
     alerts.add_argument("--json", action="store_true", help="output as JSON (times in ISO 8601, UTC)")
     alerts.set_defaults(handler=_alerts)
+    report = sub.add_parser("report", help="each predictor's record over our alerted tips: settled, ROI, CLV",
+                            description="Per predictor, over the tips alerted in the window: alerted, settled (won,"
+                                        " lost, void), ROI at flat stakes, closing-line value and how often the tip"
+                                        " beat the closing price; best CLV first.")
+    report.add_argument("--since", metavar="WHEN", default="30d",
+                        help="alerted at or after: 30d (the default), 12h, or 2026-11-01T00:00")
+    report.add_argument("--predictor", metavar="ID_OR_NICKNAME", help="only this predictor (id, or nickname)")
+    report.add_argument("--json", action="store_true", help="output as JSON (figures unrounded)")
+    report.set_defaults(handler=_report)
     test_webhook = sub.add_parser("test-webhook", help="post a harmless test message to each configured webhook",
                                   description="Posts one message that pings nobody to each configured webhook and"
                                               " says what Discord answered. Exit status 0 when each accepted it.")
