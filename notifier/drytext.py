@@ -1,8 +1,20 @@
 """The dry-run printout: an alert as readable lines, printed when its webhook has no URL configured."""
 from __future__ import annotations
 
-from notifier.wording import direction, format_odds, match_name, match_url, movement_text, no_stats, profile_url, signed
-from shared.alerts import HealthAlert, LineMovementAlert, NewTipAlert, StatsSummary
+from notifier.wording import (
+    consensus_lines,
+    consensus_title,
+    direction,
+    match_name,
+    match_url,
+    movement_text,
+    no_stats,
+    profile_url,
+    record_text,
+    signed,
+    tip_text,
+)
+from shared.alerts import AnyAlert, ConsensusAlert, HealthAlert, NewTipAlert, StatsSummary
 from shared.timefmt import utc_stamp
 
 
@@ -14,12 +26,16 @@ def _stats_line(label: str, stats: StatsSummary | None) -> str:
             f" of {stats.total} tips, profit {signed(stats.profit, 2)} u")
 
 
-def render_text(alert: NewTipAlert | LineMovementAlert | HealthAlert, *, alert_id: int | None = None) -> str:
+def render_text(alert: AnyAlert, *, alert_id: int | None = None) -> str:
     """The alert as readable lines, for printing when no webhook is configured."""
     head = f"[alert #{alert_id}] " if alert_id is not None else ""
     if isinstance(alert, HealthAlert):
         return f"{head}[HEALTH {alert.level.upper()}] {alert.title}\n{alert.message}"
     match = alert.match
+    if isinstance(alert, ConsensusAlert):
+        return "\n".join([f"{head}[CONSENSUS] {match_name(match)}", consensus_title(alert),
+                          f"Kick-off: {utc_stamp(match.start_ts, seconds=False)}", *consensus_lines(alert),
+                          f"Match: {match_url(match)}"])
     if isinstance(alert, NewTipAlert):
         lines = [f"{head}[NEW TIP] {match_name(match)}"]
     else:
@@ -27,7 +43,9 @@ def render_text(alert: NewTipAlert | LineMovementAlert | HealthAlert, *, alert_i
     lines.append(f"Predictor: {alert.predictor.nickname} ({profile_url(alert.predictor)})")
     lines.append(f"Kick-off: {utc_stamp(match.start_ts, seconds=False)}")
     if isinstance(alert, NewTipAlert):
-        lines.extend(f"- {tip.market}: {tip.pick} @ {format_odds(tip.odds)}" for tip in alert.tips)
+        lines.extend(f"- {tip_text(tip)}" for tip in alert.tips)
+        if (record := record_text(alert.record)) is not None:
+            lines.append(record)
     else:
         lines.append(f"- {alert.tip.market}: {alert.tip.pick}")
         lines.append(f"Odds: {movement_text(alert.tip_odds, alert.current_odds)}")

@@ -8,13 +8,35 @@ from __future__ import annotations
 from typing import Any
 
 from notifier.limits import BLANK, Embed, fit
-from notifier.wording import direction, format_odds, match_name, match_url, movement_text, no_stats, profile_url, signed
-from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, PredictorInfo, StatsSummary
+from notifier.wording import (
+    consensus_lines,
+    consensus_title,
+    direction,
+    format_odds,
+    match_name,
+    match_url,
+    movement_text,
+    no_stats,
+    profile_url,
+    record_text,
+    signed,
+)
+from shared.alerts import (
+    AnyAlert,
+    ConsensusAlert,
+    HealthAlert,
+    LineMovementAlert,
+    MatchInfo,
+    NewTipAlert,
+    PredictorInfo,
+    StatsSummary,
+)
 from shared.timefmt import iso_utc
 
 COLOR_NEW_TIP = 0x2ECC71  # green
 COLOR_SHORTENING = 0xE67E22  # orange: the price came in (the market agrees with the tip)
 COLOR_DRIFTING = 0x9B59B6  # purple: the price went out
+COLOR_CONSENSUS = 0x1ABC9C  # teal
 COLOR_HEALTH = {"info": 0x3498DB, "warning": 0xF1C40F, "error": 0xE74C3C}
 
 _MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_~`|>"})
@@ -60,9 +82,13 @@ def _new_tip(alert: NewTipAlert) -> Embed:
     match = alert.match
     lines = [f"**{escape(match_name(match))}**", _kickoff(match), ""]
     for tip in alert.tips:
-        lines.append(f"\u2022 {escape(tip.market)}: **{escape(tip.pick)}** @ {format_odds(tip.odds)}")
+        now = f" (now {format_odds(tip.current_odds)})" if tip.current_odds is not None else ""
+        lines.append(f"\u2022 {escape(tip.market)}: **{escape(tip.pick)}** @ {format_odds(tip.odds)}{now}")
     if not alert.tips:
         lines.append("(no tips)")
+    record = record_text(alert.record)
+    if record is not None:
+        lines += ["", record]
     return {
         "title": f"New tip: {match_name(match)}",
         "url": match_url(match),
@@ -93,6 +119,18 @@ def _line_movement(alert: LineMovementAlert) -> Embed:
     }
 
 
+def _consensus(alert: ConsensusAlert) -> Embed:
+    match = alert.match
+    lines = [f"**{escape(match_name(match))}**", _kickoff(match), ""]
+    lines += [escape(line) for line in consensus_lines(alert)]
+    return {
+        "title": f"{consensus_title(alert)}: {match_name(match)}",
+        "url": match_url(match),
+        "color": COLOR_CONSENSUS,
+        "description": "\n".join(lines),
+    }
+
+
 def _health(alert: HealthAlert) -> Embed:
     return {
         "title": alert.title.strip() or "Health",
@@ -101,13 +139,15 @@ def _health(alert: HealthAlert) -> Embed:
     }
 
 
-def render(alert: NewTipAlert | LineMovementAlert | HealthAlert, *, alert_id: int | None = None,
+def render(alert: AnyAlert, *, alert_id: int | None = None,
            created_at: float | None = None) -> Embed:
     """One embed for one alert, inside every Discord limit (long text is cut with "…")."""
     if isinstance(alert, NewTipAlert):
         embed = _new_tip(alert)
     elif isinstance(alert, LineMovementAlert):
         embed = _line_movement(alert)
+    elif isinstance(alert, ConsensusAlert):
+        embed = _consensus(alert)
     elif isinstance(alert, HealthAlert):
         embed = _health(alert)
     else:  # pragma: no cover - the Alert union is closed

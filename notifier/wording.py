@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from shared.alerts import MatchInfo, PredictorInfo, StatsSummary
+from shared.alerts import ConsensusAlert, MatchInfo, PredictorInfo, Record, StatsSummary, TipLine
 
 SITE = "https://www.sofascore.com"
 MINUS = "\u2212"
@@ -64,3 +64,35 @@ def no_stats(stats: StatsSummary | None) -> str | None:
     if stats.total <= 0:
         return "no settled tips yet"
     return None
+
+
+def tip_text(tip: TipLine) -> str:
+    """`Full time: Home to win @ 2.20 (now 2.05)`: the price now only when the market's is known."""
+    text = f"{tip.market}: {tip.pick} @ {format_odds(tip.odds)}"
+    return text + (f" (now {format_odds(tip.current_odds)})" if tip.current_odds is not None else "")
+
+
+def record_text(record: Record | None) -> str | None:
+    """`Our record: 42 settled, ROI +8.1%, CLV +3.2%`; None before we have one."""
+    return None if record is None else f"Our record: {record.text()}"
+
+
+def consensus_title(alert: ConsensusAlert) -> str:
+    """`Consensus: 3 top predictors on Home to win (Full time)`."""
+    return f"Consensus: {len(alert.members)} top predictors on {alert.pick} ({alert.market})"
+
+
+def consensus_lines(alert: ConsensusAlert) -> list[str]:
+    """The body of a consensus alert, the same in Discord and in the dry-run printout (no Markdown)."""
+    lines = []
+    for member in alert.members:
+        line = f"{member.predictor.nickname} @ {format_odds(member.odds)}"
+        if member.record is not None:
+            line += f": {member.record.text()}"
+        lines.append(line + ("  (new)" if member.joined else ""))
+    lines.append(f"Best price now: {format_odds(alert.best_odds)}")
+    if alert.crowd:
+        lines.append("Sofascore users: " + ", ".join(f"{c.pick} {c.pct:.0f} %" for c in alert.crowd))
+    if alert.dissent:
+        lines.append("Dissent: " + ", ".join(f"{d.nickname} on {d.pick} @ {format_odds(d.odds)}" for d in alert.dissent))
+    return lines

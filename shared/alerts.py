@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from shared.markets import market_name, pick_label
 from shared.models import PeriodStats, Prediction
 from shared.prices import decimal_of
+from shared.scorecard import Figures, signed_pct
 
 
 class StatsSummary(BaseModel):
@@ -61,6 +62,7 @@ class TipLine(BaseModel):
     market: str
     pick: str
     odds: float | None = None
+    current_odds: float | None = None  # the market's price of this pick now, when known
 
     @classmethod
     def of(cls, vote: str, vote_type: int | None, home: str, away: str, odds: float | None) -> "TipLine":
@@ -75,11 +77,67 @@ class TipLine(BaseModel):
                       float(price) if price else None)
 
 
+class Record(BaseModel):
+    """Our own record of a predictor's alerted tips (shared/scorecard.py), as an alert quotes it."""
+
+    settled: int
+    roi_pct: float | None = None
+    clv_pct: float | None = None
+    enough: bool = False  # at least SCORECARD_MIN_SETTLED settled tips
+
+    @classmethod
+    def of(cls, figures: Figures, min_settled: int) -> "Record | None":
+        """None before there is anything to say (nothing settled, no closing price)."""
+        if figures.settled == 0 and figures.clv_pct is None:
+            return None
+        return cls(settled=figures.settled, roi_pct=figures.roi_pct, clv_pct=figures.clv_pct,
+                   enough=figures.enough(min_settled))
+
+    def text(self) -> str:
+        """`42 settled, ROI +8.1%, CLV +3.2%`, with `(too few to judge)` below SCORECARD_MIN_SETTLED."""
+        text = f"{self.settled} settled, ROI {signed_pct(self.roi_pct)}, CLV {signed_pct(self.clv_pct)}"
+        return text if self.enough else text + " (too few to judge)"
+
+
 class NewTipAlert(BaseModel):
     kind: Literal["new_tip"] = "new_tip"
     predictor: PredictorInfo
     match: MatchInfo
     tips: list[TipLine]
+    record: Record | None = None
+
+
+class ConsensusMember(BaseModel):
+    predictor: PredictorInfo
+    odds: float | None = None  # the price they tipped at
+    record: Record | None = None
+    joined: bool = False  # new since the last consensus alert of this pick
+
+
+class Dissent(BaseModel):
+    """A monitored predictor on another pick of the same market."""
+
+    nickname: str
+    pick: str
+    odds: float | None = None
+
+
+class CrowdShare(BaseModel):
+    """Sofascore's users' vote on one pick of the market, in percent of the market's votes."""
+
+    pick: str
+    pct: float
+
+
+class ConsensusAlert(BaseModel):
+    kind: Literal["consensus"] = "consensus"
+    match: MatchInfo
+    market: str
+    pick: str
+    members: list[ConsensusMember]
+    best_odds: float | None = None  # the best current price of the pick
+    crowd: list[CrowdShare] = []
+    dissent: list[Dissent] = []
 
 
 class LineMovementAlert(BaseModel):
@@ -99,7 +157,8 @@ class HealthAlert(BaseModel):
     level: Literal["info", "warning", "error"] = "warning"
 
 
-Alert = Annotated[NewTipAlert | LineMovementAlert | HealthAlert, Field(discriminator="kind")]
+Alert = Annotated[NewTipAlert | LineMovementAlert | ConsensusAlert | HealthAlert, Field(discriminator="kind")]
+AnyAlert = NewTipAlert | LineMovementAlert | ConsensusAlert | HealthAlert
 
 
 class Summary(NamedTuple):
@@ -118,10 +177,14 @@ def _odds(value: float | None) -> str:
     return f"@{value:.2f}" if value else ""
 
 
-def summary(alert: NewTipAlert | LineMovementAlert | HealthAlert) -> Summary:
+def summary(alert: AnyAlert) -> Summary:
     if isinstance(alert, HealthAlert):
         return Summary("-", alert.title, alert.message[:DETAIL_MAX])
     match = f"{alert.match.home} vs {alert.match.away}"
+    if isinstance(alert, ConsensusAlert):
+        who = ", ".join(m.predictor.nickname for m in alert.members)
+        return Summary(f"{len(alert.members)} predictors", match,
+                       f"{alert.market}: {alert.pick} {_odds(alert.best_odds)} ({who})".replace("  ", " ")[:DETAIL_MAX])
     if isinstance(alert, NewTipAlert):
         detail = "; ".join(f"{t.market}: {t.pick} {_odds(t.odds)}".rstrip() for t in alert.tips)
     else:

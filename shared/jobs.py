@@ -9,7 +9,7 @@ import redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 
-from shared.alerts import Alert, HealthAlert
+from shared.alerts import Alert, ConsensusAlert, HealthAlert
 from shared.keys import ALERTS_QUEUE
 from shared.outbox import job_id
 
@@ -34,6 +34,9 @@ def describe(alert: Alert, event_id: int | None = None) -> str:
     if isinstance(alert, HealthAlert):
         return f"health {alert.title}"
     event = event_id if event_id is not None else alert.match.event_id
+    if isinstance(alert, ConsensusAlert):
+        return f"consensus predictors={len(alert.members)} pick={alert.pick} match={alert.match.home} vs" \
+            f" {alert.match.away} event={event}"
     return f"{alert.kind} predictor={alert.predictor.nickname} match={alert.match.home} vs {alert.match.away}" \
         f" event={event}"
 

@@ -99,11 +99,3 @@ def figures(tips: Iterable[TipRecord]) -> Figures:
 def signed_pct(value: float | None) -> str:
     """`+12.3%`, `-4.0%`, `–` when unknown."""
     return "–" if value is None else f"{value:+.1f}%"
-
-
-def line(f: Figures, min_settled: int) -> str | None:
-    """The scorecard line of an alert: `our record: 42 settled, ROI +8.1%, CLV +3.2%`; None before any."""
-    if f.settled == 0 and f.clv_pct is None:
-        return None
-    text = f"our record: {f.settled} settled, ROI {signed_pct(f.roi_pct)}, CLV {signed_pct(f.clv_pct)}"
-    return text if f.enough(min_settled) else text + " (too few to judge)"

@@ -18,7 +18,7 @@ from shared.storage import Database
 from shared.timefmt import iso_utc, local_stamp
 
 STATES = (outbox.PENDING, outbox.SENDING, outbox.SENT, outbox.FAILED, outbox.DEAD)
-KINDS = ("new_tip", "line_movement", "health")
+KINDS = ("new_tip", "line_movement", "consensus", "health")
 DEFAULT_LIMIT = 20
 
 

@@ -9,7 +9,20 @@ from notifier.discord import message
 from notifier.drytext import render_text
 from notifier.limits import clip, embed_chars, fit, pack
 from notifier.render import COLOR_NEW_TIP, render
-from shared.alerts import HealthAlert, LineMovementAlert, MatchInfo, NewTipAlert, PredictorInfo, StatsSummary, TipLine
+from shared.alerts import (
+    ConsensusAlert,
+    ConsensusMember,
+    CrowdShare,
+    Dissent,
+    HealthAlert,
+    LineMovementAlert,
+    MatchInfo,
+    NewTipAlert,
+    PredictorInfo,
+    Record,
+    StatsSummary,
+    TipLine,
+)
 from tests.fakes.discord import embed_chars as fake_embed_chars
 from tests.fakes.discord import validate_message
 
@@ -201,3 +214,40 @@ def test_pack_of_nothing_and_message_body() -> None:
     assert pack([]) == []
     body = message([{"title": "x"}])
     assert body == {"embeds": [{"title": "x"}], "allowed_mentions": {"parse": []}}
+
+
+# -- the scorecard and consensus (issue 11) ---------------------------------------------------
+def consensus(members: int = 3, huge: str = "") -> ConsensusAlert:
+    return ConsensusAlert(
+        match=match(), market="Full time", pick="Arsenal to win" + huge, best_odds=2.3,
+        members=[ConsensusMember(predictor=predictor(f"Tipster{i}{huge}"), odds=2.1 + i / 10,
+                                 record=Record(settled=40 + i, roi_pct=5.0, clv_pct=2.5, enough=True) if i else None,
+                                 joined=i == members - 1) for i in range(members)],
+        crowd=[CrowdShare(pick="Arsenal", pct=61.2), CrowdShare(pick="Draw", pct=20.1), CrowdShare(pick="Chelsea",
+                                                                                                     pct=18.7)],
+        dissent=[Dissent(nickname="Contrarian" + huge, pick="Chelsea to win", odds=3.4)])
+
+
+def test_a_new_tip_quotes_our_record_and_the_price_now() -> None:
+    alert = new_tip(tips=[TipLine(market="Full time", pick="Arsenal to win", odds=2.2, current_odds=2.05)])
+    alert.record = Record(settled=12, roi_pct=8.06, clv_pct=-1.25, enough=False)
+    for text in (render(alert)["description"], render_text(alert)):
+        assert "Arsenal to win" in text and "2.20 (now 2.05)" in text
+        assert "Our record: 12 settled, ROI +8.1%, CLV -1.2% (too few to judge)" in text
+    assert "Our record" not in render(new_tip())["description"] and "(now" not in render(new_tip())["description"]
+
+
+def test_a_consensus_alert_lists_each_predictor_the_best_price_the_crowd_and_the_dissent() -> None:
+    embed = render(consensus(), alert_id=9)
+    assert embed["title"] == "Consensus: 3 top predictors on Arsenal to win (Full time): Arsenal vs Chelsea"
+    description = embed["description"]
+    assert "Tipster0 @ 2.10\n" in description + "\n"
+    assert "Tipster1 @ 2.20: 41 settled, ROI +5.0%, CLV +2.5%" in description
+    assert "Tipster2 @ 2.30: 42 settled, ROI +5.0%, CLV +2.5%  (new)" in description
+    assert "Best price now: 2.30" in description
+    assert "Sofascore users: Arsenal 61 %, Draw 20 %, Chelsea 19 %" in description
+    assert "Dissent: Contrarian on Chelsea to win @ 3.40" in description
+    text = render_text(consensus(), alert_id=9)
+    assert text.startswith("[alert #9] [CONSENSUS] Arsenal vs Chelsea\nConsensus: 3 top predictors")
+    limits_ok(embed)
+    limits_ok(render(consensus(members=60, huge="W" * 300)))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.scorecard import Figures, TipRecord, figures, line, settle
+from shared.alerts import Record
+from shared.scorecard import Figures, TipRecord, figures, settle
 
 
 @pytest.mark.parametrize(("status", "correct", "result"), [
@@ -48,8 +49,8 @@ def test_no_settled_tip_and_no_closing_price_give_nulls() -> None:
 
 
 def test_the_alert_line_says_when_there_are_too_few() -> None:
-    assert line(figures([TipRecord(2.0, None)]), 30) is None
+    assert Record.of(figures([TipRecord(2.0, None)]), 30) is None
     few = figures([TipRecord(2.0, "won", closing=1.8), TipRecord(2.0, "lost")])
-    assert line(few, 30) == "our record: 2 settled, ROI +0.0%, CLV +11.1% (too few to judge)"
-    assert line(few, 2) == "our record: 2 settled, ROI +0.0%, CLV +11.1%"
+    assert Record.of(few, 30).text() == "2 settled, ROI +0.0%, CLV +11.1% (too few to judge)"  # type: ignore[union-attr]
+    assert Record.of(few, 2).text() == "2 settled, ROI +0.0%, CLV +11.1%"  # type: ignore[union-attr]
     assert isinstance(few, Figures) and few.enough(2) and not few.enough(3)
