@@ -4,6 +4,9 @@ from __future__ import annotations
 from notifier.wording import (
     consensus_lines,
     consensus_title,
+    digest_predictor_line,
+    digest_settled_lines,
+    digest_title,
     direction,
     match_name,
     match_url,
@@ -14,7 +17,7 @@ from notifier.wording import (
     signed,
     tip_text,
 )
-from shared.alerts import AnyAlert, ConsensusAlert, HealthAlert, NewTipAlert, StatsSummary
+from shared.alerts import AnyAlert, ConsensusAlert, DigestAlert, HealthAlert, NewTipAlert, StatsSummary
 from shared.timefmt import utc_stamp
 
 
@@ -31,6 +34,10 @@ def render_text(alert: AnyAlert, *, alert_id: int | None = None) -> str:
     head = f"[alert #{alert_id}] " if alert_id is not None else ""
     if isinstance(alert, HealthAlert):
         return f"{head}[HEALTH {alert.level.upper()}] {alert.title}\n{alert.message}"
+    if isinstance(alert, DigestAlert):
+        return "\n".join([f"{head}[DIGEST] {digest_title(alert)}", *digest_settled_lines(alert),
+                          f"Our record of each predictor, last {alert.window_days} days:",
+                          *(f"- {r.nickname}: {digest_predictor_line(r)}" for r in alert.predictors)])
     match = alert.match
     if isinstance(alert, ConsensusAlert):
         return "\n".join([f"{head}[CONSENSUS] {match_name(match)}", consensus_title(alert),

@@ -33,6 +33,21 @@ def clip(text: str, limit: int) -> str:
     return text[: max(0, limit - 1)] + ELLIPSIS if limit > 0 else ""
 
 
+def whole_lines(lines: Sequence[str], limit: int, what: str) -> str:
+    """As many whole lines as fit in `limit` characters, then `… and 12 more <what>` for the rest."""
+    kept: list[str] = []
+    size = 0
+    for index, line in enumerate(lines):
+        rest = len(lines) - index
+        tail = f"{ELLIPSIS} and {rest} more {what}"
+        needed = size + len(line) + 1 + (len(tail) + 1 if rest > 1 else 0)
+        if needed > limit:
+            return "\n".join([*kept, tail])
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)
+
+
 def fit(embed: Embed) -> Embed:
     """Cut every part of an embed to its limit, then the whole to 6000 characters."""
     if "title" in embed:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from notifier.limits import BLANK, Embed, fit
+from notifier.limits import BLANK, DESCRIPTION_MAX, FIELDS_MAX, Embed, fit, whole_lines
 from notifier.wording import (
     consensus_lines,
     consensus_title,
+    digest_predictor_line,
+    digest_settled_lines,
+    digest_title,
     direction,
     format_odds,
     match_name,
@@ -24,6 +27,7 @@ from notifier.wording import (
 from shared.alerts import (
     AnyAlert,
     ConsensusAlert,
+    DigestAlert,
     HealthAlert,
     LineMovementAlert,
     MatchInfo,
@@ -37,6 +41,9 @@ COLOR_NEW_TIP = 0x2ECC71  # green
 COLOR_SHORTENING = 0xE67E22  # orange: the price came in (the market agrees with the tip)
 COLOR_DRIFTING = 0x9B59B6  # purple: the price went out
 COLOR_CONSENSUS = 0x1ABC9C  # teal
+COLOR_DIGEST = 0x95A5A6  # grey
+# Room left in a digest's 6000 characters for the predictors' fields, after the settled tips.
+DIGEST_SETTLED_MAX = 3000
 COLOR_HEALTH = {"info": 0x3498DB, "warning": 0xF1C40F, "error": 0xE74C3C}
 
 _MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_~`|>"})
@@ -131,6 +138,25 @@ def _consensus(alert: ConsensusAlert) -> Embed:
     }
 
 
+def _digest(alert: DigestAlert) -> Embed:
+    """Yesterday's settled tips in the description, whole lines only; one field per predictor (the best 24 and a
+    count of the others, within Discord's 25 fields)."""
+    rows = alert.predictors
+    shown = rows if len(rows) <= FIELDS_MAX else rows[: FIELDS_MAX - 1]
+    fields = [{"name": escape(r.nickname), "value": digest_predictor_line(r), "inline": False} for r in shown]
+    if len(shown) < len(rows):
+        fields.append({"name": f"\u2026 and {len(rows) - len(shown)} more predictors", "value": BLANK,
+                       "inline": False})
+    settled = [escape(line) for line in digest_settled_lines(alert)]
+    return {
+        "title": digest_title(alert),
+        "color": COLOR_DIGEST,
+        "description": whole_lines(settled, min(DIGEST_SETTLED_MAX, DESCRIPTION_MAX), "settled tips")
+        + f"\n\nOur record of each predictor, last {alert.window_days} days:",
+        "fields": fields,
+    }
+
+
 def _health(alert: HealthAlert) -> Embed:
     return {
         "title": alert.title.strip() or "Health",
@@ -148,6 +174,8 @@ def render(alert: AnyAlert, *, alert_id: int | None = None,
         embed = _line_movement(alert)
     elif isinstance(alert, ConsensusAlert):
         embed = _consensus(alert)
+    elif isinstance(alert, DigestAlert):
+        embed = _digest(alert)
     elif isinstance(alert, HealthAlert):
         embed = _health(alert)
     else:  # pragma: no cover - the Alert union is closed

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from shared.alerts import ConsensusAlert, MatchInfo, PredictorInfo, Record, StatsSummary, TipLine
+from shared.alerts import ConsensusAlert, DigestAlert, DigestRow, MatchInfo, PredictorInfo, Record, StatsSummary, TipLine
 
 SITE = "https://www.sofascore.com"
 MINUS = "\u2212"
@@ -96,3 +96,27 @@ def consensus_lines(alert: ConsensusAlert) -> list[str]:
     if alert.dissent:
         lines.append("Dissent: " + ", ".join(f"{d.nickname} on {d.pick} @ {format_odds(d.odds)}" for d in alert.dissent))
     return lines
+
+
+RESULT_MARK = {"won": "\u2705", "lost": "\u274c", "void": "\u2796"}
+
+
+def digest_title(alert: DigestAlert) -> str:
+    won = sum(t.result == "won" for t in alert.settled)
+    lost = sum(t.result == "lost" for t in alert.settled)
+    return f"Daily digest {alert.day}: {len(alert.settled)} settled ({won} won, {lost} lost)"
+
+
+def digest_settled_lines(alert: DigestAlert) -> list[str]:
+    """`✅ GoalGuru_88: A vs B, Full time: A to win @ 2.20 (closed 2.05)`, one per tip settled that day."""
+    lines = []
+    for tip in alert.settled:
+        closed = f" (closed {format_odds(tip.closing_odds)})" if tip.closing_odds is not None else ""
+        lines.append(f"{RESULT_MARK[tip.result]} {tip.nickname}: {tip.match}, {tip.market}: {tip.pick}"
+                     f" @ {format_odds(tip.odds)}{closed}")
+    return lines or ["no alerted tip was settled that day"]
+
+
+def digest_predictor_line(row: DigestRow) -> str:
+    record = row.record.text() if row.record is not None else "nothing settled yet"
+    return f"{row.alerted} alerted; {record}"

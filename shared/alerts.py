@@ -150,6 +150,34 @@ class LineMovementAlert(BaseModel):
     delta: float
 
 
+class SettledTip(BaseModel):
+    """One alerted tip settled on the digest's day."""
+
+    nickname: str
+    match: str  # `Home vs Away`
+    market: str
+    pick: str
+    odds: float | None = None
+    closing_odds: float | None = None
+    result: Literal["won", "lost", "void"]
+
+
+class DigestRow(BaseModel):
+    """One predictor's record over the digest's window."""
+
+    nickname: str
+    alerted: int
+    record: Record | None = None
+
+
+class DigestAlert(BaseModel):
+    kind: Literal["digest"] = "digest"
+    day: str  # the day the settled tips were settled on, `2026-11-21` in POLL_TIMEZONE
+    window_days: int = 30
+    settled: list[SettledTip] = []
+    predictors: list[DigestRow] = []
+
+
 class HealthAlert(BaseModel):
     kind: Literal["health"] = "health"
     title: str
@@ -157,8 +185,9 @@ class HealthAlert(BaseModel):
     level: Literal["info", "warning", "error"] = "warning"
 
 
-Alert = Annotated[NewTipAlert | LineMovementAlert | ConsensusAlert | HealthAlert, Field(discriminator="kind")]
-AnyAlert = NewTipAlert | LineMovementAlert | ConsensusAlert | HealthAlert
+Alert = Annotated[NewTipAlert | LineMovementAlert | ConsensusAlert | DigestAlert | HealthAlert,
+                  Field(discriminator="kind")]
+AnyAlert = NewTipAlert | LineMovementAlert | ConsensusAlert | DigestAlert | HealthAlert
 
 
 class Summary(NamedTuple):
@@ -180,6 +209,10 @@ def _odds(value: float | None) -> str:
 def summary(alert: AnyAlert) -> Summary:
     if isinstance(alert, HealthAlert):
         return Summary("-", alert.title, alert.message[:DETAIL_MAX])
+    if isinstance(alert, DigestAlert):
+        won = sum(t.result == "won" for t in alert.settled)
+        return Summary(f"{len(alert.predictors)} predictors", f"digest {alert.day}",
+                       f"{len(alert.settled)} settled ({won} won)")
     match = f"{alert.match.home} vs {alert.match.away}"
     if isinstance(alert, ConsensusAlert):
         who = ", ".join(m.predictor.nickname for m in alert.members)

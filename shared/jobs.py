@@ -9,7 +9,7 @@ import redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 
-from shared.alerts import Alert, ConsensusAlert, HealthAlert
+from shared.alerts import Alert, ConsensusAlert, DigestAlert, HealthAlert
 from shared.keys import ALERTS_QUEUE
 from shared.outbox import job_id
 
@@ -33,6 +33,8 @@ def describe(alert: Alert, event_id: int | None = None) -> str:
     """What an alert is about, in the words of the processor's log lines: `new_tip predictor=… match=A vs B`."""
     if isinstance(alert, HealthAlert):
         return f"health {alert.title}"
+    if isinstance(alert, DigestAlert):
+        return f"digest {alert.day}"
     event = event_id if event_id is not None else alert.match.event_id
     if isinstance(alert, ConsensusAlert):
         return f"consensus predictors={len(alert.members)} pick={alert.pick} match={alert.match.home} vs" \

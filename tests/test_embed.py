@@ -12,6 +12,8 @@ from notifier.render import COLOR_NEW_TIP, render
 from shared.alerts import (
     ConsensusAlert,
     ConsensusMember,
+    DigestAlert,
+    DigestRow,
     CrowdShare,
     Dissent,
     HealthAlert,
@@ -20,6 +22,7 @@ from shared.alerts import (
     NewTipAlert,
     PredictorInfo,
     Record,
+    SettledTip,
     StatsSummary,
     TipLine,
 )
@@ -251,3 +254,37 @@ def test_a_consensus_alert_lists_each_predictor_the_best_price_the_crowd_and_the
     assert text.startswith("[alert #9] [CONSENSUS] Arsenal vs Chelsea\nConsensus: 3 top predictors")
     limits_ok(embed)
     limits_ok(render(consensus(members=60, huge="W" * 300)))
+
+
+def digest(tips: int = 3, predictors: int = 2, huge: str = "") -> DigestAlert:
+    results = ["won", "lost", "void"]
+    return DigestAlert(
+        day="2026-11-21",
+        settled=[SettledTip(nickname=f"Tipster{i % 5}{huge}", match="Arsenal vs Chelsea", market="Full time",
+                            pick="Arsenal to win", odds=2.2, closing_odds=2.05 if i == 0 else None,
+                            result=results[i % 3]) for i in range(tips)],  # type: ignore[arg-type]
+        predictors=[DigestRow(nickname=f"Tipster{i}{huge}", alerted=10 + i,
+                              record=Record(settled=8, roi_pct=12.5, clv_pct=3.0) if i else None)
+                    for i in range(predictors)])
+
+
+def test_the_daily_digest_lists_the_settled_tips_and_each_predictor_s_record() -> None:
+    embed = render(digest())
+    assert embed["title"] == "Daily digest 2026-11-21: 3 settled (1 won, 1 lost)"
+    lines = embed["description"].splitlines()
+    assert lines[0] == "\u2705 Tipster0: Arsenal vs Chelsea, Full time: Arsenal to win @ 2.20 (closed 2.05)"
+    assert lines[1].startswith("\u274c Tipster1") and lines[2].startswith("\u2796 Tipster2")
+    assert [(f["name"], f["value"]) for f in embed["fields"]] == [
+        ("Tipster0", "10 alerted; nothing settled yet"),
+        ("Tipster1", "11 alerted; 8 settled, ROI +12.5%, CLV +3.0% (too few to judge)")]
+    assert "[DIGEST] Daily digest 2026-11-21" in render_text(digest())
+    assert "no alerted tip was settled that day" in render(digest(tips=0))["description"]
+
+
+def test_a_huge_digest_keeps_whole_lines_and_discord_s_limits() -> None:
+    embed = render(digest(tips=500, predictors=40, huge="W" * 40))
+    limits_ok(embed)
+    assert "\u2026 and " in embed["description"] and " more settled tips" in embed["description"]
+    assert all(line.startswith(("\u2705", "\u274c", "\u2796", "\u2026")) for line in
+               embed["description"].split("\n\n")[0].splitlines())
+    assert embed["fields"][-1]["name"].startswith("\u2026 and") or len(embed["fields"]) <= 25
