@@ -44,6 +44,16 @@ def error_line(error: BaseException, limit: int = 300) -> str:
     return f"{type(error).__name__}: {lines[0][:limit]}" if lines else type(error).__name__
 
 
+def safe_url(url: str) -> str:
+    """A service URL to print (status, error lines): scheme, host, port and path; never the user, password or
+    query (where libpq takes a password too). Free text that may hold a URL goes through `redact` instead."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
+
+
 def redact(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         for part in _secret_parts(secret):

@@ -5,9 +5,8 @@ import argparse
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from urllib.parse import urlsplit
 
-from shared.logs import error_line
+from shared.logs import error_line, safe_url
 from shared.redisconn import REDIS_ERRORS
 from shared.settings import Settings, load_settings
 from shared.storage import TRANSIENT_ERRORS as DATABASE_ERRORS
@@ -41,7 +40,7 @@ def _init_db(settings: Settings, args: argparse.Namespace) -> int:
     try:
         applied = db.migrate()
     except OSError as error:  # SQLite: the file's directory cannot be created or written
-        print(f"sofamon init-db: database {_where(settings.database_url)} unavailable: {error_line(error)}",
+        print(f"sofamon init-db: database {safe_url(settings.database_url)} unavailable: {error_line(error)}",
               file=sys.stderr)
         return 1
     finally:
@@ -250,17 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _where(url: str) -> str:
-    """A service URL for an error line: scheme, host, port and path; never the user, password or query."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
-
-
 def _service_down(command: str, settings: Settings, error: BaseException) -> str:
     """The one line for a service that is away, naming which one (and where) and why."""
     if isinstance(error, REDIS_ERRORS):
-        return f"sofamon {command}: Redis at {_where(settings.redis_url)} unreachable: {error_line(error)}"
-    return f"sofamon {command}: database {_where(settings.database_url)} unavailable: {error_line(error)}"
+        return f"sofamon {command}: Redis at {safe_url(settings.redis_url)} unreachable: {error_line(error)}"
+    return f"sofamon {command}: database {safe_url(settings.database_url)} unavailable: {error_line(error)}"
 
 
 def main(argv: list[str] | None = None) -> int:

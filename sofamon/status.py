@@ -11,7 +11,6 @@ import sqlite3
 import time
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
@@ -21,26 +20,13 @@ from notifier.webhooks import broken_webhooks, failing_webhooks
 from shared import heartbeat, outbox
 from shared.console import show
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
-from shared.logs import error_line
+from shared.logs import error_line, safe_url
 from shared.redisconn import connect, text
 from shared.settings import Settings
 from shared.storage import Database
 from shared.webhooks import WEBHOOKS, webhook_url
 from sofamon.statusrules import Snapshot, build_report, stale_cycle_seconds
 from sofamon.statusview import render
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for printing."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[-1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _group(conn: redis.Redis, stream: str) -> dict[str, Any] | None:

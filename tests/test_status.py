@@ -384,7 +384,7 @@ def test_unreachable_redis_exits_1_with_one_line(sqlite_url: str) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("UNHEALTHY: Redis at redis://:***@127.0.0.1:")
+    assert len(lines) == 1 and lines[0].startswith("UNHEALTHY: Redis at redis://127.0.0.1:")
     assert "unreachable" in lines[0] and "hunter2" not in result.stdout
 
 
