@@ -87,8 +87,10 @@ class StreamConsumer:
         reply = self.conn.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
         return self._entries(reply)
 
-    def ack(self, entry_id: str) -> None:
-        self.conn.xack(self.stream, self.group, entry_id)
+    def ack(self, entry_ids: list[str], client: redis.Redis | None = None) -> None:
+        """Done with these entries; on `client` (a pipeline: with the rest of its transaction) when given."""
+        if entry_ids:
+            (client if client is not None else self.conn).xack(self.stream, self.group, *entry_ids)
 
     def dead_letter(self, dead_stream: str, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
         """Park an entry that can never be processed, with the reason, and move on (atomically)."""
@@ -104,7 +106,7 @@ class StreamConsumer:
                 if fields:  # an entry trimmed away while pending comes back empty
                     entries.append((text(entry_id), fields))
                 else:
-                    self.ack(text(entry_id))
+                    self.ack([text(entry_id)])
         return entries
 
     def lag(self) -> dict[str, int | None]:

@@ -92,13 +92,16 @@ def claim(tx: Tx, key: str) -> bool:
 
 
 def claim_many(tx: Tx, keys: list[str]) -> set[str]:
-    """`claim` each of these tips; returns those claimed (one query finds the deferred ones among them)."""
-    if not keys:
-        return set()
-    marks = ", ".join("?" * len(set(keys)))
-    candidates = [k for (k,) in tx.all(f"SELECT tip_key FROM tips WHERE state = 'deferred' AND tip_key IN ({marks})",
-                                       list(dict.fromkeys(keys)))]
-    return {key for key in candidates if claim(tx, key)}
+    """`claim` each of these tips; returns those claimed. One statement per `ROWS_PER_STATEMENT` tips."""
+    unique = list(dict.fromkeys(keys))
+    claimed: set[str] = set()
+    for first in range(0, len(unique), ROWS_PER_STATEMENT):
+        chunk = unique[first:first + ROWS_PER_STATEMENT]
+        marks = ", ".join("?" * len(chunk))
+        claimed.update(key for (key,) in tx.all(
+            "UPDATE tips SET state = 'alerted', page_keys = NULL"
+            f" WHERE state = 'deferred' AND tip_key IN ({marks}) RETURNING tip_key", chunk))
+    return claimed
 
 
 def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> bool:
@@ -108,10 +111,16 @@ def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> 
     return claim(tx, key)
 
 
-def link_alert(tx: Tx, tip_keys: list[str], alert_id: int) -> None:
-    """The new-tip alert that announced these tips (a line movement quotes its match)."""
-    for key in tip_keys:
-        tx.execute("UPDATE tips SET alert_id = ? WHERE tip_key = ?", (alert_id, key))
+def link_alerts(tx: Tx, alert_of: dict[str, int]) -> None:
+    """The new-tip alert that announced each of these tips (tip key -> alert id; a line movement quotes its
+    match). One statement per `ROWS_PER_STATEMENT` tips."""
+    pairs = list(alert_of.items())
+    for first in range(0, len(pairs), ROWS_PER_STATEMENT):
+        chunk = pairs[first:first + ROWS_PER_STATEMENT]
+        # VALUES columns are column1, column2 in both databases.
+        rows = ", ".join(["(?, ?)"] * len(chunk))
+        tx.execute(f"UPDATE tips SET alert_id = v.column2 FROM (VALUES {rows}) AS v WHERE tips.tip_key = v.column1",
+                   [value for pair in chunk for value in pair])
 
 
 # -- deferred tips ------------------------------------------------------------------------------------

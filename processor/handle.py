@@ -73,6 +73,23 @@ class Outcome:
     done_waiting: set[str] = field(default_factory=set)
     summaries: list[str] = field(default_factory=list)  # one line per alert (same order), for logs, jobs, replay
 
+    @classmethod
+    def merged(cls, outcomes: Iterable["Outcome"]) -> "Outcome":
+        """The outcomes of records in the order they were handled, as one: applying it to Redis does
+        what applying each in turn would (a later record's word on an event or a tip wins)."""
+        merged = cls()
+        for outcome in outcomes:
+            merged.alert_ids += outcome.alert_ids
+            merged.summaries += outcome.summaries
+            merged.watch.update(outcome.watch)
+            for member in outcome.done_waiting:
+                merged.waiting.pop(member, None)
+                merged.done_waiting.add(member)
+            for member, start in outcome.waiting.items():
+                merged.done_waiting.discard(member)
+                merged.waiting[member] = start
+        return merged
+
     def track(self, tips: Iterable[dedup.Stored], now: float, grace_minutes: float) -> None:
         for tip in tips:
             if tip.waiting(now, grace_minutes):
@@ -210,13 +227,17 @@ class Handler:
         if not claimed:
             return
         who = predictors.info(tx, predictor_id)
-        for event_id, tips in group_by_match(claimed).items():
+        groups = group_by_match(claimed)
+        alerts = {event_id: NewTipAlert(predictor=who, match=MatchInfo.of(tips[0]),
+                                        tips=[TipLine.of_prediction(p) for p in tips])
+                  for event_id, tips in groups.items()}
+        alert_ids = outbox.insert_per_event(tx, alerts, webhook=MAIN_WEBHOOK, created_at=now,
+                                            predictor_id=predictor_id)
+        dedup.link_alerts(tx, {tip_key(predictor_id, p): alert_ids[event_id]
+                               for event_id, tips in groups.items() for p in tips})
+        for event_id, tips in groups.items():
             first = tips[0]
-            alert = NewTipAlert(predictor=who, match=MatchInfo.of(first), tips=[TipLine.of_prediction(p) for p in tips])
-            alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now,
-                                     predictor_id=predictor_id, event_id=event_id)
-            dedup.link_alert(tx, [tip_key(predictor_id, p) for p in tips], alert_id)
-            outcome.alert_ids.append(alert_id)
+            outcome.alert_ids.append(alert_ids[event_id])
             outcome.summaries.append(
                 f"new_tip predictor={who.nickname} match={first.home_team_name} vs {first.away_team_name}"
                 f" event={event_id} tips={len(tips)}"
