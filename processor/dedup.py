@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -162,6 +163,13 @@ class Stored:
 _STORED = "tip_key, predictor_id, event_id, state, status, start_ts, seen_at, page_keys, prediction"
 
 
+def _later_than(instant: float) -> int:
+    """The bound of `start_ts > ?` for a kick-off later than `instant`: a whole second (kick-offs are), as
+    `start_ts > instant` is `start_ts > floor(instant)`. PostgreSQL compares a BIGINT column with a float
+    bound by casting every row's value, which no index serves."""
+    return math.floor(instant)
+
+
 def _stored(row: tuple) -> Stored:
     key, predictor_id, event_id, state, status, start_ts, seen_at, page_keys, raw = row
     return Stored(key, predictor_id, int(event_id), state, status, int(start_ts),
@@ -179,7 +187,7 @@ def deferred_of(tx: Tx, predictor_id: str, now: float, grace_minutes: float) -> 
     """A predictor's deferred tips whose match has not kicked off more than the grace period ago."""
     return [_stored(row) for row in tx.all(
         f"SELECT {_STORED} FROM tips WHERE state = 'deferred' AND predictor_id = ? AND start_ts > ?"
-        " ORDER BY created_at, tip_key", (predictor_id, now - grace_minutes * 60))]
+        " ORDER BY created_at, tip_key", (predictor_id, _later_than(now - grace_minutes * 60)))]
 
 
 def on_event(tx: Tx, event_id: int) -> list[Stored]:
@@ -208,7 +216,7 @@ def mark_deleted(tx: Tx, key: str, now: float) -> bool:
 def waiting(tx: Tx, now: float, grace_minutes: float) -> dict[str, float]:
     """Every waiting deferred tip (`Stored.waiting`) as a member of `shared.deferred`'s set -> kick-off."""
     rows = tx.all("SELECT event_id, tip_key, status, start_ts FROM tips WHERE state = 'deferred' AND start_ts > ?",
-                  (now - grace_minutes * 60,))
+                  (_later_than(now - grace_minutes * 60),))
     return {deferred.member(int(event), key): float(start) for event, key, status, start in rows
             if match_upcoming(status, start, now, grace_minutes)}
 
@@ -260,5 +268,5 @@ def set_armed(tx: Tx, tip_key: str, armed: bool) -> bool:
 def upcoming_events(tx: Tx, now: float) -> dict[int, int]:
     """Events with an alerted tip that has not kicked off (`shared.watch`'s rule): their odds are worth polling."""
     rows = tx.all("SELECT event_id, MAX(start_ts) FROM tips WHERE state = 'alerted' AND start_ts > ?"
-                  " GROUP BY event_id", (watch.cutoff(now),))
+                  " GROUP BY event_id", (_later_than(watch.cutoff(now)),))
     return {int(event_id): int(start) for event_id, start in rows}

@@ -120,6 +120,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tips ADD COLUMN prediction TEXT;
     CREATE INDEX tips_state ON tips (state, predictor_id);
     """,
+    # Tips by kick-off, so the queries of the processor's hot path read the tips they are about, not every
+    # alerted or deferred tip ever stored: the events still ahead and the deferred tips waiting
+    # (processor/dedup.py `upcoming_events`, `waiting`), a predictor's deferred tips (`deferred_of`).
+    """
+    CREATE INDEX tips_kickoff ON tips (state, start_ts);
+    CREATE INDEX tips_deferred ON tips (state, predictor_id, start_ts);
+    DROP INDEX tips_state;
+    """,
 ]
 
 
