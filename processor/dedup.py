@@ -98,10 +98,12 @@ def claim_many(tx: Tx, keys: list[str]) -> set[str]:
     claimed: set[str] = set()
     for first in range(0, len(unique), ROWS_PER_STATEMENT):
         chunk = unique[first:first + ROWS_PER_STATEMENT]
-        marks = ", ".join("?" * len(chunk))
+        # Joined with the keys, not `tip_key IN (...)`: given a list of keys and `state = 'deferred'`, SQLite
+        # reads every deferred tip through the state index instead of looking the keys up.
+        rows = ", ".join(["(?)"] * len(chunk))
         claimed.update(key for (key,) in tx.all(
-            "UPDATE tips SET state = 'alerted', page_keys = NULL"
-            f" WHERE state = 'deferred' AND tip_key IN ({marks}) RETURNING tip_key", chunk))
+            f"UPDATE tips SET state = 'alerted', page_keys = NULL FROM (VALUES {rows}) AS v"
+            " WHERE tips.tip_key = v.column1 AND tips.state = 'deferred' RETURNING tips.tip_key", chunk))
     return claimed
 
 
