@@ -149,7 +149,9 @@ class Processor:
         # Each alert's summary line is its job's description in rq-dashboard (kind, predictor, match; no secrets).
         jobs = [AlertJob(alert_id, summary) for alert_id, summary in zip(outcome.alert_ids, outcome.summaries,
                                                                            strict=True)]
-        with self.conn.pipeline(transaction=True) as pipe:
+        # A transaction when there is more to do than acknowledge (entries that changed nothing: a lone XACK).
+        more = bool(jobs or outcome.watch or outcome.waiting or outcome.done_waiting)
+        with self.conn.pipeline(transaction=more) as pipe:
             watch.add(pipe, self.keys, outcome.watch)
             deferred.remove(pipe, self.keys, outcome.done_waiting)
             deferred.add(pipe, self.keys, outcome.waiting)
