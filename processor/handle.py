@@ -252,7 +252,8 @@ class Handler:
                 log.warning("odds of event %d, market %d: price(s) not understood, left out: %s", event_id,
                             market_id, "; ".join(texts)[:300])
         # Odds older than what was already observed (a replay, a late entry) are history, never a movement.
-        if not oddshistory.superseded(tx, event_id, now):
+        later = oddshistory.superseded(tx, event_id, now)
+        if not later:
             for tip in dedup.tips_on_event(tx, event_id):
                 if not self.judge.movement_applies(tip.start_ts, now):
                     continue
@@ -260,7 +261,7 @@ class Handler:
                 tipped = decimal_of(tip.odds_fractional, tip.odds_decimal)
                 if price is not None and tipped is not None:
                     self._movement(tx, tip, tipped, price, now, outcome)
-        oddshistory.record(tx, event_id, all_prices(odds), now)
+        oddshistory.record(tx, event_id, all_prices(odds), now, later=later)
 
     def _movement(self, tx: Tx, tip: dedup.AlertedTip, tipped: Fraction, price: Price, now: float,
                   outcome: Outcome) -> None:
