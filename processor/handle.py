@@ -252,16 +252,17 @@ class Handler:
                 log.warning("odds of event %d, market %d: price(s) not understood, left out: %s", event_id,
                             market_id, "; ".join(texts)[:300])
         # Odds older than what was already observed (a replay, a late entry) are history, never a movement.
+        prices = all_prices(odds)
         later = oddshistory.superseded(tx, event_id, now)
         if not later:
             for tip in dedup.tips_on_event(tx, event_id):
                 if not self.judge.movement_applies(tip.start_ts, now):
                     continue
-                price = current_price(odds, tip.vote, tip.vote_type, tip.home, tip.away)
+                price = current_price(prices, tip.vote, tip.vote_type, tip.home, tip.away)
                 tipped = decimal_of(tip.odds_fractional, tip.odds_decimal)
                 if price is not None and tipped is not None:
                     self._movement(tx, tip, tipped, price, now, outcome)
-        oddshistory.record(tx, event_id, all_prices(odds), now, later=later)
+        oddshistory.record(tx, event_id, prices, now, later=later)
 
     def _movement(self, tx: Tx, tip: dedup.AlertedTip, tipped: Fraction, price: Price, now: float,
                   outcome: Outcome) -> None:
