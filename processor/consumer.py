@@ -1,11 +1,16 @@
 """Reading the fetched stream as a consumer group: own pending entries first, then orphans, then new.
 
+Own pending entries are looked for when there can be some (at start, after a batch that left entries
+unacknowledged); orphans, left by a consumer that died, at most every half of the idle time that makes
+them orphans. So a read is one command when nothing went wrong, not three.
+
 A Redis that restarted without its data (no persistence, as many installs run it) no longer has the
 stream or its group: reading then recreates both and goes on with what the fetcher writes from then on.
 """
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, NamedTuple
 
 import redis
@@ -39,6 +44,9 @@ class StreamConsumer:
         self.group = group
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
+        self._own_pending = True  # entries of this consumer may be pending (at start: a restart's)
+        self._outstanding: set[str] = set()  # read, neither acknowledged nor dead-lettered yet
+        self._orphans_at = 0.0  # when to look for orphans next (monotonic)
 
     def ensure_group(self) -> None:
         """Create the group at the start of the stream, so nothing fetched before the first run is skipped."""
@@ -61,10 +69,18 @@ class StreamConsumer:
         return self._read(count, block_ms)
 
     def _read(self, count: int, block_ms: int | None) -> list[Delivery]:
-        again = self.own_pending(count) or self.claim_orphans(count)
-        if again:
-            return self._counted(again)
-        return [Delivery(i, f, 1) for i, f in self.new(count, block_ms)]
+        if self._outstanding:  # the last batch left entries pending (a failure, or it was cut short)
+            self._own_pending = True
+        again: list[Entry] = []
+        if self._own_pending:
+            again = self.own_pending(count)
+            self._own_pending = len(again) == count  # a full batch: more may wait
+        if not again and time.monotonic() >= self._orphans_at:
+            again = self.claim_orphans(count)
+            self._orphans_at = time.monotonic() + (0 if len(again) == count else self.claim_idle_ms / 2000)
+        deliveries = self._counted(again) if again else [Delivery(i, f, 1) for i, f in self.new(count, block_ms)]
+        self._outstanding = {d.id for d in deliveries}
+        return deliveries
 
     def _counted(self, entries: list[Entry]) -> list[Delivery]:
         """Entries delivered before, with Redis's delivery counter (XPENDING's times-delivered)."""
@@ -87,8 +103,12 @@ class StreamConsumer:
         reply = self.conn.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
         return self._entries(reply)
 
-    def ack(self, entry_id: str) -> None:
-        self.conn.xack(self.stream, self.group, entry_id)
+    def ack(self, entry_ids: list[str], client: redis.Redis | None = None) -> None:
+        """Done with these entries; on `client` (a pipeline: with the rest of its transaction) when given."""
+        if entry_ids:
+            (client if client is not None else self.conn).xack(self.stream, self.group, *entry_ids)
+            # Through a pipeline that then fails, the caller acknowledges them again before it reads more.
+            self._outstanding.difference_update(entry_ids)
 
     def dead_letter(self, dead_stream: str, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
         """Park an entry that can never be processed, with the reason, and move on (atomically)."""
@@ -96,6 +116,7 @@ class StreamConsumer:
             deadletters.park(pipe, dead_stream, self.stream, entry_id, fields, reason)
             pipe.xack(self.stream, self.group, entry_id)
             pipe.execute()
+        self._outstanding.discard(entry_id)
 
     def _entries(self, reply: Any) -> list[Entry]:
         entries: list[Entry] = []
@@ -104,7 +125,7 @@ class StreamConsumer:
                 if fields:  # an entry trimmed away while pending comes back empty
                     entries.append((text(entry_id), fields))
                 else:
-                    self.ack(text(entry_id))
+                    self.ack([text(entry_id)])
         return entries
 
     def lag(self) -> dict[str, int | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -92,13 +93,18 @@ def claim(tx: Tx, key: str) -> bool:
 
 
 def claim_many(tx: Tx, keys: list[str]) -> set[str]:
-    """`claim` each of these tips; returns those claimed (one query finds the deferred ones among them)."""
-    if not keys:
-        return set()
-    marks = ", ".join("?" * len(set(keys)))
-    candidates = [k for (k,) in tx.all(f"SELECT tip_key FROM tips WHERE state = 'deferred' AND tip_key IN ({marks})",
-                                       list(dict.fromkeys(keys)))]
-    return {key for key in candidates if claim(tx, key)}
+    """`claim` each of these tips; returns those claimed. One statement per `ROWS_PER_STATEMENT` tips."""
+    unique = list(dict.fromkeys(keys))
+    claimed: set[str] = set()
+    for first in range(0, len(unique), ROWS_PER_STATEMENT):
+        chunk = unique[first:first + ROWS_PER_STATEMENT]
+        # Joined with the keys, not `tip_key IN (...)`: given a list of keys and `state = 'deferred'`, SQLite
+        # reads every deferred tip through the state index instead of looking the keys up.
+        rows = ", ".join(["(?)"] * len(chunk))
+        claimed.update(key for (key,) in tx.all(
+            f"UPDATE tips SET state = 'alerted', page_keys = NULL FROM (VALUES {rows}) AS v"
+            " WHERE tips.tip_key = v.column1 AND tips.state = 'deferred' RETURNING tips.tip_key", chunk))
+    return claimed
 
 
 def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> bool:
@@ -108,10 +114,16 @@ def claim_tip(tx: Tx, predictor_id: str, prediction: Prediction, now: float) -> 
     return claim(tx, key)
 
 
-def link_alert(tx: Tx, tip_keys: list[str], alert_id: int) -> None:
-    """The new-tip alert that announced these tips (a line movement quotes its match)."""
-    for key in tip_keys:
-        tx.execute("UPDATE tips SET alert_id = ? WHERE tip_key = ?", (alert_id, key))
+def link_alerts(tx: Tx, alert_of: dict[str, int]) -> None:
+    """The new-tip alert that announced each of these tips (tip key -> alert id; a line movement quotes its
+    match). One statement per `ROWS_PER_STATEMENT` tips."""
+    pairs = list(alert_of.items())
+    for first in range(0, len(pairs), ROWS_PER_STATEMENT):
+        chunk = pairs[first:first + ROWS_PER_STATEMENT]
+        # VALUES columns are column1, column2 in both databases.
+        rows = ", ".join(["(?, ?)"] * len(chunk))
+        tx.execute(f"UPDATE tips SET alert_id = v.column2 FROM (VALUES {rows}) AS v WHERE tips.tip_key = v.column1",
+                   [value for pair in chunk for value in pair])
 
 
 # -- deferred tips ------------------------------------------------------------------------------------
@@ -153,6 +165,13 @@ class Stored:
 _STORED = "tip_key, predictor_id, event_id, state, status, start_ts, seen_at, page_keys, prediction"
 
 
+def _later_than(instant: float) -> int:
+    """The bound of `start_ts > ?` for a kick-off later than `instant`: a whole second (kick-offs are), as
+    `start_ts > instant` is `start_ts > floor(instant)`. PostgreSQL compares a BIGINT column with a float
+    bound by casting every row's value, which no index serves."""
+    return math.floor(instant)
+
+
 def _stored(row: tuple) -> Stored:
     key, predictor_id, event_id, state, status, start_ts, seen_at, page_keys, raw = row
     return Stored(key, predictor_id, int(event_id), state, status, int(start_ts),
@@ -170,7 +189,7 @@ def deferred_of(tx: Tx, predictor_id: str, now: float, grace_minutes: float) -> 
     """A predictor's deferred tips whose match has not kicked off more than the grace period ago."""
     return [_stored(row) for row in tx.all(
         f"SELECT {_STORED} FROM tips WHERE state = 'deferred' AND predictor_id = ? AND start_ts > ?"
-        " ORDER BY created_at, tip_key", (predictor_id, now - grace_minutes * 60))]
+        " ORDER BY created_at, tip_key", (predictor_id, _later_than(now - grace_minutes * 60)))]
 
 
 def on_event(tx: Tx, event_id: int) -> list[Stored]:
@@ -199,7 +218,7 @@ def mark_deleted(tx: Tx, key: str, now: float) -> bool:
 def waiting(tx: Tx, now: float, grace_minutes: float) -> dict[str, float]:
     """Every waiting deferred tip (`Stored.waiting`) as a member of `shared.deferred`'s set -> kick-off."""
     rows = tx.all("SELECT event_id, tip_key, status, start_ts FROM tips WHERE state = 'deferred' AND start_ts > ?",
-                  (now - grace_minutes * 60,))
+                  (_later_than(now - grace_minutes * 60),))
     return {deferred.member(int(event), key): float(start) for event, key, status, start in rows
             if match_upcoming(status, start, now, grace_minutes)}
 
@@ -251,5 +270,5 @@ def set_armed(tx: Tx, tip_key: str, armed: bool) -> bool:
 def upcoming_events(tx: Tx, now: float) -> dict[int, int]:
     """Events with an alerted tip that has not kicked off (`shared.watch`'s rule): their odds are worth polling."""
     rows = tx.all("SELECT event_id, MAX(start_ts) FROM tips WHERE state = 'alerted' AND start_ts > ?"
-                  " GROUP BY event_id", (watch.cutoff(now),))
+                  " GROUP BY event_id", (_later_than(watch.cutoff(now)),))
     return {int(event_id): int(start) for event_id, start in rows}

@@ -73,6 +73,23 @@ class Outcome:
     done_waiting: set[str] = field(default_factory=set)
     summaries: list[str] = field(default_factory=list)  # one line per alert (same order), for logs, jobs, replay
 
+    @classmethod
+    def merged(cls, outcomes: Iterable["Outcome"]) -> "Outcome":
+        """The outcomes of records in the order they were handled, as one: applying it to Redis does
+        what applying each in turn would (a later record's word on an event or a tip wins)."""
+        merged = cls()
+        for outcome in outcomes:
+            merged.alert_ids += outcome.alert_ids
+            merged.summaries += outcome.summaries
+            merged.watch.update(outcome.watch)
+            for member in outcome.done_waiting:
+                merged.waiting.pop(member, None)
+                merged.done_waiting.add(member)
+            for member, start in outcome.waiting.items():
+                merged.done_waiting.discard(member)
+                merged.waiting[member] = start
+        return merged
+
     def track(self, tips: Iterable[dedup.Stored], now: float, grace_minutes: float) -> None:
         for tip in tips:
             if tip.waiting(now, grace_minutes):
@@ -210,13 +227,17 @@ class Handler:
         if not claimed:
             return
         who = predictors.info(tx, predictor_id)
-        for event_id, tips in group_by_match(claimed).items():
+        groups = group_by_match(claimed)
+        alerts = {event_id: NewTipAlert(predictor=who, match=MatchInfo.of(tips[0]),
+                                        tips=[TipLine.of_prediction(p) for p in tips])
+                  for event_id, tips in groups.items()}
+        alert_ids = outbox.insert_per_event(tx, alerts, webhook=MAIN_WEBHOOK, created_at=now,
+                                            predictor_id=predictor_id)
+        dedup.link_alerts(tx, {tip_key(predictor_id, p): alert_ids[event_id]
+                               for event_id, tips in groups.items() for p in tips})
+        for event_id, tips in groups.items():
             first = tips[0]
-            alert = NewTipAlert(predictor=who, match=MatchInfo.of(first), tips=[TipLine.of_prediction(p) for p in tips])
-            alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now,
-                                     predictor_id=predictor_id, event_id=event_id)
-            dedup.link_alert(tx, [tip_key(predictor_id, p) for p in tips], alert_id)
-            outcome.alert_ids.append(alert_id)
+            outcome.alert_ids.append(alert_ids[event_id])
             outcome.summaries.append(
                 f"new_tip predictor={who.nickname} match={first.home_team_name} vs {first.away_team_name}"
                 f" event={event_id} tips={len(tips)}"
@@ -231,15 +252,17 @@ class Handler:
                 log.warning("odds of event %d, market %d: price(s) not understood, left out: %s", event_id,
                             market_id, "; ".join(texts)[:300])
         # Odds older than what was already observed (a replay, a late entry) are history, never a movement.
-        if not oddshistory.superseded(tx, event_id, now):
+        prices = all_prices(odds)
+        later = oddshistory.superseded(tx, event_id, now)
+        if not later:
             for tip in dedup.tips_on_event(tx, event_id):
                 if not self.judge.movement_applies(tip.start_ts, now):
                     continue
-                price = current_price(odds, tip.vote, tip.vote_type, tip.home, tip.away)
+                price = current_price(prices, tip.vote, tip.vote_type, tip.home, tip.away)
                 tipped = decimal_of(tip.odds_fractional, tip.odds_decimal)
                 if price is not None and tipped is not None:
                     self._movement(tx, tip, tipped, price, now, outcome)
-        oddshistory.record(tx, event_id, all_prices(odds), now)
+        oddshistory.record(tx, event_id, prices, now, later=later)
 
     def _movement(self, tx: Tx, tip: dedup.AlertedTip, tipped: Fraction, price: Price, now: float,
                   outcome: Outcome) -> None:

@@ -3,9 +3,14 @@
 Redis or the database away, or Redis refusing writes (OOM, READONLY, LOADING): one log line when it
 starts, one when it answers again, and the batch is tried again meanwhile (`shared.retry`), its entries
 staying pending; a burst gives up when the waits have grown to their longest. A Redis that comes back
-without its data gets its stream and consumer group back (`processor.consumer`). What was committed
-before Redis refused is not lost either: its Redis side (watch, enqueue, acknowledge) is done first when
-Redis answers again.
+without its data gets its stream and consumer group back (`processor.consumer`).
+
+Each entry is committed to the database on its own; the Redis side of a whole batch of committed entries
+(watch their events, follow their deferred tips, enqueue their alerts, acknowledge them) is one
+transaction at the end of the batch: a few commands for the batch and about two per alert, instead of
+several round trips per alert. What Redis refuses is not lost: the entries stay pending in the stream
+and their Redis side is done first when Redis answers again (an alert whose job exists is not enqueued
+again).
 
 One entry never holds up the others. Data the database refuses for good (`PERMANENT_ERRORS`) is
 dead-lettered at once. A transient database error while the database still takes a write belongs to
@@ -32,7 +37,7 @@ from processor import dedup
 from processor.consumer import StreamConsumer
 from processor.handle import BadRecord, Handler, Outcome, Rules
 from shared import deferred, healththrottle, heartbeat, watch
-from shared.jobs import alerts_queue, enqueue_alert
+from shared.jobs import AlertJob, alerts_queue, enqueue_alerts
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import error_line, first_line, setup_logging
 from shared.models import FetchRecord
@@ -85,7 +90,8 @@ class Processor:
         self._database_away = False
         self._last_error: dict[str, str] = {}  # entry id -> why it failed last, for its dead letter
         self._away: dict[str, float] = {}  # "Redis" / "the database" -> since when (monotonic) it is away
-        # Entries committed to the database whose Redis side (watch, enqueue, ack) Redis refused: done first.
+        # Entries committed to the database whose Redis side (watch, enqueue, ack) is still to do, in order:
+        # done at the end of their batch, or first thing when Redis refused it then.
         self._committed: dict[str, Outcome] = {}
         self.mode: str | None = None  # heartbeat.BURST for a burst
 
@@ -102,6 +108,7 @@ class Processor:
             if self.stop.is_set():
                 break
             self.handle_entry(*delivery)
+        self._finish_committed()
         return len(deliveries)
 
     def handle_entry(self, entry_id: str, fields: dict, deliveries: int = 1) -> None:
@@ -110,10 +117,8 @@ class Processor:
             return
         try:
             record = FetchRecord.from_fields(fields)
-            if self._throttled(record):
-                self.consumer.ack(entry_id)
-                return
-            outcome = self.handler.handle(record)
+            # A throttled health transition changes nothing: it is acknowledged with its batch, like the others.
+            outcome = Outcome() if self._throttled(record) else self.handler.handle(record)
         except (BadRecord, ValidationError) as error:
             self._dead_letter(entry_id, fields, first_line(error))
             return
@@ -132,16 +137,30 @@ class Processor:
         for line in outcome.summaries:
             log.info("alert %s (entry %s)", line, entry_id)
         self._committed[entry_id] = outcome
-        self._finish_committed()
 
     def _finish_committed(self) -> None:
-        """The Redis side of committed entries, oldest first; what Redis refuses stays for the next try."""
-        while self._committed:
-            entry_id, outcome = next(iter(self._committed.items()))
-            self._apply(outcome)
-            self.consumer.ack(entry_id)
-            del self._committed[entry_id]
+        """The Redis side of the committed entries, in one transaction: watch their events, follow their
+        deferred tips, enqueue their alerts, acknowledge them. When Redis refuses, all of it stays for the
+        next try (done again whole: each part is idempotent, and an alert whose job exists gets no other).
+        """
+        if not self._committed:
+            return
+        outcome = Outcome.merged(self._committed.values())
+        # Each alert's summary line is its job's description in rq-dashboard (kind, predictor, match; no secrets).
+        jobs = [AlertJob(alert_id, summary) for alert_id, summary in zip(outcome.alert_ids, outcome.summaries,
+                                                                           strict=True)]
+        # A transaction when there is more to do than acknowledge (entries that changed nothing: a lone XACK).
+        more = bool(jobs or outcome.watch or outcome.waiting or outcome.done_waiting)
+        with self.conn.pipeline(transaction=more) as pipe:
+            watch.add(pipe, self.keys, outcome.watch)
+            deferred.remove(pipe, self.keys, outcome.done_waiting)
+            deferred.add(pipe, self.keys, outcome.waiting)
+            enqueue_alerts(pipe, self.queue, jobs, retry_intervals=self.settings.notifier_retry_intervals)
+            self.consumer.ack(list(self._committed), pipe)
+            pipe.execute()
+        for entry_id in self._committed:
             self._last_error.pop(entry_id, None)
+        self._committed.clear()
 
     def _throttled(self, record: FetchRecord) -> bool:
         """A health transition within the throttle period of another of its kind: not alerted.
@@ -177,16 +196,6 @@ class Processor:
         log.warning("entry %s is unusable, moved to dead letters: %s", entry_id, reason)
         self.consumer.dead_letter(self.keys.dead_letters, entry_id, fields, reason)
         self._last_error.pop(entry_id, None)
-
-    def _apply(self, outcome: Outcome) -> None:
-        """Redis side of a committed record: watch its events, follow its deferred tips, enqueue its alerts."""
-        watch.add(self.conn, self.keys, outcome.watch)
-        deferred.remove(self.conn, self.keys, outcome.done_waiting)
-        deferred.add(self.conn, self.keys, outcome.waiting)
-        # Each alert's summary line is its job's description in rq-dashboard (kind, predictor, match; no secrets).
-        for alert_id, summary in zip(outcome.alert_ids, outcome.summaries, strict=True):
-            enqueue_alert(self.queue, alert_id, retry_intervals=self.settings.notifier_retry_intervals,
-                          description=summary)
 
     def _sync_watch(self) -> None:
         """Keep the watched events and deferred tips complete even if a ZADD was lost between commit and crash."""

@@ -16,19 +16,18 @@ class Price:
     choice: str
     fractional: str
     decimal: Fraction
+    suspended: bool = False  # its market is suspended: kept in the history, no current price
 
 
-def all_prices(odds: EventOdds, *, suspended: bool = True) -> list[Price]:
-    """Every price on offer (suspended markets too, unless told not to)."""
+def all_prices(odds: EventOdds) -> list[Price]:
+    """Every price on offer, suspended markets' too."""
     prices = []
     for market in odds.markets:
-        if market.suspended and not suspended:
-            continue
         for choice in market.choices:
             value = decimal_of(choice.fractional_value)
             if value is not None:
                 prices.append(Price(market.market_id, market.choice_group, choice.name, choice.fractional_value,
-                                    value))
+                                    value, market.suspended))
     return prices
 
 
@@ -42,13 +41,14 @@ def unreadable_prices(odds: EventOdds) -> dict[int, list[str]]:
     return found
 
 
-def current_price(odds: EventOdds, vote: str, vote_type: int | None, home: str, away: str) -> Price | None:
-    """The price now offered for the same market (`marketId` = `voteType`) and choice."""
+def current_price(prices: list[Price], vote: str, vote_type: int | None, home: str, away: str) -> Price | None:
+    """Among an event's prices (`all_prices`, read once for all its tips), the one now offered for the same
+    market (`marketId` = `voteType`) and choice; a suspended market offers none."""
     wanted = choice_name(vote, vote_type, home, away)
     if wanted is None or vote_type is None:
         return None
-    return next((p for p in all_prices(odds, suspended=False)
-                 if p.market_id == vote_type and p.choice.casefold() == wanted.casefold()), None)
+    return next((p for p in prices if not p.suspended and p.market_id == vote_type
+                 and p.choice.casefold() == wanted.casefold()), None)
 
 
 def delta(tip: Fraction, current: Fraction) -> Fraction:

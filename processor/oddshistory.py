@@ -18,15 +18,19 @@ def superseded(tx: Tx, event_id: int, observed_at: float) -> bool:
                   (event_id, observed_at)) is not None
 
 
-def record(tx: Tx, event_id: int, prices: list[Price], observed_at: float) -> None:
+def record(tx: Tx, event_id: int, prices: list[Price], observed_at: float, *, later: bool | None = None) -> None:
     """A row for each price that differs from the one in force at `observed_at` for its choice.
 
     In force: the last one observed at or before that time. Every price ever offered is kept, without
     a row per poll for prices that did not move. A late price equal to the change recorded next moves
     that row back to when the price was first seen, so consecutive rows of a choice always differ.
+    `later`: whether prices observed after `observed_at` are recorded (`superseded`), when the caller knows.
     """
     before = {key: fractional for key, (_row, fractional) in _nearest(tx, event_id, observed_at, later=False).items()}
-    after = _nearest(tx, event_id, observed_at, later=True) if superseded(tx, event_id, observed_at) else {}
+    if later is None:
+        later = superseded(tx, event_id, observed_at)
+    after = _nearest(tx, event_id, observed_at, later=True) if later else {}
+    new: list[Price] = []
     for price in prices:
         key = (price.market_id, price.choice_group, price.choice)
         if before.get(key) == price.fractional:
@@ -35,12 +39,25 @@ def record(tx: Tx, event_id: int, prices: list[Price], observed_at: float) -> No
         if following is not None and following[1] == price.fractional:
             tx.execute("UPDATE odds_history SET observed_at = ? WHERE id = ?", (observed_at, following[0]))
             continue
-        tx.execute(
-            "INSERT INTO odds_history (event_id, market_id, choice_group, choice, fractional, decimal, observed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event_id, price.market_id, price.choice_group, price.choice, price.fractional, float(price.decimal),
-             observed_at),
-        )
+        new.append(price)
+    _insert(tx, event_id, new, observed_at)
+
+
+# Prices per multi-row INSERT (7 values each): within SQLite's oldest limit of 999 parameters. An event's
+# first odds are all new: a hundred prices or more.
+ROWS_PER_INSERT = 100
+
+
+def _insert(tx: Tx, event_id: int, prices: list[Price], observed_at: float) -> None:
+    for first in range(0, len(prices), ROWS_PER_INSERT):
+        chunk = prices[first:first + ROWS_PER_INSERT]
+        params: list[object] = []
+        for price in chunk:
+            params += [event_id, price.market_id, price.choice_group, price.choice, price.fractional,
+                       float(price.decimal), observed_at]
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        tx.execute("INSERT INTO odds_history (event_id, market_id, choice_group, choice, fractional, decimal,"
+                   f" observed_at) VALUES {rows}", params)
 
 
 def latest(tx: Tx, event_id: int) -> dict[ChoiceKey, str]:

@@ -10,7 +10,7 @@ here by kind (`possible_duplicates`), in the same transaction that notices them,
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,30 @@ def insert(tx: Tx, alert: Alert, *, webhook: str, created_at: float,
     )
     assert row is not None
     return int(row[0])
+
+
+# Alerts per multi-row INSERT (7 values each): within SQLite's oldest limit of 999 parameters.
+ROWS_PER_INSERT = 100
+
+
+def insert_per_event(tx: Tx, alerts: Mapping[int, Alert], *, webhook: str, created_at: float,
+                     predictor_id: str) -> dict[int, int]:
+    """Insert a predictor's alerts, one per event (event id -> alert), in one statement per `ROWS_PER_INSERT`;
+    returns event id -> alert id. (RETURNING promises no order: the event, unique here, tells the rows apart.)"""
+    items = list(alerts.items())
+    ids: dict[int, int] = {}
+    for first in range(0, len(items), ROWS_PER_INSERT):
+        chunk = items[first:first + ROWS_PER_INSERT]
+        params: list[object] = []
+        for event_id, alert in chunk:
+            params += [alert.kind, webhook, predictor_id, event_id, _ALERT.dump_json(alert).decode(), PENDING,
+                       created_at]
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        for alert_id, event_id in tx.all(
+                "INSERT INTO alerts (kind, webhook, predictor_id, event_id, payload, state, created_at)"
+                f" VALUES {rows} RETURNING id, event_id", params):
+            ids[int(event_id)] = int(alert_id)
+    return ids
 
 
 def insert_once(tx: Tx, alert: Alert, *, webhook: str, created_at: float, source: str) -> int | None:

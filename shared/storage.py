@@ -6,6 +6,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -119,6 +120,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tips ADD COLUMN prediction TEXT;
     CREATE INDEX tips_state ON tips (state, predictor_id);
     """,
+    # Tips by kick-off, so the queries of the processor's hot path read the tips they are about, not every
+    # alerted or deferred tip ever stored: the events still ahead and the deferred tips waiting
+    # (processor/dedup.py `upcoming_events`, `waiting`), a predictor's deferred tips (`deferred_of`).
+    """
+    CREATE INDEX tips_kickoff ON tips (state, start_ts);
+    CREATE INDEX tips_deferred ON tips (state, predictor_id, start_ts);
+    DROP INDEX tips_state;
+    """,
     # The scorecard (shared/settlements.py): an alerted tip's result once its match is over, and the last price
     # of its market and pick seen before kick-off (the closing price) with when it was seen; the consensus
     # alerts' members (processor/consensus.py), one row per predictor and pick; the daily digests sent.
@@ -162,7 +171,9 @@ class Database:
     # -- connection -------------------------------------------------------------------------
     def _connect(self) -> Any:
         if self.dialect == "postgresql":
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            # Raw cursors take `$1` placeholders as they are: psycopg parses a `%s` query again each time it
+            # has more than 50 parameters (a page's multi-row upsert), which cost more than running it.
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10, cursor_factory=psycopg.RawCursor)
         path = self.sqlite_path
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -294,6 +305,13 @@ class Database:
         return sum(os.path.getsize(f) for f in files if os.path.exists(f)) if path != ":memory:" else None
 
 
+@lru_cache(maxsize=512)
+def numbered(sql: str) -> str:
+    """`?` placeholders as PostgreSQL's `$1`, `$2`, ... (the SQL here never has a `?` of its own)."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
 class Tx:
     """A cursor inside a transaction, with the placeholder style of its database."""
 
@@ -303,7 +321,7 @@ class Tx:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         if self._dialect == "postgresql":
-            sql = sql.replace("?", "%s")
+            sql = numbered(sql)
         self._cur.execute(sql, tuple(params))
         return self._cur.rowcount
 

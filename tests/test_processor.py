@@ -146,6 +146,8 @@ def test_two_processors_at_once_alert_each_tip_once(settings: Settings, redis_co
     assert results[0] == 0 and results[2] == 0
     assert results[1] + results[3] == 20
     assert sorted(r[3] for r in alerts(database)) == [15979901, FAR_EVENT]
+    queued = Queue(ALERTS_QUEUE, connection=redis_conn).get_job_ids()  # one job per alert, repeats included
+    assert sorted(queued) == sorted(outbox.job_id(r[0]) for r in alerts(database))
 
 
 def test_bad_entries_go_to_dead_letters_and_processing_goes_on(settings: Settings, redis_conn: redis.Redis,
@@ -338,3 +340,31 @@ def test_the_kick_off_rule_is_the_same_for_the_database_and_the_watched_set(
             watch.add(redis_conn, keys, starts)
             assert sorted(watch.due(redis_conn, keys, now)) == sorted(str(e) for e in ahead)
             assert redis_conn.zcard(keys.watched_events) == len(ahead)
+
+
+def test_a_lost_reply_to_the_redis_side_leaves_each_alert_one_job(settings: Settings, redis_conn: redis.Redis,
+                                                                   database: Database, monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Redis applied the batch's transaction (jobs enqueued, entries acknowledged) but the connection broke
+    before its reply: the processor does it all again, and no alert gets a second job."""
+    feed_round_one(redis_conn, settings)
+    execute = redis.client.Pipeline.execute
+    lost: list[list[str]] = []
+
+    def reply_lost(self: redis.client.Pipeline, raise_on_error: bool = True) -> Any:
+        commands = [str(args[0]) for args, _options in self.command_stack]
+        replies = execute(self, raise_on_error)
+        if "EVAL" in commands and not lost:
+            lost.append(commands)
+            raise redis.ConnectionError("Connection closed by server.")
+        return replies
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", reply_lost)
+    burst(settings, redis_conn, database)
+    assert lost and "XACK" in lost[0]  # the acknowledgement went with the jobs, in the same transaction
+    ids = [r[0] for r in alerts(database)]
+    assert len(ids) == 2
+    queued = Queue(ALERTS_QUEUE, connection=redis_conn).get_job_ids()  # repeats included
+    assert sorted(queued) == sorted(outbox.job_id(i) for i in ids)
+    assert redis_conn.xpending(Keys.of(settings).fetched, PROCESSOR_GROUP)["pending"] == 0
+    assert len([r for r in caplog.records if "Redis unavailable" in r.getMessage()]) == 1

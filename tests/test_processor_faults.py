@@ -16,9 +16,11 @@ import pytest
 import redis
 from rq import Queue
 
+from processor.handle import Handler, Outcome
 from processor.main import Processor
 from shared import outbox
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
+from shared.models import FetchRecord
 from shared.redisconn import connect
 from shared.settings import Settings
 from shared.storage import Database
@@ -188,5 +190,52 @@ def test_processor_waits_while_redis_refuses_writes(own_redis: Callable[[bool], 
     assert "Traceback" not in caplog.text
     unavailable = lines(caplog, "Redis unavailable")
     assert len(unavailable) == 1 and refusal in unavailable[0], unavailable
+    assert len(lines(caplog, "Redis answers again")) == 1
+    db.close()
+
+
+def test_redis_refusing_from_the_middle_of_a_batch_loses_nothing(own_redis: Callable[[bool], OwnRedis],
+                                                                 setup: Callable[[OwnRedis], Settings],
+                                                                 run_processor: Callable[[Settings], Running],
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Redis runs out of memory while a batch is handled: its entries are committed to the database, yet
+    stay pending in the stream and their alerts wait in the outbox; once Redis takes writes again, each
+    alert gets its job (one) and the entries are acknowledged."""
+    caplog.set_level(logging.INFO)
+    server = own_redis(False)
+    settings = setup(server)
+    db = Database(settings.database_url)
+    admin = server.conn()
+    keys = Keys.of(settings)
+    put(admin, settings, "leaderboard", "top", load_fixture("vote-ranking.json"))
+    put(admin, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
+    put(admin, settings, "predictions", TACTICO, load_fixture(f"user-{TACTICO}-page0.json"))
+    admin.xgroup_create(keys.fetched, PROCESSOR_GROUP, id="0")
+    handle = Handler.handle
+
+    def handle_then_fill_up(self: Handler, record: FetchRecord) -> Outcome:
+        outcome = handle(self, record)
+        if record.subject == GURU:  # the second entry of three
+            admin.config_set("maxmemory", "1")
+        return outcome
+
+    monkeypatch.setattr(Handler, "handle", handle_then_fill_up)
+    running = run_processor(settings)
+    wait_for(lambda: bool(lines(caplog, "Redis unavailable")), "Redis refusing the batch's Redis side", running)
+    assert alerted_predictors(db) == {GURU, TACTICO}  # committed, every entry of the batch
+    assert enqueued(admin) == set()
+    assert admin.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 3
+
+    admin.config_set("maxmemory", "0")
+    ids = {r[0] for r in alerts(db)}
+    wait_for(lambda: admin.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0, "the entries acknowledged",
+             running)
+    jobs = Queue(ALERTS_QUEUE, connection=admin).get_job_ids()  # repeats included
+    assert sorted(jobs) == sorted(outbox.job_id(i) for i in ids)
+    assert {r[0] for r in alerts(db)} == ids  # nothing alerted twice either
+    assert running.stop() == 0
+    assert "Traceback" not in caplog.text
+    assert len(lines(caplog, "Redis unavailable")) == 1 and "OOM" in lines(caplog, "Redis unavailable")[0]
     assert len(lines(caplog, "Redis answers again")) == 1
     db.close()

@@ -95,18 +95,23 @@ def test_unreadable_prices_are_named_by_market() -> None:
 
 
 def test_movement_found_for_each_market_kind() -> None:
-    odds = EventOdds.model_validate(load_fixture("event-15981204-odds-all.json"))
+    odds = all_prices(EventOdds.model_validate(load_fixture("event-15981204-odds-all.json")))
     home_win = current_price(odds, "1", 1, "Northbridge FC", "Eastvale United")
     assert home_win is not None and home_win.decimal == Fraction(9, 5)
     assert float(delta(Fraction(11, 5), home_win.decimal)) == pytest.approx(-0.1818, abs=1e-4)
     btts = current_price(odds, "yes", 5, "Northbridge FC", "Eastvale United")
     assert btts is not None and btts.fractional == "8/11"
-    other = EventOdds.model_validate(load_fixture("event-15981377-odds-all.json"))
+    other = all_prices(EventOdds.model_validate(load_fixture("event-15981377-odds-all.json")))
     no_goal = current_price(other, "noGoal", 6, "Real Costa Azul", "Atlético Serrania")
     assert no_goal is not None and no_goal.decimal == 10
     first_home = current_price(other, "1", 6, "Real Costa Azul", "Atlético Serrania")
     assert first_home is not None and first_home.choice == "Real Costa Azul"
     assert current_price(other, "1", 99, "a", "b") is None
+    # A suspended market offers no price to compare with (it stays in the history).
+    suspended = load_fixture("event-15981204-odds-all.json")
+    suspended["markets"][0]["suspended"] = True
+    assert current_price(all_prices(EventOdds.model_validate(suspended)), "1", 1, "Northbridge FC",
+                         "Eastvale United") is None
 
 
 def test_alert_once_and_rearm_below_half_threshold() -> None:

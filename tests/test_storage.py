@@ -9,11 +9,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from shared import outbox
+from shared import outbox, storage
 from shared.alerts import HealthAlert
 from shared.settings import Settings
 from shared.storage import Database
 from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
+from tests.seed import seed_history
 
 
 def _add(db: Database, n: int, webhook: str = MAIN_WEBHOOK) -> list[int]:
@@ -25,6 +26,41 @@ def _add(db: Database, n: int, webhook: str = MAIN_WEBHOOK) -> list[int]:
 def test_migrations_are_idempotent(db: Database) -> None:
     assert db.migrate() == 0
     assert db.size_bytes() is None or db.size_bytes() > 0
+
+
+# Migration 7 indexes the tips by kick-off (and drops the index it replaces).
+KICKOFF_MIGRATION = 7
+
+
+def _contents(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    with db.read() as tx:
+        return {table: tx.all(f"SELECT * FROM {table} ORDER BY {key}") for table, key in
+                (("tips", "tip_key"), ("alerts", "id"), ("odds_history", "id"), ("predictors", "id"))}
+
+
+def _tip_indexes(db: Database) -> set[str]:
+    with db.read() as tx:
+        if db.dialect == "sqlite":
+            rows = tx.all("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tips'")
+        else:
+            rows = tx.all("SELECT indexname FROM pg_indexes WHERE tablename = 'tips' AND schemaname = current_schema()")
+    return {str(name) for (name,) in rows}
+
+
+def test_the_kick_off_indexes_come_to_a_database_with_its_data_kept(database_url: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    db = Database(database_url)
+    with monkeypatch.context() as before:
+        before.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:KICKOFF_MIGRATION - 1])
+        db.migrate()
+    seed_history(db, 400, 1795348800.0, predictors=7)
+    kept = _contents(db)
+    assert "tips_state" in _tip_indexes(db) and len(kept["tips"]) == 400
+
+    assert db.migrate() == len(storage.MIGRATIONS) - KICKOFF_MIGRATION + 1
+    assert _contents(db) == kept
+    assert {"tips_kickoff", "tips_deferred"} <= _tip_indexes(db) and "tips_state" not in _tip_indexes(db)
+    db.close()
 
 
 def test_claim_takes_oldest_first_and_only_once(db: Database) -> None:
