@@ -58,7 +58,9 @@ def test_the_kick_off_indexes_come_to_a_database_with_its_data_kept(database_url
     assert "tips_state" in _tip_indexes(db) and len(kept["tips"]) == 400
 
     assert db.migrate() == len(storage.MIGRATIONS) - KICKOFF_MIGRATION + 1
-    assert _contents(db) == kept
+    # Every row kept, column for column (later migrations add columns: they come after the old ones).
+    assert {table: [row[:len(rows[0])] for row in _contents(db)[table]] if rows else []
+            for table, rows in kept.items()} == kept
     assert {"tips_kickoff", "tips_deferred"} <= _tip_indexes(db) and "tips_state" not in _tip_indexes(db)
     db.close()
 
