@@ -116,6 +116,14 @@ def test_answers_on_a_kept_alive_connection_take_no_nagle_delay(sofa: FakeSofasc
     assert sorted(times)[len(times) // 2] < 0.02
 
 
+def test_latency_delays_every_answer(sofa: FakeSofascore) -> None:
+    sofa.latency = 0.3
+    started = time.monotonic()
+    assert requests.get(f"{sofa.base_url}/event/15981204/odds/1/all", timeout=5).ok
+    assert requests.get(f"{sofa.base_url}/event/1/odds/1/all", timeout=5).status_code == 404
+    assert time.monotonic() - started >= 0.6
+
+
 # -- Discord ---------------------------------------------------------------------
 def test_wait_true_returns_increasing_ids(discord: FakeDiscord) -> None:
     first = requests.post(discord.url("111") + "?wait=true", json={"content": "hi"}, timeout=5)

@@ -121,7 +121,8 @@ class FakeSofascore(BaseFake):
     ``feeds[user_id]`` (all of a user's tips, newest first, served ``page_size`` a page
     with ``hasNextPage``, as Sofascore does; takes precedence over ``predictions``),
     ``events[event_id]`` (the ``event`` object of ``GET /event/{id}``; without one, it is
-    built from a tip on that event), ``requests`` (list of RecordedRequest).
+    built from a tip on that event), ``requests`` (list of RecordedRequest), ``latency`` (seconds
+    added before every answer, as the real API's round trip; 0 by default).
     A user is "known" if it has prediction pages, a feed, or appears in ``ranking``;
     known users without page N get ``{"predictions": []}``, unknown ones a 404.
     """
@@ -140,6 +141,7 @@ class FakeSofascore(BaseFake):
         self.page_size = PAGE_SIZE
         self.events: dict[int, dict[str, Any]] = {}
         self.requests: list[RecordedRequest] = []
+        self.latency = 0.0
         self._modes: list[_ModeRule] = []
         self.reset()
 
@@ -304,10 +306,13 @@ class FakeSofascore(BaseFake):
             self.requests.append(RecordedRequest(method, target, headers, time.time(), self.clock()))
             rule = self._take_mode(target)
             if rule is not None and rule.mode != "slow":
-                return self._mode_reply(rule, method, target)
-            reply = self._route(method, target)
-        if rule is not None:
+                reply = self._mode_reply(rule, method, target)
+            else:
+                reply = self._route(method, target)
+            latency = self.latency
+        if rule is not None and rule.mode == "slow":
             reply.delay = float(rule.opts.get("delay", 5))
+        reply.delay += latency  # waited outside the lock: concurrent requests wait side by side
         return reply
 
     def _mode_reply(self, rule: _ModeRule, method: str, target: str) -> Reply:
