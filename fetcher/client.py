@@ -6,9 +6,10 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
+from itertools import islice
 from typing import Any, Literal
 
 from fetcher.transport import SharedCookieJar, Transport, TransportFactory, TransportFailure, backend
@@ -171,13 +172,23 @@ class SofascoreClient:
                 halt.set()
             return result
 
-        futures: dict[Future[FetchResult | None], int] = {
-            self._pool.submit(guarded, path): index for index, path in enumerate(paths)
-        }
-        for future in as_completed(futures):
-            result = future.result()
-            if result is not None:
-                yield futures[future], result
+        # Only a few requests are queued beyond those in flight: an answer waits in memory until the caller takes
+        # it, so a caller slower than the requests slows them down instead of piling up thousands of payloads.
+        window = 2 * self._settings.http_concurrency
+        todo = iter(enumerate(paths))
+        running: dict[Future[FetchResult | None], int] = {}
+        while True:
+            if not halt.is_set():
+                for index, path in islice(todo, window - len(running)):
+                    running[self._pool.submit(guarded, path)] = index
+            if not running:
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                # Popped: a future holds its result (a whole payload) for as long as anything references it.
+                index, result = running.pop(future), future.result()
+                if result is not None:
+                    yield index, result
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

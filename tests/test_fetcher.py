@@ -672,6 +672,35 @@ def sent_cookies(fake: FakeSofascore) -> list[str | None]:
     return [{k.lower(): v for k, v in r.headers.items()}.get("cookie") for r in fake.requests]
 
 
+def test_answers_do_not_pile_up_ahead_of_a_slow_caller(make_settings: Callable[..., Settings]) -> None:
+    """A cycle asks thousands of paths at once; only a few are asked ahead of what the caller has taken,
+    so a caller slower than the answers never holds thousands of payloads."""
+    started: list[str] = []
+    beyond_window = threading.Event()
+
+    class Transport:
+        def get(self, url: str) -> Answer:
+            started.append(url)
+            if len(started) > 4:
+                beyond_window.set()
+            return Answer(200, {}, "{}")
+
+        def close(self) -> None:
+            pass
+
+    settings = make_settings(http_concurrency=2)  # a window of twice the concurrency: 4
+    paths = [f"/x?n={n}" for n in range(100)]
+    with SofascoreClient(settings, transport_factory=lambda s, c: Transport()) as client:
+        answers = client.fetch_many(paths, threading.Event())
+        first = next(answers)
+        # The caller holds the first answer and takes no other: nothing beyond the window is asked.
+        assert not beyond_window.wait(0.3)
+        assert len(started) == 4
+        rest = list(answers)
+    assert sorted(index for index, _ in [first, *rest]) == list(range(100))
+    assert all(result.ok for _, result in [first, *rest])
+
+
 def test_a_cookie_set_on_one_answer_is_sent_by_every_worker_thread(
     fake: FakeSofascore, make_settings: Callable[..., Settings],
 ) -> None:
