@@ -102,9 +102,9 @@ class Fetcher:
         self.filters = Filters.of(settings)
         self.state = FetcherState()
         self._pending: deque[tuple[FetchRecord, Marks | None]] = deque(maxlen=PENDING_MAX)
-        # Each predictor's tips already fetched (tip key -> kick-off): read from `fetcher.seen` every cycle,
+        # Each predictor's tips already fetched (their keys): read from `fetcher.seen` every cycle,
         # remembered here so a Redis outage does not make the fetcher forget what it read.
-        self._known: dict[str, dict[str, float]] = {}
+        self._known: dict[str, set[str]] = {}
         self._read_this_cycle: set[str] = set()  # tip keys on the pages read this cycle
         self._stopping = threading.Event()
         self._halt = threading.Event()
@@ -233,7 +233,12 @@ class Fetcher:
         except redis.RedisError as error:
             self._redis_down("seen tips not read, reading no deeper than page 0 of unknown predictors", error)
             return
-        self._known = stored
+        # Swapped a predictor at a time, so the old and the new keys of everyone (20,000 of each with 1,000
+        # predictors) are never held together: that peak would stay in the process's memory.
+        previous, self._known = self._known, {}
+        for pid, tips in stored:
+            previous.pop(pid, None)
+            self._known[pid] = tips
 
     def _odds_jobs(self, now: float) -> list[Job]:
         """Watched events still to kick off whose odds are due by the cadence (`fetcher.cadence`), one request
@@ -334,6 +339,7 @@ class Fetcher:
                 if not self._halt.is_set():
                     self._fetch(self._refresh_jobs(self.clock()), report)
             report.halted = self._halt.is_set()
+        self._read_this_cycle = set()  # needed within the cycle only: not kept (20,000 keys with 1,000 predictors)
         self.save_odds_polls()
         self.save_state()
         return report
@@ -430,7 +436,7 @@ class Fetcher:
         self._read_this_cycle.update(view.keys)
         known = self._known.get(pid)
         verdict = paging.verdict(view, job.page, known, self.settings.prediction_max_pages)
-        self._known.setdefault(pid, {}).update(view.upcoming)
+        self._known.setdefault(pid, set()).update(view.upcoming)
         if verdict == "bound":
             log.warning("predictions for %s: page %d still brought new tips and PREDICTION_MAX_PAGES (%d) is"
                         " reached; tips on later pages are not read", job.predictor.label, job.page,

@@ -10,7 +10,7 @@ This module is the only reader and writer of these sets.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import redis
 from redis.client import Pipeline
@@ -22,16 +22,20 @@ RETENTION_SECONDS = 30 * 86400
 
 
 def read(conn: redis.Redis, keys: Keys, predictor_ids: Iterable[str], now: float,
-         grace_minutes: float) -> dict[str, dict[str, float]]:
-    """Each predictor's known upcoming tips (tip key -> kick-off); entries past their match are dropped."""
+         grace_minutes: float) -> Iterator[tuple[str, set[str]]]:
+    """Each predictor's known upcoming tips (their keys); entries past their match are dropped.
+
+    Redis is asked at once (its errors are raised here); the pairs are made as they are taken, so that
+    the caller can let go of what it held a predictor at a time.
+    """
     ids = list(predictor_ids)
     bound = now - grace_minutes * 60
     pipe = conn.pipeline(transaction=False)
     for pid in ids:
         pipe.zremrangebyscore(keys.seen_tips(pid), "-inf", bound)
-        pipe.zrangebyscore(keys.seen_tips(pid), f"({bound!r}", "+inf", withscores=True)
+        pipe.zrangebyscore(keys.seen_tips(pid), f"({bound!r}", "+inf")
     replies = pipe.execute()
-    return {pid: {text(m): float(s) for m, s in replies[2 * i + 1]} for i, pid in enumerate(ids)}
+    return ((pid, {text(m) for m in replies[2 * i + 1]}) for i, pid in enumerate(ids))
 
 
 def mark(pipe: Pipeline, keys: Keys, predictor_id: str, tips: Mapping[str, float]) -> None:
