@@ -14,7 +14,7 @@ import redis
 
 from fetcher.client import SofascoreClient
 from fetcher.cycle import CycleReport, Fetcher
-from shared import heartbeat
+from shared import heartbeat, malloc
 from shared.keys import Keys
 from shared.logs import setup_logging
 from shared.redisconn import connect
@@ -121,6 +121,7 @@ def run(
     """Exit status: 0 after a stop signal, or after `once` when its cycle got a good answer from Sofascore and
     wrote it; 1 with `once` when Redis is unreachable, data stays unwritten or no request got a good answer."""
     setup_logging(settings, "fetcher")
+    malloc.fix_mmap_threshold()  # the fetcher's answers are large and many: their memory goes back once freed
     stop = stop or threading.Event()
     rng = rng or random.Random()
     conn = connect(settings)
