@@ -12,12 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
 from shared.alerts import Alert
-from shared.storage import Database, Tx
+
+if TYPE_CHECKING:  # for annotations only: `sofamon`'s parser loads this module for every command (the fetcher's too)
+    from shared.storage import Database, Tx
 
 PENDING, SENDING, SENT, FAILED, DEAD = "pending", "sending", "sent", "failed", "dead"
 # Printed to the notifier's log because its webhook has no URL (dry run): done, but never posted.

@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from shared import console, outbox
+from shared import outbox
 from shared.alerts import summary_of_json
 from shared.settings import Settings
-from shared.storage import Database
 from shared.timefmt import iso_utc, local_stamp
+
+# `sofamon`'s parser imports this module for its choices, whatever the command (the fetcher's too): the
+# database driver and rich, ~11 MB between them, are imported where they are used.
+if TYPE_CHECKING:
+    from shared.storage import Database
 
 STATES = (outbox.PENDING, outbox.SENDING, outbox.SENT, outbox.FAILED, outbox.DEAD)
 KINDS = ("new_tip", "line_movement", "consensus", "health")
@@ -72,6 +76,8 @@ def _state(alert: Listed) -> str:
 
 
 def render(alerts: list[Listed], total: int, filtered: bool = False) -> str:
+    from shared import console
+
     if not alerts:
         return "no alerts match these filters" if filtered else "no alerts yet"
     rows = [[str(a.id), local_stamp(a.created_at), a.kind, a.predictor, a.match, _state(a), local_stamp(a.sent_at),
@@ -96,6 +102,9 @@ def as_json(alerts: list[Listed], total: int) -> str:
 
 
 def run(settings: Settings, filters: Filters, json_output: bool = False, out: TextIO | None = None) -> int:
+    from shared import console
+    from shared.storage import Database
+
     out = out if out is not None else sys.stdout
     db = Database(settings.database_url)
     missing = db.missing()

@@ -9,7 +9,6 @@ from importlib.metadata import PackageNotFoundError, version
 from shared.logs import error_line, safe_url
 from shared.redisconn import REDIS_ERRORS
 from shared.settings import Settings, load_settings
-from shared.storage import TRANSIENT_ERRORS as DATABASE_ERRORS
 from shared.webhooks import WEBHOOKS
 
 PACKAGE = "sofascore-monitor"
@@ -256,6 +255,14 @@ def _service_down(command: str, settings: Settings, error: BaseException) -> str
     return f"sofamon {command}: database {safe_url(settings.database_url)} unavailable: {error_line(error)}"
 
 
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """The database's "away" errors, imported only once an error is being sorted: the database driver costs
+    ~9 MB of memory, which `sofamon fetch` (no database) would otherwise carry for its whole life."""
+    from shared.storage import TRANSIENT_ERRORS
+
+    return TRANSIENT_ERRORS
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
@@ -264,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(settings, args)
     except KeyboardInterrupt:
         return 130
-    except (*REDIS_ERRORS, *DATABASE_ERRORS) as error:
+    except (*REDIS_ERRORS, *_database_errors()) as error:
         # A service that is away or refuses is no bug: one line naming it and exit status 1, not a traceback.
         print(_service_down(args.command, settings, error), file=sys.stderr)
         return 1
