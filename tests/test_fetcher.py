@@ -824,6 +824,18 @@ def test_the_library_not_chosen_is_never_loaded(http_client: str, tmp_path: Any)
     assert result.stdout.split() == [http_client.replace("-", "_")]
 
 
+def test_the_fetch_command_loads_no_database_driver_nor_rich() -> None:
+    """`sofamon fetch` builds the parser of every command: the database drivers and rich came with it,
+    ~11 MB resident that the fetcher never used."""
+    script = ("import sys; import sofamon.cli; sofamon.cli.build_parser(); import fetcher.main; "
+              "print(*sorted(m for m in ('psycopg', 'sqlite3', 'rich') if m in sys.modules))")
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []
+
+
 # -- the process ------------------------------------------------------------------------------------------
 
 
