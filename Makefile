@@ -28,6 +28,7 @@ bench: install
 	$(BIN)/python bench/processing.py
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/fetching.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

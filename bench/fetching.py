@@ -1,6 +1,7 @@
 """Fetcher benchmark: requests per cycle and per hour, a cycle's wall time against the ideal, resident memory.
 
-    .venv/bin/python bench/fetching.py [--predictors 1000] [--tips 20] [--redis-url redis://127.0.0.1:6379/10]
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/14 .venv/bin/python bench/fetching.py [--predictors 1000] [--tips 20]
+                                                 [--cold] [--timed-cycle 2] [--latency 0.05]
 
 The world: a fake Sofascore (tests/fakes/sofascore.py) with `--predictors` predictors on the leaderboard, each
 with `--tips` live tips on events of their own whose kick-offs are spread evenly over the next 48 h. Every
@@ -8,13 +9,13 @@ event is watched, as the processor marks an event once its tip alerted, and the 
 for a while: each event's odds were last answered somewhere within its cadence band's period (the steady
 state; a cold start asks every event once in its first cycle instead).
 
-The real fetcher (`fetcher.cycle.Fetcher` with its `SofascoreClient`, HTTP_CONCURRENCY 5, the default
-settings otherwise) runs in a child process of its own, so that its resident memory is the fetcher's alone,
+The real fetcher (`fetcher.cycle.Fetcher` with its `SofascoreClient`, HTTP_CONCURRENCY 5) runs in a child process of its own, so that its resident memory is the fetcher's alone,
 on a simulated clock: one cycle every SCAN_INTERVAL_MINUTES over one hour, run back to back. The fake
 answers at once, except in one cycle where it takes `--latency` (50 ms) per request: that cycle's wall
 time is compared with the ideal, requests x latency / concurrency. The fetcher's request budget, when it
-has one, is raised out of the way (UPSTREAM_MAX_REQUESTS_PER_MINUTE=0). Uses Redis db 10, which it
-flushes; touches nothing else. Takes two to three minutes.
+has one, is raised out of the way (UPSTREAM_MAX_REQUESTS_PER_MINUTE=0). Other settings come from the
+environment as usual (HTTP_CLIENT, ODDS_*). Uses the Redis db of BENCH_REDIS_URL (default 14), which it
+flushes; touches nothing else. Takes one to two minutes.
 """
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ _KIND_OF_PATH = (
 
 
 def settings_for(redis_url: str, base_url: str, predictors: int) -> Settings:
-    """What both processes use: defaults, except where the world lives and how many predictors to follow."""
+    """The settings of the environment (as the fetcher reads them), except where the world lives and how many
+    predictors to follow."""
     return Settings(_env_file=None, redis_url=redis_url, redis_prefix=PREFIX, sofascore_base_url=base_url,
                     top_predictors_limit=predictors, http_concurrency=5, log_level="WARNING")
 
@@ -153,8 +155,9 @@ def build_world(fake: Any, predictors: int, tips: int, start: float) -> World:
     return World(start, kickoffs)
 
 
-def seed_steady_state(settings: Settings, world: World, rng: random.Random) -> None:
-    """Every event watched, its odds last answered within its cadence band's period (as after hours of running)."""
+def seed(settings: Settings, world: World, rng: random.Random, cold: bool) -> None:
+    """Every event watched, as the processor marks them. Unless `cold`, each event's odds were last answered
+    somewhere within its cadence band's period, as after hours of running."""
     from fetcher import oddspolls
     from fetcher.cadence import Cadence
     from shared import watch
@@ -175,7 +178,8 @@ def seed_steady_state(settings: Settings, world: World, rng: random.Random) -> N
     conn = connect(settings)
     keys = Keys.of(settings)
     watch.add(conn, keys, world.kickoffs)
-    oddspolls.record(conn, keys, answered, [], [])
+    if not cold:
+        oddspolls.record(conn, keys, answered, [], [])
     conn.close()
 
 
@@ -279,8 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictors", type=int, default=1000)
     parser.add_argument("--tips", type=int, default=20)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per answer in the timed cycle")
-    parser.add_argument("--timed-cycle", type=int, default=2, help="which cycle of the hour runs at --latency")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
+    parser.add_argument("--timed-cycle", type=int, default=2,
+                        help="which cycle of the hour runs at --latency (0: none)")
+    parser.add_argument("--cold", action="store_true",
+                        help="no odds asked before: the first cycle asks every watched event (a first start)")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--child", nargs=3, metavar=("REDIS_URL", "BASE_URL", "PREDICTORS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -297,9 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         conn = redis.Redis.from_url(args.redis_url)
         conn.flushdb()
         world = build_world(fake, args.predictors, args.tips, float(REF_NOW))
-        seed_steady_state(settings, world, random.Random(10))
-        print(f"{args.predictors:,} predictors x {args.tips} live tips, {len(world.kickoffs):,} watched events;"
-              f" one cycle every {settings.scan_interval_minutes:g} min for an hour", flush=True)
+        seed(settings, world, random.Random(10), args.cold)
+        print(f"{args.predictors:,} predictors x {args.tips} live tips, {len(world.kickoffs):,} watched events"
+              f"{' (cold: no odds asked before)' if args.cold else ''}; HTTP_CLIENT {settings.http_client}"
+              f" ({settings.browser_profile}); one cycle every {settings.scan_interval_minutes:g} min for an hour",
+              flush=True)
         child_process = Child(args.redis_url, fake.base_url, args.predictors)
         try:
             cycles = run_hour(fake, child_process, world, settings.scan_interval_minutes * 60, args.latency,
