@@ -244,25 +244,36 @@ def run_hour(fake: Any, child: Child, world: World, every: float, latency: float
     return cycles
 
 
-def table(cycles: list[Cycle], world: World, concurrency: int, started_kb: int) -> str:
+def table(cycles: list[Cycle], world: World) -> list[str]:
+    """Requests by kind for each cycle, the hour and the mean cycle, with the fetcher's memory after each."""
     lines = [f"{'cycle':<7}{'at':>7}" + "".join(f"{k:>13}" for k in KINDS) + f"{'total':>9}{'RSS MB':>9}{'peak MB':>9}"]
     for i, c in enumerate(cycles, 1):
         lines.append(f"{i:<7}{f'+{(c.at - world.start) / 60:.0f} min':>7}"
                      + "".join(f"{c.counts[k]:>13,}" for k in KINDS)
                      + f"{sum(c.counts[k] for k in KINDS):>9,}{c.report['VmRSS'] / 1024:>9.1f}"
                      + f"{c.report['VmHWM'] / 1024:>9.1f}")
-    hour = Counter[str]()
-    for c in cycles:
-        hour.update(c.counts)
+    hour = hour_counts(cycles)
     total = sum(hour[k] for k in KINDS)
     lines.append(f"{'hour':<14}" + "".join(f"{hour[k]:>13,}" for k in KINDS) + f"{total:>9,}")
     lines.append(f"{'per cycle':<14}" + "".join(f"{hour[k] / len(cycles):>13,.0f}" for k in KINDS)
                  + f"{total / len(cycles):>9,.0f}")
+    return lines
+
+
+def hour_counts(cycles: list[Cycle]) -> Counter[str]:
+    hour = Counter[str]()
+    for c in cycles:
+        hour.update(c.counts)
+    return hour
+
+
+def verdicts(cycles: list[Cycle], concurrency: int, started_kb: int) -> list[str]:
+    """Odds against polling everything, the timed cycle against the ideal, the fetcher's memory."""
+    odds = hour_counts(cycles)["odds"]
     every = sum(c.every_cycle_odds for c in cycles)
-    ratio = hour["odds"] / every if every else 0.0
-    lines.append("")
-    lines.append(f"odds requests in the hour:   {hour['odds']:,} against {every:,} polling every watched event every"
-                 f" cycle: {ratio:.2f} ({'within' if ratio <= 1 / 3 else 'ABOVE'} the 1/3 target)")
+    ratio = odds / every if every else 0.0
+    lines = [f"odds requests in the hour:   {odds:,} against {every:,} polling every watched event every"
+             f" cycle: {ratio:.2f} ({'within' if ratio <= 1 / 3 else 'ABOVE'} the 1/3 target)"]
     for timed in (c for c in cycles if c.latency):
         requests = sum(timed.counts.values())
         ideal = requests * timed.latency / concurrency
@@ -275,7 +286,7 @@ def table(cycles: list[Cycle], world: World, concurrency: int, started_kb: int) 
     failures = sum(c.report["failures"] for c in cycles)
     if failures or last["pending"]:
         lines.append(f"!! {failures} failed request(s), {last['pending']} record(s) not written")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             child_process.close()
         print()
-        print(table(cycles, world, settings.http_concurrency, child_process.started["VmRSS"]))
+        print("\n".join(table(cycles, world) + [""]
+                        + verdicts(cycles, settings.http_concurrency, child_process.started["VmRSS"])))
         conn.flushdb()
         conn.close()
     return 0
