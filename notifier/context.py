@@ -5,6 +5,7 @@ database, Redis, the shared rate limiter, this process's owner name) comes from 
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field, replace
 
@@ -14,15 +15,18 @@ from rq import Queue
 
 from notifier import liveness
 from notifier.discord import new_session
-from notifier.outage import Outage
 from notifier.ratelimit import RateLimiter
 from shared.jobs import alerts_queue
 from shared.keys import Keys
-from shared.logs import first_line
-from shared.redisconn import connect, refusal_name
+from shared.outage import Outage, redis_reason
+from shared.redisconn import connect
 from shared.settings import Settings
 from shared.storage import Database
 from shared.webhooks import webhook_url
+
+log = logging.getLogger("notifier")
+# What the notifier does while Redis or the database is away (the outage's first line says it).
+RESUMES = "delivery resumes by itself"
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,8 @@ class NotifierContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     stats: Stats = field(default_factory=Stats)
     # Shared by the process's threads (for_thread keeps them): one line per outage, not one per thread.
-    redis_outage: Outage = field(default_factory=lambda: Outage("Redis", _redis_reason))
-    db_outage: Outage = field(default_factory=lambda: Outage("database"))
+    redis_outage: Outage = field(default_factory=lambda: Outage("Redis", log, RESUMES, reason=redis_reason))
+    db_outage: Outage = field(default_factory=lambda: Outage("database", log, RESUMES))
 
     def webhook_url(self, webhook: str) -> str | None:
         """The configured URL of a webhook name, None when unset (dry run)."""
@@ -81,11 +85,6 @@ class NotifierContext:
     def for_thread(self) -> "NotifierContext":
         """A copy for another thread: its own database connection and HTTP session."""
         return replace(self, db=Database(self.settings.database_url), session=new_session())
-
-
-def _redis_reason(error: BaseException) -> str:
-    """`OOM: command not allowed when used memory > 'maxmemory'.`, `ConnectionError: Error 111 ...`."""
-    return f"{refusal_name(error)}: {first_line(error)}"
 
 
 def create(settings: Settings, *, db: Database | None = None, conn: redis.Redis | None = None,

@@ -41,6 +41,7 @@ from shared.jobs import AlertJob, alerts_queue, enqueue_alerts
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import error_line, first_line, setup_logging
 from shared.models import FetchRecord
+from shared.outage import Outage, redis_reason
 from shared.redisconn import REDIS_ERRORS, connect, refusal_name
 from shared.retry import until_available
 from shared.settings import Settings
@@ -89,7 +90,10 @@ class Processor:
         self._last_beat = 0.0
         self._database_away = False
         self._last_error: dict[str, str] = {}  # entry id -> why it failed last, for its dead letter
-        self._away: dict[str, float] = {}  # "Redis" / "the database" -> since when (monotonic) it is away
+        # One line when Redis or the database goes away, one when it answers again (the retries are silent).
+        meanwhile = f"retrying every {MAX_RETRY_PAUSE:.0f} s at most, nothing is lost meanwhile"
+        self._outages = {True: Outage("Redis", log, meanwhile, reason=redis_reason, level=logging.ERROR),
+                         False: Outage("database", log, meanwhile, level=logging.ERROR)}
         # Entries committed to the database whose Redis side (watch, enqueue, ack) is still to do, in order:
         # done at the end of their batch, or first thing when Redis refused it then.
         self._committed: dict[str, Outcome] = {}
@@ -251,22 +255,11 @@ class Processor:
         return handled
 
     def _retrying(self, error: BaseException, seconds: float) -> None:
-        """One line when a service goes away (the retries that follow are silent)."""
-        service = _service(error)
-        if service not in self._away:
-            self._away[service] = time.monotonic()
-            log.error("%s; waiting for it, retrying every %.0f s at most, nothing is lost meanwhile",
-                      _unavailable(error), MAX_RETRY_PAUSE)
+        self._outages[isinstance(error, REDIS_ERRORS)].failed(error)
 
     def _answered(self) -> None:
-        """One line when what was away answers again."""
-        for service, since in self._away.items():
-            log.info("%s answers again (away %s)", service, duration(time.monotonic() - since))
-        self._away.clear()
-
-
-def _service(error: BaseException) -> str:
-    return "Redis" if isinstance(error, REDIS_ERRORS) else "the database"
+        for outage in self._outages.values():
+            outage.answered()
 
 
 def _unavailable(error: BaseException) -> str:
