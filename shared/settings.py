@@ -48,8 +48,6 @@ class Settings(BaseSettings):
     line_movement_threshold: float = Field(0.15, gt=0)
     # The scorecard: figures from fewer settled tips than this are shown but marked too few to judge.
     scorecard_min_settled: int = Field(30, ge=1)
-    # Monitored predictors on the same pick of a match that make a consensus alert.
-    consensus_min_predictors: int = Field(3, ge=2)
     # Odds cadence by time to kick-off (fetcher/cadence.py): polled rarely while prices barely move.
     odds_slow_beyond_hours: float = Field(12.0, ge=0)
     odds_slow_every_minutes: float = Field(120.0, ge=0)

@@ -103,18 +103,13 @@ def as_json(alerts: list[Listed], total: int) -> str:
 
 def run(settings: Settings, filters: Filters, json_output: bool = False, out: TextIO | None = None) -> int:
     from shared import console
-    from shared.storage import Database
+    from sofamon.readdb import read_database
 
     out = out if out is not None else sys.stdout
-    db = Database(settings.database_url)
-    missing = db.missing()
-    if missing is not None:
-        console.show(f"sofamon alerts: {missing}", sys.stderr)
+    found = read_database(settings, "alerts", lambda db: query(db, filters))
+    if found is None:
         return 1
-    try:
-        alerts, total = query(db, filters)
-    finally:
-        db.close()
+    alerts, total = found
     filtered = filters != Filters(limit=filters.limit)
     console.show(as_json(alerts, total) if json_output else render(alerts, total, filtered), out)
     return 0

@@ -17,7 +17,7 @@ from shared import console
 from shared.scorecard import Figures, figures, signed_pct
 from shared.settings import Settings
 from shared.settlements import Scored, alerted_since
-from shared.storage import Database
+from sofamon.readdb import read_database
 
 DEFAULT_SINCE = "30d"
 TOO_FEW = "too few to judge"
@@ -76,15 +76,10 @@ def render(rows: list[Row], total: Figures, min_settled: int, window: str) -> st
 def run(settings: Settings, since: float, window: str, predictor: str | None = None, json_output: bool = False,
         out: TextIO | None = None) -> int:
     out = out if out is not None else sys.stdout
-    db = Database(settings.database_url)
-    missing = db.missing()
-    if missing is not None:
-        console.show(f"sofamon report: {missing}", sys.stderr)
+    scored = read_database(settings, "report", lambda db: alerted_since(db, since))
+    if scored is None:
         return 1
-    try:
-        rows, total = build(alerted_since(db, since), predictor)
-    finally:
-        db.close()
+    rows, total = build(scored, predictor)
     minimum = settings.scorecard_min_settled
     console.show(as_json(rows, total, minimum) if json_output else render(rows, total, minimum, window), out)
     return 0
