@@ -27,7 +27,7 @@ from processor.movement import (
     delta,
     unreadable_prices,
 )
-from shared import outbox
+from shared import outbox, settlements
 from shared.alerts import (
     HealthAlert,
     LineMovementAlert,
@@ -47,6 +47,7 @@ from shared.models import (
     validate_payload,
 )
 from shared.prices import decimal_of
+from shared.scorecard import settle
 from shared.settings import Settings
 from shared.storage import Database, Tx
 from shared.tips import is_upcoming, tip_key
@@ -180,6 +181,11 @@ class Handler:
         keys = [tip_key(predictor_id, p) for p in page.predictions]
         dedup.observe(tx, predictor_id, [(key, p, is_upcoming(p, now, grace)) for key, p in zip(keys, page.predictions)],
                       keys, now)
+        # An alerted tip whose match is over is settled from its own verdict, once (shared/settlements.py).
+        results = [(key, result) for key, p in zip(keys, page.predictions)
+                   if (result := settle(p.status.type, p.correct)) is not None]
+        if results:
+            settlements.record_results(tx, results, now)
         alertable = {tip_key(predictor_id, p): p for p in self.judge.alertable(page.predictions, now)}
         just_claimed = dedup.claim_many(tx, list(alertable))
         self._announce(tx, predictor_id, [p for key, p in alertable.items() if key in just_claimed], now, outcome)
@@ -205,6 +211,8 @@ class Handler:
         event = details.event
         if event.id != event_id:
             raise BadRecord(f"event record for {event_id} holds event {event.id}")
+        if settle(event.status.type, None) == "void":
+            settlements.void_event(tx, event_id, now)  # a canceled match voids every tip alerted on it
         fresh: list[tuple[dedup.Stored, Prediction]] = []
         for tip in dedup.on_event(tx, event_id):
             if tip.state == dedup.DEFERRED and dedup.refresh(tx, tip.tip_key, event.start_timestamp,
@@ -254,14 +262,15 @@ class Handler:
         # Odds older than what was already observed (a replay, a late entry) are history, never a movement.
         prices = all_prices(odds)
         later = oddshistory.superseded(tx, event_id, now)
-        if not later:
-            for tip in dedup.tips_on_event(tx, event_id):
-                if not self.judge.movement_applies(tip.start_ts, now):
-                    continue
-                price = current_price(prices, tip.vote, tip.vote_type, tip.home, tip.away)
-                tipped = decimal_of(tip.odds_fractional, tip.odds_decimal)
-                if price is not None and tipped is not None:
-                    self._movement(tx, tip, tipped, price, now, outcome)
+        for tip in dedup.tips_on_event(tx, event_id):
+            price = current_price(prices, tip.vote, tip.vote_type, tip.home, tip.away)
+            if price is None:
+                continue
+            # Seen before kick-off: the closing price so far (an older observation never replaces it).
+            settlements.record_closing(tx, tip.tip_key, float(price.decimal), now)
+            tipped = decimal_of(tip.odds_fractional, tip.odds_decimal)
+            if not later and tipped is not None and self.judge.movement_applies(tip.start_ts, now):
+                self._movement(tx, tip, tipped, price, now, outcome)
         oddshistory.record(tx, event_id, prices, now, later=later)
 
     def _movement(self, tx: Tx, tip: dedup.AlertedTip, tipped: Fraction, price: Price, now: float,

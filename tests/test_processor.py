@@ -368,3 +368,35 @@ def test_a_lost_reply_to_the_redis_side_leaves_each_alert_one_job(settings: Sett
     assert sorted(queued) == sorted(outbox.job_id(i) for i in ids)
     assert redis_conn.xpending(Keys.of(settings).fetched, PROCESSOR_GROUP)["pending"] == 0
     assert len([r for r in caplog.records if "Redis unavailable" in r.getMessage()]) == 1
+
+
+def test_alerted_tips_are_settled_once_and_keep_the_last_price_before_kick_off(
+        settings: Settings, redis_conn: redis.Redis, database: Database) -> None:
+    """The figures `sofamon report` reads: a result from the predictor's own page, a closing price from the odds."""
+    feed_round_one(redis_conn, settings)
+    odds = load_fixture(f"event-{FAR_EVENT}-odds-all.json")  # Full time "1" at 4/5 (1.80), BTTS yes at 8/11
+    put(redis_conn, settings, "odds", str(FAR_EVENT), odds, at=REF_NOW + 60)
+    closer = json.loads(json.dumps(odds))
+    closer["markets"][0]["choices"][0]["fractionalValue"] = "1/1"  # 2.00, seen later: the closing price
+    put(redis_conn, settings, "odds", str(FAR_EVENT), closer, at=REF_NOW + 120)
+    put(redis_conn, settings, "odds", str(FAR_EVENT), odds, at=REF_NOW + 90)  # older, processed late: kept out
+    burst(settings, redis_conn, database)
+    page = load_fixture(f"user-{GURU}-page0.json")
+    start = next(p["startDateTimestamp"] for p in page["predictions"] if p["eventId"] == FAR_EVENT)
+    put(redis_conn, settings, "odds", str(FAR_EVENT), odds, at=start + 60)  # in play: no closing price
+    finished = json.loads(json.dumps(page))
+    for p in finished["predictions"]:
+        if p["eventId"] == FAR_EVENT:
+            p["status"] = {"code": 100, "description": "Ended", "type": "finished"}
+            p["correct"] = 1 if p["vote"] == "1" else 0
+    put(redis_conn, settings, "predictions", GURU, finished, at=start + 3 * 3600)
+    won_again_lost = json.loads(json.dumps(finished))
+    for p in won_again_lost["predictions"]:
+        if p["eventId"] == FAR_EVENT:
+            p["correct"] = -1  # a later read saying otherwise changes nothing: settled once
+    put(redis_conn, settings, "predictions", GURU, won_again_lost, at=start + 4 * 3600)
+    burst(settings, redis_conn, database)
+    with database.read() as tx:
+        rows = tx.all("SELECT vote, result, closing_decimal FROM tips WHERE event_id = ? ORDER BY vote", (FAR_EVENT,))
+    assert [(vote, result) for vote, result, _ in rows] == [("1", "won"), ("yes", "lost")]
+    assert rows[0][2] == pytest.approx(2.0) and rows[1][2] == pytest.approx(1 + 8 / 11)
