@@ -33,7 +33,6 @@ from shared.alerts import (
     LineMovementAlert,
     MatchInfo,
     NewTipAlert,
-    Record,
     TipLine,
 )
 from shared.logs import Once, first_line
@@ -48,7 +47,7 @@ from shared.models import (
     validate_payload,
 )
 from shared.prices import decimal_of
-from shared.scorecard import WINDOW_DAYS, figures, settle
+from shared.scorecard import settle
 from shared.settings import Settings
 from shared.storage import Database, Tx
 from shared.tips import is_upcoming, tip_key
@@ -107,12 +106,10 @@ class Rules:
     lookahead_hours: float
     grace_minutes: float
     threshold: float
-    min_settled: int = 30  # SCORECARD_MIN_SETTLED
 
     @classmethod
     def of(cls, settings: Settings) -> "Rules":
-        return cls(settings.time_lookahead_hours, settings.match_grace_period_minutes, settings.line_movement_threshold,
-                   settings.scorecard_min_settled)
+        return cls(settings.time_lookahead_hours, settings.match_grace_period_minutes, settings.line_movement_threshold)
 
 
 def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | EventDetails | dict:
@@ -238,12 +235,9 @@ class Handler:
         if not claimed:
             return
         who = predictors.info(tx, predictor_id)
-        # Our own record of this predictor over the scorecard's window, as `sofamon report` gives it.
-        record = Record.of(figures(settlements.records_of(tx, predictor_id, now - WINDOW_DAYS * 86400)),
-                           self.rules.min_settled)
         groups = group_by_match(claimed)
         alerts = {event_id: NewTipAlert(predictor=who, match=MatchInfo.of(tips[0]),
-                                        tips=[TipLine.of_prediction(p) for p in tips], record=record)
+                                        tips=[TipLine.of_prediction(p) for p in tips])
                   for event_id, tips in groups.items()}
         alert_ids = outbox.insert_per_event(tx, alerts, webhook=MAIN_WEBHOOK, created_at=now,
                                             predictor_id=predictor_id)

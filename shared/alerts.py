@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from shared.markets import market_name, pick_label
 from shared.models import PeriodStats, Prediction
 from shared.prices import decimal_of
-from shared.scorecard import WINDOW_DAYS, Figures, signed_pct
+from shared.scorecard import Figures, signed_pct
 
 
 class StatsSummary(BaseModel):
@@ -173,7 +173,7 @@ class DigestRow(BaseModel):
 class DigestAlert(BaseModel):
     kind: Literal["digest"] = "digest"
     day: str  # the day the settled tips were settled on, `2026-11-21` in POLL_TIMEZONE
-    window_days: int = WINDOW_DAYS
+    window_days: int = 30
     settled: list[SettledTip] = []
     predictors: list[DigestRow] = []
 

@@ -16,9 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-# The record an alert quotes, `sofamon report` shows by default and the digest sums: the last 30 days.
-WINDOW_DAYS = 30
-
 Result = Literal["won", "lost", "void"]
 RESULTS: tuple[Result, ...] = ("won", "lost", "void")
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
 from shared.logs import error_line, safe_url
-from shared.scorecard import WINDOW_DAYS
 from shared.redisconn import REDIS_ERRORS
 from shared.settings import Settings, load_settings
 from shared.webhooks import WEBHOOKS
@@ -236,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Per predictor, over the tips alerted in the window: alerted, settled (won,"
                                         " lost, void), ROI at flat stakes, closing-line value and how often the tip"
                                         " beat the closing price; best CLV first.")
-    report.add_argument("--since", metavar="WHEN", default=f"{WINDOW_DAYS}d",
-                        help=f"alerted at or after: {WINDOW_DAYS}d (the default), 12h, or 2026-11-01T00:00")
+    report.add_argument("--since", metavar="WHEN", default="30d",
+                        help="alerted at or after: 30d (the default), 12h, or 2026-11-01T00:00")
     report.add_argument("--predictor", metavar="ID_OR_NICKNAME", help="only this predictor (id, or nickname)")
     report.add_argument("--json", action="store_true", help="output as JSON (figures unrounded)")
     report.set_defaults(handler=_report)

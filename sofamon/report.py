@@ -19,6 +19,7 @@ from shared.settings import Settings
 from shared.settlements import Scored, alerted_since
 from sofamon.readdb import read_database
 
+DEFAULT_SINCE = "30d"
 TOO_FEW = "too few to judge"
 
 

@@ -400,24 +400,3 @@ def test_alerted_tips_are_settled_once_and_keep_the_last_price_before_kick_off(
         rows = tx.all("SELECT vote, result, closing_decimal FROM tips WHERE event_id = ? ORDER BY vote", (FAR_EVENT,))
     assert [(vote, result) for vote, result, _ in rows] == [("1", "won"), ("yes", "lost")]
     assert rows[0][2] == pytest.approx(2.0) and rows[1][2] == pytest.approx(1 + 8 / 11)
-
-
-def test_a_new_tip_alert_quotes_our_record_of_its_predictor(settings: Settings, redis_conn: redis.Redis,
-                                                            database: Database) -> None:
-    feed_round_one(redis_conn, settings)
-    burst(settings, redis_conn, database)
-    assert all(json.loads(r[4]).get("record") is None for r in alerts(database))  # nothing settled yet
-    page = load_fixture(f"user-{GURU}-page0.json")
-    finished = json.loads(json.dumps(page))
-    for p in finished["predictions"]:
-        if p["eventId"] == 15979901:  # the +3 h match, "X" at 3.40: lost
-            p["status"] = {"code": 100, "description": "Ended", "type": "finished"}
-            p["correct"] = 0
-    new = json.loads(json.dumps(next(p for p in page["predictions"] if p["eventId"] == 15979901)))
-    new.update(id=99_000_001, eventId=15_999_001, customId="abcXYZ", eventSlug="a-b",
-               startDateTimestamp=REF_NOW + 8 * 3600)
-    finished["predictions"].insert(0, new)
-    put(redis_conn, settings, "predictions", GURU, finished, at=REF_NOW + 6 * 3600)
-    burst(settings, redis_conn, database)
-    latest = json.loads(next(r[4] for r in alerts(database) if r[3] == 15_999_001))
-    assert latest["record"] == {"settled": 1, "roi_pct": -100.0, "clv_pct": None, "enough": False}
