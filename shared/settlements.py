@@ -3,7 +3,7 @@
 The processor records a result once (a finished or canceled match seen on a predictor's page or in the
 match's own record) and the closing price as the last price of the tip's market and pick observed before
 kick-off; re-reads and replays change neither (a result is never overwritten, an older price never replaces
-a newer one). `sofamon report` and the alerts' scorecard line read them back as `TipRecord`s.
+a newer one). `sofamon report` reads them back as `TipRecord`s.
 """
 from __future__ import annotations
 
@@ -46,9 +46,19 @@ class Scored:
     record: TipRecord
 
 
+# A tip alerts before its kick-off or within the grace period after it (minutes): one alerted since a time
+# kicks off no earlier than a day before it. That bound lets the kick-off indexes serve the window, so the
+# cost follows the tips in the window, not every tip ever stored.
+KICKOFF_BEFORE_ALERT_MAX = 86_400
+
 _SCORED = ("SELECT t.predictor_id, p.nickname, t.odds_decimal, t.result, t.closing_decimal FROM tips t"
            " JOIN alerts a ON a.id = t.alert_id LEFT JOIN predictors p ON p.id = t.predictor_id"
-           " WHERE t.state = 'alerted' AND a.created_at >= ?")
+           " WHERE t.state = 'alerted' AND t.start_ts >= ? AND a.created_at >= ?")
+
+
+def _window(since: float) -> list[object]:
+    # Whole seconds: PostgreSQL compares a BIGINT column with a float bound by casting every row (no index).
+    return [int(since) - KICKOFF_BEFORE_ALERT_MAX, since]
 
 
 def _scored(rows: Sequence[tuple]) -> list[Scored]:
@@ -57,13 +67,8 @@ def _scored(rows: Sequence[tuple]) -> list[Scored]:
 
 def alerted_since(db: Database, since: float, predictor_id: str | None = None) -> list[Scored]:
     """The tips alerted since `since` (by the time of their alert), of one predictor or of all."""
-    sql, params = _SCORED, [since]
+    sql, params = _SCORED, _window(since)
     if predictor_id is not None:
-        sql, params = sql + " AND t.predictor_id = ?", [since, predictor_id]
+        sql, params = sql + " AND t.predictor_id = ?", [*params, predictor_id]
     with db.read() as tx:
         return _scored(tx.all(sql, params))
-
-
-def records_of(tx: Tx, predictor_id: str, since: float) -> list[TipRecord]:
-    """One predictor's alerted tips since `since`, inside the caller's transaction (the alert's scorecard line)."""
-    return [s.record for s in _scored(tx.all(_SCORED + " AND t.predictor_id = ?", (since, predictor_id)))]
