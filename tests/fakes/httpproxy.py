@@ -7,11 +7,12 @@ HTTP). It records each request line and its `Proxy-Authorization`, and forwards 
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
-from typing import NamedTuple, Self
+from typing import NamedTuple
 from urllib.parse import urlsplit
+
+from tests.fakes._listener import LoopbackListener, close, pump
 
 _HEAD_END = b"\r\n\r\n"
 _MAX_HEAD = 64 * 1024
@@ -23,15 +24,14 @@ class ProxiedRequest(NamedTuple):
     authorization: str | None  # the Proxy-Authorization header as sent
 
 
-class HttpProxy:
+class HttpProxy(LoopbackListener):
     """Listens on 127.0.0.1:<port>; `requests` lists what went through it, in order."""
 
+    name = "httpproxy"
+
     def __init__(self) -> None:
-        self.port = 0
+        super().__init__()
         self.requests: list[ProxiedRequest] = []
-        self._lock = threading.Lock()
-        self._listener: socket.socket | None = None
-        self._conns: set[socket.socket] = set()
 
     @property
     def url(self) -> str:
@@ -40,44 +40,10 @@ class HttpProxy:
     def url_with(self, user: str, password: str) -> str:
         return f"http://{user}:{password}@127.0.0.1:{self.port}"
 
-    # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> Self:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), name="httpproxy-accept", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        with self._lock:
-            listener, self._listener = self._listener, None
-            conns, self._conns = list(self._conns), set()
-        if listener is not None:
-            with contextlib.suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)
-            listener.close()
-        for conn in conns:
-            _close(conn)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- serving ----------------------------------------------------------------------------------
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # stopped
-            with self._lock:
-                self._conns.add(client)
-            threading.Thread(target=self._serve, args=(client,), name="httpproxy-conn", daemon=True).start()
+    def _accepted(self, listener: socket.socket, client: socket.socket) -> None:
+        self._track(None, client)
+        threading.Thread(target=self._serve, args=(client,), name="httpproxy-conn", daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         try:
@@ -112,9 +78,8 @@ class HttpProxy:
         except (OSError, ValueError):
             pass
         finally:
-            with self._lock:
-                self._conns.discard(client)
-            _close(client)
+            self._untrack(client)
+            close(client)
 
     def _connect(self, client: socket.socket, host: str, port: int) -> socket.socket | None:
         if host not in ("127.0.0.1", "localhost"):  # the tests' traffic stays on this machine
@@ -126,18 +91,16 @@ class HttpProxy:
             client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
             return None
         upstream.settimeout(None)
-        with self._lock:
-            self._conns.add(upstream)
+        self._track(None, upstream)
         return upstream
 
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
         """Both directions until either side closes."""
-        back = threading.Thread(target=_pump, args=(upstream, client), name="httpproxy-pump", daemon=True)
+        back = threading.Thread(target=pump, args=(upstream, client), name="httpproxy-pump", daemon=True)
         back.start()
-        _pump(client, upstream)
+        pump(client, upstream)
         back.join(5)
-        with self._lock:
-            self._conns.discard(upstream)
+        self._untrack(upstream)
 
 
 def _read_head(sock: socket.socket) -> tuple[bytes | None, bytes]:
@@ -149,21 +112,3 @@ def _read_head(sock: socket.socket) -> tuple[bytes | None, bytes]:
         data += chunk
     head, _, rest = data.partition(_HEAD_END)
     return head, rest
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-def _close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
