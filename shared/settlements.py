@@ -14,12 +14,25 @@ from shared.scorecard import Result, TipRecord
 from shared.storage import Database, Tx
 
 
+# Rows per statement: two parameters each, within SQLite's oldest limit of 999 parameters.
+ROWS_PER_STATEMENT = 400
+
+
 def record_results(tx: Tx, results: Iterable[tuple[str, Result]], at: float) -> int:
-    """Settle alerted tips (tip key, result) still open; returns how many were settled now."""
+    """Settle alerted tips (tip key, result) still open; returns how many were settled now.
+
+    A page's finished tips come back on every read of it: one statement per page, joined with the keys (a
+    lookup by primary key), whatever is already settled.
+    """
+    pairs = list(dict(results).items())
     settled = 0
-    for key, result in results:
-        settled += tx.execute("UPDATE tips SET result = ?, settled_at = ? WHERE tip_key = ? AND state = 'alerted'"
-                              " AND result IS NULL", (result, at, key))
+    for first in range(0, len(pairs), ROWS_PER_STATEMENT):
+        chunk = pairs[first:first + ROWS_PER_STATEMENT]
+        rows = ", ".join(["(?, ?)"] * len(chunk))
+        # VALUES columns are column1, column2 in both databases.
+        settled += tx.execute(f"UPDATE tips SET result = v.column2, settled_at = ? FROM (VALUES {rows}) AS v"
+                              " WHERE tips.tip_key = v.column1 AND tips.state = 'alerted' AND tips.result IS NULL",
+                              [at, *(value for pair in chunk for value in pair)])
     return settled
 
 
