@@ -7,7 +7,6 @@ predictor (id or nickname). Figures from fewer than SCORECARD_MIN_SETTLED settle
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ def as_json(rows: list[Row], total: Figures, min_settled: int) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:.0f}%"
+    return "–" if value is None else f"{value:.0f}%"
 
 
 def render(rows: list[Row], total: Figures, min_settled: int, window: str) -> str:
