@@ -33,6 +33,7 @@ from shared.alerts import (
     LineMovementAlert,
     MatchInfo,
     NewTipAlert,
+    Record,
     TipLine,
 )
 from shared.logs import Once, first_line
@@ -106,10 +107,12 @@ class Rules:
     lookahead_hours: float
     grace_minutes: float
     threshold: float
+    min_settled: int = Settings.model_fields["scorecard_min_settled"].default
 
     @classmethod
     def of(cls, settings: Settings) -> "Rules":
-        return cls(settings.time_lookahead_hours, settings.match_grace_period_minutes, settings.line_movement_threshold)
+        return cls(settings.time_lookahead_hours, settings.match_grace_period_minutes, settings.line_movement_threshold,
+                   settings.scorecard_min_settled)
 
 
 def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | EventDetails | dict:
@@ -235,9 +238,11 @@ class Handler:
         if not claimed:
             return
         who = predictors.info(tx, predictor_id)
+        figures = settlements.record_of(tx, predictor_id)
+        record = Record.of(figures, self.rules.min_settled) if figures is not None else None
         groups = group_by_match(claimed)
-        alerts = {event_id: NewTipAlert(predictor=who, match=MatchInfo.of(tips[0]),
-                                        tips=[TipLine.of_prediction(p) for p in tips])
+        alerts = {event_id: NewTipAlert(predictor=who, match=MatchInfo.of(tips[0]), record=record,
+                                        tips=_priced_now(tx, event_id, tips))
                   for event_id, tips in groups.items()}
         alert_ids = outbox.insert_per_event(tx, alerts, webhook=MAIN_WEBHOOK, created_at=now,
                                             predictor_id=predictor_id)
@@ -312,6 +317,21 @@ class Handler:
         if alert_id is not None:
             outcome.alert_ids.append(alert_id)
             outcome.summaries.append(f"health {record.subject}")
+
+
+def _priced_now(tx: Tx, event_id: int, tips: list[Prediction]) -> list[TipLine]:
+    """The tips of one match, each with the market's latest price of its pick when the match's odds were polled
+    already (another tip on it), so the alert shows it against the tip's price."""
+    prices = oddshistory.latest_prices(tx, event_id)
+    lines = []
+    for prediction in tips:
+        line = TipLine.of_prediction(prediction)
+        price = current_price(prices, prediction.vote, prediction.vote_type, prediction.home_team_name,
+                              prediction.away_team_name)
+        if price is not None:
+            line.current_odds = round(float(price.decimal), 3)
+        lines.append(line)
+    return lines
 
 
 def _event_id(record: FetchRecord) -> int:

@@ -7,6 +7,7 @@ it never becomes the latest price.
 from __future__ import annotations
 
 from processor.movement import Price
+from shared.prices import decimal_of
 from shared.storage import Tx
 
 ChoiceKey = tuple[int, str | None, str]  # market id, choice group, choice
@@ -63,6 +64,14 @@ def _insert(tx: Tx, event_id: int, prices: list[Price], observed_at: float) -> N
 def latest(tx: Tx, event_id: int) -> dict[ChoiceKey, str]:
     """The latest price of each choice of an event, by observation time."""
     return {key: fractional for key, (_row, fractional) in _nearest(tx, event_id, float("inf"), later=False).items()}
+
+
+def latest_prices(tx: Tx, event_id: int) -> list[Price]:
+    """The latest price of each choice of an event as `Price`s (none before its odds were first polled)."""
+    latest_rows = _nearest(tx, event_id, float("inf"), later=False).items()
+    return [Price(market_id, group, choice, fractional, decimal)
+            for (market_id, group, choice), (_row, fractional) in latest_rows
+            if (decimal := decimal_of(fractional)) is not None]
 
 
 def _nearest(tx: Tx, event_id: int, observed_at: float, *, later: bool) -> dict[ChoiceKey, tuple[int, str]]:

@@ -71,29 +71,52 @@ def _priced(odds: float | None) -> bool:
     return odds is not None and odds > 1.0
 
 
-def figures(tips: Iterable[TipRecord]) -> Figures:
-    alerted = won = lost = void = staked = 0
-    returned = 0.0
-    clv: list[float] = []
-    for tip in tips:
-        alerted += 1
+@dataclass
+class Tally:
+    """Running sums from which `Figures` follow: what a predictor's stored record keeps (one row, updated as
+    tips settle) and what `figures` adds up over a window's tips."""
+
+    alerted: int = 0
+    won: int = 0
+    lost: int = 0
+    void: int = 0
+    staked: int = 0  # won and lost tips with odds
+    returned: float = 0.0  # their flat one-unit return
+    closing_n: int = 0  # tips with odds and a closing price
+    clv_sum: float = 0.0  # Σ (tip odds / closing odds - 1) over them
+    beat_n: int = 0  # those whose odds were above the closing odds
+
+    def add(self, tip: TipRecord) -> None:
+        self.alerted += 1
         if tip.result == "won":
-            won += 1
+            self.won += 1
         elif tip.result == "lost":
-            lost += 1
+            self.lost += 1
         elif tip.result == "void":
-            void += 1
+            self.void += 1
         if tip.result in ("won", "lost") and _priced(tip.odds):
-            staked += 1
-            returned += (tip.odds - 1.0) if tip.result == "won" else -1.0  # type: ignore[operator]
+            self.staked += 1
+            self.returned += (tip.odds - 1.0) if tip.result == "won" else -1.0  # type: ignore[operator]
         if _priced(tip.odds) and _priced(tip.closing):
-            clv.append(tip.odds / tip.closing - 1.0)  # type: ignore[operator]
-    return Figures(
-        alerted=alerted, won=won, lost=lost, void=void,
-        roi_pct=100.0 * returned / staked if staked else None,
-        clv_pct=100.0 * sum(clv) / len(clv) if clv else None,
-        beat_close_pct=100.0 * sum(1 for c in clv if c > 0) / len(clv) if clv else None,
-    )
+            ratio = tip.odds / tip.closing - 1.0  # type: ignore[operator]
+            self.closing_n += 1
+            self.clv_sum += ratio
+            self.beat_n += ratio > 0
+
+    def figures(self) -> Figures:
+        return Figures(
+            alerted=self.alerted, won=self.won, lost=self.lost, void=self.void,
+            roi_pct=100.0 * self.returned / self.staked if self.staked else None,
+            clv_pct=100.0 * self.clv_sum / self.closing_n if self.closing_n else None,
+            beat_close_pct=100.0 * self.beat_n / self.closing_n if self.closing_n else None,
+        )
+
+
+def figures(tips: Iterable[TipRecord]) -> Figures:
+    tally = Tally()
+    for tip in tips:
+        tally.add(tip)
+    return tally.figures()
 
 
 def signed_pct(value: float | None) -> str:

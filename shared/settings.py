@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The path of a Discord webhook URL, with or without an API version (`/api/v10/webhooks/...`).
 _WEBHOOK_PATH = re.compile(r"/api(?:/v\d+)?/webhooks/\d+/[\w-]+/?")
 _NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # an environment variable's name, upper-cased
+SQLITE_MIN = (3, 35)
 
 
 class Settings(BaseSettings):
@@ -154,6 +156,10 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         if not value.startswith("sqlite:"):
             _check_url(value, ("postgresql", "postgres"))
+        elif sqlite3.sqlite_version_info < SQLITE_MIN:
+            # Settling tips returns what it settled (UPDATE ... RETURNING, SQLite 3.35, 2021).
+            raise ValueError(f"SQLite {'.'.join(map(str, SQLITE_MIN))} or newer is needed and this Python has"
+                             f" {sqlite3.sqlite_version}: use a newer Python build or PostgreSQL")
         return value
 
     @field_validator("redis_url")

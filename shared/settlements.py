@@ -7,15 +7,20 @@ a newer one). `sofamon report` reads them back as `TipRecord`s.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from shared.scorecard import Result, TipRecord
+from shared.scorecard import Figures, Result, Tally, TipRecord
 from shared.storage import Database, Tx
 
 
 # Rows per statement: two parameters each, within SQLite's oldest limit of 999 parameters.
 ROWS_PER_STATEMENT = 400
+
+
+# What a settling statement returns of each tip it settled, for its predictor's record.
+_SETTLED = " RETURNING tips.predictor_id, tips.odds_decimal, tips.result, tips.closing_decimal"
 
 
 def record_results(tx: Tx, results: Iterable[tuple[str, Result]], at: float) -> int:
@@ -25,29 +30,60 @@ def record_results(tx: Tx, results: Iterable[tuple[str, Result]], at: float) -> 
     lookup by primary key), whatever is already settled.
     """
     pairs = list(dict(results).items())
-    settled = 0
+    settled: list[tuple] = []
     for first in range(0, len(pairs), ROWS_PER_STATEMENT):
         chunk = pairs[first:first + ROWS_PER_STATEMENT]
         rows = ", ".join(["(?, ?)"] * len(chunk))
         # VALUES columns are column1, column2 in both databases.
-        settled += tx.execute(f"UPDATE tips SET result = v.column2, settled_at = ? FROM (VALUES {rows}) AS v"
-                              " WHERE tips.tip_key = v.column1 AND tips.state = 'alerted' AND tips.result IS NULL",
-                              [at, *(value for pair in chunk for value in pair)])
-    return settled
+        settled += tx.all(f"UPDATE tips SET result = v.column2, settled_at = ? FROM (VALUES {rows}) AS v"
+                          " WHERE tips.tip_key = v.column1 AND tips.state = 'alerted' AND tips.result IS NULL"
+                          + _SETTLED, [at, *(value for pair in chunk for value in pair)])
+    _add_to_records(tx, settled)
+    return len(settled)
 
 
 def void_event(tx: Tx, event_id: int, at: float) -> int:
     """Every open alerted tip on a canceled match is void."""
-    return tx.execute("UPDATE tips SET result = 'void', settled_at = ? WHERE event_id = ? AND state = 'alerted'"
-                      " AND result IS NULL", (at, event_id))
+    settled = tx.all("UPDATE tips SET result = 'void', settled_at = ? WHERE event_id = ? AND state = 'alerted'"
+                     " AND result IS NULL" + _SETTLED, (at, event_id))
+    _add_to_records(tx, settled)
+    return len(settled)
 
 
 def record_closing(tx: Tx, tip_key: str, decimal: float, observed_at: float) -> bool:
     """A price of the tip's pick seen at `observed_at`: its closing price if seen before kick-off and later than
-    the one kept."""
+    the one kept. A settled tip's closing price is final: its predictor's record counts it already."""
     return tx.execute("UPDATE tips SET closing_decimal = ?, closing_at = ? WHERE tip_key = ? AND ? < start_ts"
-                      " AND (closing_at IS NULL OR closing_at < ?)", (decimal, observed_at, tip_key, observed_at,
-                                                                        observed_at)) > 0
+                      " AND result IS NULL AND (closing_at IS NULL OR closing_at < ?)",
+                      (decimal, observed_at, tip_key, observed_at, observed_at)) > 0
+
+
+# -- each predictor's record (table predictor_records), the running sums of shared/scorecard.Tally --------------
+_TALLIED = ("won", "lost", "void", "staked", "returned", "closing_n", "clv_sum", "beat_n")
+
+
+def _add_to_records(tx: Tx, settled: Sequence[tuple]) -> None:
+    """Tips just settled (predictor, odds, result, closing) added to their predictors' records: one statement
+    per predictor, adding to the sums (two processors settling at once add, never overwrite)."""
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    for predictor_id, odds, result, closing in settled:
+        tallies[predictor_id].add(TipRecord(odds, result, closing))
+    columns = ", ".join(_TALLIED)
+    sums = ", ".join(f"{c} = predictor_records.{c} + excluded.{c}" for c in _TALLIED)
+    for predictor_id, tally in tallies.items():
+        tx.execute(f"INSERT INTO predictor_records (predictor_id, {columns}) VALUES (?{', ?' * len(_TALLIED)})"
+                   f" ON CONFLICT (predictor_id) DO UPDATE SET {sums}",
+                   [predictor_id, *(getattr(tally, c) for c in _TALLIED)])
+
+
+def record_of(tx: Tx, predictor_id: str) -> Figures | None:
+    """A predictor's record over their settled alerted tips (`alerted` counts those only); None before any."""
+    row = tx.one(f"SELECT {', '.join(_TALLIED)} FROM predictor_records WHERE predictor_id = ?", (predictor_id,))
+    if row is None:
+        return None
+    tally = Tally(**dict(zip(_TALLIED, row)))
+    tally.alerted = tally.won + tally.lost + tally.void
+    return tally.figures()
 
 
 @dataclass(frozen=True)
@@ -64,23 +100,25 @@ class Scored:
 # cost follows the tips in the window, not every tip ever stored.
 KICKOFF_BEFORE_ALERT_MAX = 86_400
 
-_SCORED = ("SELECT t.predictor_id, p.nickname, t.odds_decimal, t.result, t.closing_decimal FROM tips t"
+# A tip's closing price is known once its match kicked off: before, it is only the latest price.
+_SCORED = ("SELECT t.predictor_id, p.nickname, t.odds_decimal, t.result,"
+           " CASE WHEN t.start_ts <= ? THEN t.closing_decimal END FROM tips t"
            " JOIN alerts a ON a.id = t.alert_id LEFT JOIN predictors p ON p.id = t.predictor_id"
            " WHERE t.state = 'alerted' AND t.start_ts >= ? AND a.created_at >= ?")
 
 
-def _window(since: float) -> list[object]:
+def _window(since: float, now: float) -> list[object]:
     # Whole seconds: PostgreSQL compares a BIGINT column with a float bound by casting every row (no index).
-    return [int(since) - KICKOFF_BEFORE_ALERT_MAX, since]
+    return [int(now), int(since) - KICKOFF_BEFORE_ALERT_MAX, since]
 
 
 def _scored(rows: Sequence[tuple]) -> list[Scored]:
     return [Scored(pid, nickname, TipRecord(odds, result, closing)) for pid, nickname, odds, result, closing in rows]
 
 
-def alerted_since(db: Database, since: float, predictor_id: str | None = None) -> list[Scored]:
-    """The tips alerted since `since` (by the time of their alert), of one predictor or of all."""
-    sql, params = _SCORED, _window(since)
+def alerted_since(db: Database, since: float, now: float, predictor_id: str | None = None) -> list[Scored]:
+    """The tips alerted since `since` (by the time of their alert), of one predictor or of all, as of `now`."""
+    sql, params = _SCORED, _window(since, now)
     if predictor_id is not None:
         sql, params = sql + " AND t.predictor_id = ?", [*params, predictor_id]
     with db.read() as tx:

@@ -154,6 +154,35 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX alerts_created ON alerts (created_at);
     """,
+    # Each predictor's record over their settled alerted tips, kept as running sums (shared/scorecard.Tally) by
+    # the settlement that changes them (shared/settlements.py), so that an alert quotes it in one row's read
+    # however many tips are stored. Filled from the tips already settled.
+    """
+    CREATE TABLE predictor_records (
+        predictor_id TEXT PRIMARY KEY,
+        won BIGINT NOT NULL DEFAULT 0,
+        lost BIGINT NOT NULL DEFAULT 0,
+        void BIGINT NOT NULL DEFAULT 0,
+        staked BIGINT NOT NULL DEFAULT 0,
+        returned DOUBLE PRECISION NOT NULL DEFAULT 0,
+        closing_n BIGINT NOT NULL DEFAULT 0,
+        clv_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+        beat_n BIGINT NOT NULL DEFAULT 0
+    );
+    INSERT INTO predictor_records (predictor_id, won, lost, void, staked, returned, closing_n, clv_sum, beat_n)
+    SELECT predictor_id,
+        SUM(CASE WHEN result = 'won' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN result = 'lost' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN result = 'void' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN result IN ('won', 'lost') AND odds_decimal > 1 THEN 1 ELSE 0 END),
+        SUM(CASE WHEN result = 'won' AND odds_decimal > 1 THEN odds_decimal - 1
+                 WHEN result = 'lost' AND odds_decimal > 1 THEN -1 ELSE 0 END),
+        SUM(CASE WHEN odds_decimal > 1 AND closing_decimal > 1 THEN 1 ELSE 0 END),
+        SUM(CASE WHEN odds_decimal > 1 AND closing_decimal > 1 THEN odds_decimal / closing_decimal - 1 ELSE 0 END),
+        SUM(CASE WHEN odds_decimal > 1 AND closing_decimal > 1
+                  AND odds_decimal > closing_decimal THEN 1 ELSE 0 END)
+    FROM tips WHERE state = 'alerted' AND result IS NOT NULL GROUP BY predictor_id;
+    """,
 ]
 
 

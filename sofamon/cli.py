@@ -136,12 +136,13 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     from processor.replay import parse_when
     from sofamon.report import run
 
+    now = time.time()
     try:
-        since = parse_when(args.since, time.time(), settings.tz)
+        since = parse_when(args.since, now, settings.tz)
     except ValueError as error:
         print(f"sofamon report: {error}", file=sys.stderr)
         return 2
-    return run(settings, since, args.since, args.predictor, json_output=args.json)
+    return run(settings, since, now, args.since, args.predictor, json_output=args.json)
 
 
 def _test_webhook(settings: Settings, args: argparse.Namespace) -> int:

@@ -72,10 +72,10 @@ def render(rows: list[Row], total: Figures, min_settled: int, window: str) -> st
     return "\n".join(lines)
 
 
-def run(settings: Settings, since: float, window: str, predictor: str | None = None, json_output: bool = False,
-        out: TextIO | None = None) -> int:
+def run(settings: Settings, since: float, now: float, window: str, predictor: str | None = None,
+        json_output: bool = False, out: TextIO | None = None) -> int:
     out = out if out is not None else sys.stdout
-    scored = read_database(settings, "report", lambda db: alerted_since(db, since))
+    scored = read_database(settings, "report", lambda db: alerted_since(db, since, now))
     if scored is None:
         return 1
     rows, total = build(scored, predictor)

@@ -382,6 +382,15 @@ def test_alerted_tips_are_settled_once_and_keep_the_last_price_before_kick_off(
     put(redis_conn, settings, "odds", str(FAR_EVENT), odds, at=REF_NOW + 90)  # older, processed late: kept out
     burst(settings, redis_conn, database)
     page = load_fixture(f"user-{GURU}-page0.json")
+    # Another predictor tips the draw on the same match: its alert shows the draw's price now (13/5) by the tip's.
+    draw = {**next(p for p in page["predictions"] if p["eventId"] == FAR_EVENT), "id": "tactico-draw", "vote": "X",
+            "odds": {"fractionalValue": "5/2", "decimalValue": "3.50"}}
+    put(redis_conn, settings, "predictions", TACTICO, {"predictions": [draw], "hasNextPage": False}, at=REF_NOW + 150)
+    burst(settings, redis_conn, database)
+    tactico = json.loads(alerts(database)[-1][4])
+    assert (tactico["predictor"]["id"], tactico["tips"][0]["odds"], tactico["tips"][0]["current_odds"]) == (
+        TACTICO, 3.5, 3.6)
+    assert tactico["record"] is None  # nothing of theirs settled yet
     start = next(p["startDateTimestamp"] for p in page["predictions"] if p["eventId"] == FAR_EVENT)
     put(redis_conn, settings, "odds", str(FAR_EVENT), odds, at=start + 60)  # in play: no closing price
     finished = json.loads(json.dumps(page))
@@ -397,6 +406,17 @@ def test_alerted_tips_are_settled_once_and_keep_the_last_price_before_kick_off(
     put(redis_conn, settings, "predictions", GURU, won_again_lost, at=start + 4 * 3600)
     burst(settings, redis_conn, database)
     with database.read() as tx:
-        rows = tx.all("SELECT vote, result, closing_decimal FROM tips WHERE event_id = ? ORDER BY vote", (FAR_EVENT,))
+        rows = tx.all("SELECT vote, result, closing_decimal FROM tips WHERE event_id = ? AND predictor_id = ?"
+                      " ORDER BY vote", (FAR_EVENT, GURU))
     assert [(vote, result) for vote, result, _ in rows] == [("1", "won"), ("yes", "lost")]
     assert rows[0][2] == pytest.approx(2.0) and rows[1][2] == pytest.approx(1 + 8 / 11)
+    # GoalGuru's next tip quotes our record of them: 2 settled, ROI (1.20 - 1) / 2, CLV of 2.20 on 2.00 and
+    # 1.80 on 1.727 (BTTS yes at 8/11).
+    later = {**next(p for p in page["predictions"] if p["eventId"] == FAR_EVENT), "id": "later", "eventId": 15981999,
+             "startDateTimestamp": start + 2 * 86_400}
+    put(redis_conn, settings, "predictions", GURU, {"predictions": [later], "hasNextPage": False}, at=start + 5 * 3600)
+    burst(settings, redis_conn, database)
+    record = json.loads(alerts(database)[-1][4])["record"]
+    assert (record["settled"], record["enough"]) == (2, False)
+    assert record["roi_pct"] == pytest.approx(100 * (2.2 - 1 - 1) / 2)
+    assert record["clv_pct"] == pytest.approx(100 * ((2.2 / 2.0 - 1) + (1.8 / (1 + 8 / 11) - 1)) / 2)

@@ -58,18 +58,22 @@ def test_results_are_recorded_once_and_the_last_price_before_kick_off_closes(
         tip(tx, "won", "p1", 2.20, alerted_at=NOW - 2 * DAY, start=start)
         tip(tx, "lost", "p1", 3.25, alerted_at=NOW - 2 * DAY, start=start)
         tip(tx, "void", "p1", 1.50, alerted_at=NOW - 2 * DAY, start=start)
-        tip(tx, "open", "p2", 1.80, alerted_at=NOW - 2 * DAY, start=NOW + DAY)
+        tip(tx, "in play", "p2", 1.80, alerted_at=NOW - 2 * DAY, start=NOW - 3600)
+        tip(tx, "open", "p2", 2.50, alerted_at=NOW - 2 * DAY, start=NOW + DAY)
         tip(tx, "old", "p2", 9.00, alerted_at=NOW - 40 * DAY, start=NOW - 39 * DAY)  # out of the 30 days
     with db.tx() as tx:
-        assert settlements.record_results(tx, [("won", "won"), ("lost", "lost"), ("old", "won")], NOW) == 3
-        assert settlements.record_results(tx, [("won", "lost")], NOW) == 0  # read again: settled stays settled
-        assert settlements.void_event(tx, int(tx.one("SELECT event_id FROM tips WHERE tip_key = 'void'")[0]), NOW) == 1
         # Prices of the won tip's pick: 2.10 then 2.00 before kick-off, 1.50 after (in play: not a closing price).
         assert settlements.record_closing(tx, "won", 2.00, start - 60)
         assert not settlements.record_closing(tx, "won", 2.10, start - 3600)  # older than the one kept (a replay)
         assert not settlements.record_closing(tx, "won", 1.50, start + 60)
         assert settlements.record_closing(tx, "lost", 3.50, start - 600)
-        assert settlements.record_closing(tx, "open", 1.60, NOW - 60)
+        assert settlements.record_closing(tx, "in play", 1.60, NOW - 7200)
+        assert settlements.record_closing(tx, "open", 2.00, NOW - 60)  # the latest price, not yet a closing one
+    with db.tx() as tx:
+        assert settlements.record_results(tx, [("won", "won"), ("lost", "lost"), ("old", "won")], NOW) == 3
+        assert settlements.record_results(tx, [("won", "lost")], NOW) == 0  # read again: settled stays settled
+        assert settlements.void_event(tx, int(tx.one("SELECT event_id FROM tips WHERE tip_key = 'void'")[0]), NOW) == 1
+        assert not settlements.record_closing(tx, "lost", 3.00, start - 300)  # settled: its closing price is final
     got = report(capsys)
     p2, p1 = got["predictors"]  # best CLV first
     assert (p1["nickname"], p1["alerted"], p1["settled"], p1["won"], p1["lost"], p1["void"]) == (
@@ -77,15 +81,22 @@ def test_results_are_recorded_once_and_the_last_price_before_kick_off_closes(
     assert p1["roi_pct"] == pytest.approx(100 * (1.20 - 1) / 2)
     assert p1["clv_pct"] == pytest.approx(100 * ((2.20 / 2.00 - 1) + (3.25 / 3.50 - 1)) / 2)
     assert p1["beat_close_pct"] == pytest.approx(50.0) and p1["enough_settled"] is True
-    assert (p2["alerted"], p2["settled"], p2["roi_pct"], p2["enough_settled"]) == (1, 0, None, False)
+    assert (p2["alerted"], p2["settled"], p2["roi_pct"], p2["enough_settled"]) == (2, 0, None, False)
     assert p2["clv_pct"] == pytest.approx(100 * (1.80 / 1.60 - 1))
-    assert got["total"]["alerted"] == 4 and got["total"]["settled"] == 3
+    assert got["total"]["alerted"] == 5 and got["total"]["settled"] == 3
     # p2's CLV is better: it comes first in the table; --predictor takes a nickname too.
     assert main(["report"]) == 0
     text = capsys.readouterr().out
     assert text.index("Tactico.ES") < text.index("GoalGuru_88") and "too few to judge" in text
     assert [p["id"] for p in report(capsys, "--predictor", "goalguru_88")["predictors"]] == ["p1"]
-    assert report(capsys, "--since", "60d")["total"]["alerted"] == 5
+    assert report(capsys, "--since", "60d")["total"]["alerted"] == 6
+    # The record a new-tip alert quotes: each predictor's settled tips, whenever alerted, kept as running sums.
+    with db.read() as tx:
+        p1_record, p2_record = settlements.record_of(tx, "p1"), settlements.record_of(tx, "p2")
+    assert p1_record is not None and p2_record is not None
+    assert (p2_record.settled, p2_record.roi_pct) == (1, pytest.approx(800.0))  # the old tip, out of report's 30 days
+    assert (p1_record.settled, p1_record.won, p1_record.lost, p1_record.void) == (3, 1, 1, 1)
+    assert (p1_record.roi_pct, p1_record.clv_pct) == (pytest.approx(p1["roi_pct"]), pytest.approx(p1["clv_pct"]))
 
 
 def test_an_empty_report_and_a_bad_window(settings: Settings, db: Database,

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from shared.logs import RedactingFilter, redact
 from shared.settings import Settings
@@ -234,3 +236,11 @@ def test_the_user_agent_follows_the_profile_s_chrome_version() -> None:
     assert "Chrome/131.0.0.0 Safari/537.36" in headers["User-Agent"]
     assert {k: v for k, v in headers.items() if k != "User-Agent"} == {
         k: v for k, v in BROWSER_HEADERS.items() if k != "User-Agent"}
+
+
+def test_an_sqlite_too_old_to_settle_tips_stops_startup_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(ValidationError, match="SQLite 3.35 or newer is needed and this Python has 3.34.1"):
+        Settings(_env_file=None, database_url="sqlite:///x.db")
+    assert Settings(_env_file=None, database_url="postgresql://u@127.0.0.1/db").database_url.startswith("postgresql")

@@ -9,8 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from shared import outbox, storage
+from shared import outbox, settlements, storage
 from shared.alerts import HealthAlert
+from shared.scorecard import TipRecord, figures
 from shared.settings import Settings
 from shared.storage import Database
 from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
@@ -62,6 +63,32 @@ def test_the_kick_off_indexes_come_to_a_database_with_its_data_kept(database_url
     assert {table: [row[:len(rows[0])] for row in _contents(db)[table]] if rows else []
             for table, rows in kept.items()} == kept
     assert {"tips_kickoff", "tips_deferred"} <= _tip_indexes(db) and "tips_state" not in _tip_indexes(db)
+    db.close()
+
+
+# Migration 9 keeps each predictor's record of settled tips as running sums, filled from the tips settled before.
+RECORDS_MIGRATION = 9
+
+
+def test_the_predictors_records_are_filled_from_the_tips_already_settled(database_url: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    db = Database(database_url)
+    with monkeypatch.context() as before:
+        before.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:RECORDS_MIGRATION - 1])
+        db.migrate()
+    # (odds, result, closing): won at 2.5 closing 2.0; lost at 1.8 closing 2.0; void; won without odds; open.
+    tips = [(2.5, "won", 2.0), (1.8, "lost", 2.0), (3.0, "void", None), (None, "won", None), (2.0, None, 1.9)]
+    with db.tx() as tx:
+        for n, (odds, result, closing) in enumerate(tips):
+            tx.execute("INSERT INTO tips (tip_key, predictor_id, event_id, vote, odds_decimal, start_ts, home, away,"
+                       " created_at, state, result, closing_decimal) VALUES (?, 'p1', ?, '1', ?, 0, 'A', 'B', 0,"
+                       " 'alerted', ?, ?)", (f"t{n}", n, odds, result, closing))
+    assert db.migrate() == len(storage.MIGRATIONS) - RECORDS_MIGRATION + 1
+    with db.read() as tx:
+        record = settlements.record_of(tx, "p1")
+    assert record == figures(TipRecord(*tip) for tip in tips[:4])
+    assert (record.settled, record.roi_pct, record.clv_pct) == (4, pytest.approx(100 * (1.5 - 1) / 2),
+                                                                pytest.approx(100 * ((1.25 - 1) + (0.9 - 1)) / 2))
     db.close()
 
 
