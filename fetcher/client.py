@@ -71,6 +71,10 @@ def event_path(event_id: int | str) -> str:
     return f"/event/{event_id}"
 
 
+def votes_path(event_id: int | str) -> str:
+    return f"/event/{event_id}/votes"
+
+
 # -- classification -------------------------------------------------------------------------------
 
 

@@ -26,11 +26,19 @@ from fetcher import oddspolls, paging, seen, streams, usage
 from fetcher.backoff import PredictorState, Transition, record_result
 from fetcher.budget import RequestBudget, by_priority
 from fetcher.cadence import Cadence, odds_due
-from fetcher.client import FetchResult, SofascoreClient, event_path, odds_path, predictions_path, ranking_path
+from fetcher.client import (
+    FetchResult,
+    SofascoreClient,
+    event_path,
+    odds_path,
+    predictions_path,
+    ranking_path,
+    votes_path,
+)
 from fetcher.schedule import next_poll_seconds
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
 from fetcher.state import FetcherState, StateStore
-from shared import deferred, watch
+from shared import deferred, votes, watch
 from shared.keys import Keys
 from shared.logs import first_line
 from shared.models import FetchKind, FetchRecord, Ranking
@@ -53,7 +61,7 @@ class Job:
     path: str
     predictor: Predictor | None = None
     page: int = 0
-    kickoff: float | None = None  # odds: the event's kick-off (which go first under the budget)
+    kickoff: float | None = None  # odds, votes: the event's kick-off (which go first under the budget)
     last_fetch: float | None = None  # predictions: the predictor's last good answer (likewise)
 
     @property
@@ -64,6 +72,8 @@ class Job:
             return f"odds for event {self.subject}"
         if self.kind == "event":
             return f"event {self.subject}"
+        if self.kind == "votes":
+            return f"crowd votes for event {self.subject}"
         return self.kind
 
 
@@ -116,6 +126,7 @@ class Fetcher:
         self._odds_gone: set[str] = set()
         self._odds_back: set[str] = set()
         self._odds_missing: set[str] = set()  # events known to have no odds (their 404 was logged)
+        self._votes_answered: set[str] = set()  # events whose crowd votes are in the stream, to take off the set
         self.budget = RequestBudget(settings.upstream_max_requests_per_minute)
         # How a spread cycle waits for the budget; `fetcher.main` makes it beat the heartbeat meanwhile.
         self.sleep: Callable[[float], object] = self._stopping.wait
@@ -287,6 +298,29 @@ class Fetcher:
             return
         self._odds_answered, self._odds_gone, self._odds_back = {}, set(), set()
 
+    def _votes_jobs(self, now: float) -> list[Job]:
+        """The crowd votes of matches with a consensus to announce (`shared.votes`), once each, before kick-off."""
+        if self._redis_failed:
+            return []
+        try:
+            wanted = votes.due(self.conn, self.keys, now)
+        except redis.RedisError as error:
+            self._redis_down("wanted votes not read", error)
+            return []
+        return [Job("votes", event, votes_path(event), kickoff=kickoff) for event, kickoff in wanted.items()
+                if event not in self._votes_answered]
+
+    def save_votes_answered(self) -> None:
+        """Take the matches whose votes were written off the wanted set; kept for the next cycle if Redis is away."""
+        if self._redis_failed or not self._votes_answered:
+            return
+        try:
+            votes.done(self.conn, self.keys, self._votes_answered)
+        except redis.RedisError as error:
+            self._redis_down("answered votes not taken off", error)
+            return
+        self._votes_answered = set()
+
     def _refresh_jobs(self, now: float) -> list[Job]:
         """The matches of due deferred tips that were on none of this cycle's pages, one request per match.
 
@@ -331,7 +365,7 @@ class Fetcher:
                 self._refresh_leaderboard(report)
             if not self._halt.is_set():
                 now = self.clock()
-                jobs = by_priority(self._prediction_jobs(now) + self._odds_jobs(now), now,
+                jobs = by_priority(self._prediction_jobs(now) + self._odds_jobs(now) + self._votes_jobs(now), now,
                                    self.cadence.every_cycle_within)
                 self._say_if_spread(len(jobs), now)
                 while jobs and not self._halt.is_set():
@@ -341,6 +375,7 @@ class Fetcher:
             report.halted = self._halt.is_set()
         self._read_this_cycle = set()  # needed within the cycle only: not kept (20,000 keys with 1,000 predictors)
         self.save_odds_polls()
+        self.save_votes_answered()
         self.save_state()
         return report
 
@@ -452,9 +487,13 @@ class Fetcher:
         now = self.clock()
         report.requests += 1
         state = self.state.predictors.get(job.predictor.id) if job.predictor else None
+        if job.kind == "votes" and result.kind == "not_found":
+            result = FetchResult("ok", 404, text="{}")  # a match nobody voted on: the consensus goes without
         if result.ok:
             if job.kind == "odds":
                 self._odds_answer(job, result, now)
+            if job.kind == "votes":
+                self._votes_answered.add(job.subject)
             self._emit(FetchRecord(kind=job.kind, subject=job.subject, fetched_at=now, payload=result.text,
                                    page=job.page), marks)
             report.written += 1

@@ -16,8 +16,9 @@ from fractions import Fraction
 
 from pydantic import ValidationError
 
-from processor import dedup, oddshistory, predictors
+from processor import consensusmembers, dedup, oddshistory, predictors
 from processor.alertable import Judge, group_by_match
+from processor.consensus import Tip, consensus
 from processor.deleted import is_gone
 from processor.movement import (
     Price,
@@ -29,6 +30,10 @@ from processor.movement import (
 )
 from shared import outbox, settlements
 from shared.alerts import (
+    ConsensusAlert,
+    ConsensusMember,
+    CrowdShare,
+    Dissent,
     HealthAlert,
     LineMovementAlert,
     MatchInfo,
@@ -37,10 +42,12 @@ from shared.alerts import (
     TipLine,
 )
 from shared.logs import Once, first_line
+from shared.markets import crowd_shares, market_name, pick_label
 from shared.models import (
     INT64_MAX,
     EventDetails,
     EventOdds,
+    EventVotes,
     FetchRecord,
     Prediction,
     PredictionsPage,
@@ -73,6 +80,10 @@ class Outcome:
     # Deferred tips for the fetcher to refresh when due (`shared.deferred` member -> kick-off), and those done.
     waiting: dict[str, float] = field(default_factory=dict)
     done_waiting: set[str] = field(default_factory=set)
+    # Matches with a consensus to announce (-> kick-off) for the fetcher to ask the crowd's votes of, and those
+    # whose votes came (`shared.votes`).
+    votes_wanted: dict[int, float] = field(default_factory=dict)
+    votes_done: set[int] = field(default_factory=set)
     summaries: list[str] = field(default_factory=list)  # one line per alert (same order), for logs, jobs, replay
 
     @classmethod
@@ -84,6 +95,12 @@ class Outcome:
             merged.alert_ids += outcome.alert_ids
             merged.summaries += outcome.summaries
             merged.watch.update(outcome.watch)
+            for event in outcome.votes_done:
+                merged.votes_wanted.pop(event, None)
+                merged.votes_done.add(event)
+            for event, start in outcome.votes_wanted.items():
+                merged.votes_done.discard(event)
+                merged.votes_wanted[event] = start
             for member in outcome.done_waiting:
                 merged.waiting.pop(member, None)
                 merged.done_waiting.add(member)
@@ -108,14 +125,15 @@ class Rules:
     grace_minutes: float
     threshold: float
     min_settled: int = Settings.model_fields["scorecard_min_settled"].default
+    consensus_min: int = Settings.model_fields["consensus_min_predictors"].default  # 0: no consensus alerts
 
     @classmethod
     def of(cls, settings: Settings) -> "Rules":
         return cls(settings.time_lookahead_hours, settings.match_grace_period_minutes, settings.line_movement_threshold,
-                   settings.scorecard_min_settled)
+                   settings.scorecard_min_settled, settings.consensus_min_predictors)
 
 
-def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | EventDetails | dict:
+def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | EventDetails | EventVotes | dict:
     try:
         if record.kind == "leaderboard":
             return validate_payload(Ranking, record.payload)
@@ -125,6 +143,8 @@ def parse(record: FetchRecord) -> Ranking | PredictionsPage | EventOdds | EventD
             return validate_payload(EventOdds, record.payload)
         if record.kind == "event":
             return validate_payload(EventDetails, record.payload)
+        if record.kind == "votes":
+            return validate_payload(EventVotes, record.payload)
         body = json.loads(record.payload)
     except (ValidationError, ValueError) as error:
         raise BadRecord(_first_line(error)) from None
@@ -171,6 +191,8 @@ class Handler:
                 self._odds(tx, _event_id(record), parsed, record.fetched_at, outcome)
             elif isinstance(parsed, EventDetails):
                 self._event(tx, _event_id(record), parsed, record.fetched_at, outcome)
+            elif isinstance(parsed, EventVotes):
+                self._votes(tx, _event_id(record), parsed, record.fetched_at, outcome)
             else:
                 self._health(tx, record, parsed, outcome)
         return outcome
@@ -238,8 +260,7 @@ class Handler:
         if not claimed:
             return
         who = predictors.info(tx, predictor_id)
-        figures = settlements.record_of(tx, predictor_id)
-        record = Record.of(figures, self.rules.min_settled) if figures is not None else None
+        record = self._record(tx, predictor_id)
         groups = group_by_match(claimed)
         alerts = {event_id: NewTipAlert(predictor=who, match=MatchInfo.of(tips[0]), record=record,
                                         tips=_priced_now(tx, event_id, tips))
@@ -257,6 +278,67 @@ class Handler:
             )
             if not kicked_off(first.start_date_timestamp, now):
                 outcome.watch[event_id] = first.start_date_timestamp
+                self._agreement(tx, event_id, first.start_date_timestamp, now, outcome)
+
+    # -- consensus ----------------------------------------------------------------------------------
+    def _agreement(self, tx: Tx, event_id: int, start_ts: int, now: float, outcome: Outcome) -> None:
+        """After new tips on a match: predictors who just made a consensus wait for the crowd's votes, which the
+        fetcher asks for once (`shared.votes`); the votes record announces them (`_votes`)."""
+        if self.rules.consensus_min < 1:
+            return
+        tips = [Tip(t.predictor_id, t.vote_type, t.vote) for t in dedup.tips_on_event(tx, event_id)
+                if t.vote_type is not None]
+        due = consensus(tips, consensusmembers.known(tx, event_id), self.rules.consensus_min, kicked_off=False)
+        if due and consensusmembers.add_waiting(tx, event_id, due, now):
+            outcome.votes_wanted[event_id] = start_ts
+
+    def _votes(self, tx: Tx, event_id: int, votes: EventVotes, now: float, outcome: Outcome) -> None:
+        """The crowd's votes of a match with a consensus waiting: one alert per pick with new members, unless the
+        match kicked off meanwhile (then never)."""
+        outcome.votes_done.add(event_id)
+        tips = dedup.tips_on_event(tx, event_id)
+        if not tips:
+            return
+        if not self.judge.movement_applies(tips[0].start_ts, now):
+            consensusmembers.drop_waiting(tx, event_id)
+            return
+        claimed = consensusmembers.claim_waiting(tx, event_id)
+        polls = votes.model_dump()
+        prices = oddshistory.latest_prices(tx, event_id)
+        for market, pick in dict.fromkeys((m, p) for m, p, _ in claimed):
+            joined = {pid for m, p, pid in claimed if (m, p) == (market, pick)}
+            # In the order they tipped (as the rule counts them).
+            order = {t.predictor_id: n for n, t in reversed(list(enumerate(tips)))}
+            members = sorted(consensusmembers.of_pick(tx, event_id, market, pick), key=lambda p: order.get(p, len(order)))
+            alert = self._consensus_alert(tx, tips, market, pick, members, joined, polls, prices)
+            alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now, event_id=event_id)
+            consensusmembers.announced(tx, event_id, market, pick, alert_id)
+            outcome.alert_ids.append(alert_id)
+            outcome.summaries.append(f"consensus match={alert.match.home} vs {alert.match.away} event={event_id}"
+                                     f" pick={alert.pick} predictors={len(members)} new={len(joined)}")
+
+    def _consensus_alert(self, tx: Tx, tips: list[dedup.AlertedTip], market: int, pick: str, members: list[str],
+                         joined: set[str], polls: dict, prices: list[Price]) -> ConsensusAlert:
+        on_pick = {t.predictor_id: t for t in tips if t.vote_type == market and t.vote.casefold() == pick}
+        first = on_pick[members[0]] if members[0] in on_pick else tips[0]
+        home, away = first.home, first.away
+        current = current_price(prices, first.vote, market, home, away)
+        return ConsensusAlert(
+            match=_match_of(tx, first), market=market_name(market), pick=pick_label(first.vote, market, home, away),
+            members=[ConsensusMember(predictor=predictors.info(tx, pid), odds=_tip_odds(on_pick.get(pid)),
+                                     record=self._record(tx, pid), joined=pid in joined) for pid in members],
+            best_odds=round(float(current.decimal), 3) if current is not None else None,
+            crowd=[CrowdShare(pick=pick_label(vote, market, home, away), pct=round(pct, 1))
+                   for vote, pct in crowd_shares(polls, market)],
+            dissent=[Dissent(nickname=predictors.info(tx, t.predictor_id).nickname,
+                             pick=pick_label(t.vote, market, home, away), odds=_tip_odds(t))
+                     for t in tips if t.vote_type == market and t.vote.casefold() != pick],
+        )
+
+    def _record(self, tx: Tx, predictor_id: str) -> Record | None:
+        """Our record of a predictor as an alert quotes it; None before anything of theirs settled."""
+        figures = settlements.record_of(tx, predictor_id)
+        return Record.of(figures, self.rules.min_settled) if figures is not None else None
 
     # -- line movement --------------------------------------------------------------------------
     def _odds(self, tx: Tx, event_id: int, odds: EventOdds, now: float, outcome: Outcome) -> None:
@@ -317,6 +399,11 @@ class Handler:
         if alert_id is not None:
             outcome.alert_ids.append(alert_id)
             outcome.summaries.append(f"health {record.subject}")
+
+
+def _tip_odds(tip: dedup.AlertedTip | None) -> float | None:
+    tipped = decimal_of(tip.odds_fractional, tip.odds_decimal) if tip is not None else None
+    return round(float(tipped), 3) if tipped is not None else None
 
 
 def _priced_now(tx: Tx, event_id: int, tips: list[Prediction]) -> list[TipLine]:

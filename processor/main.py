@@ -33,10 +33,10 @@ from types import FrameType
 import redis
 from pydantic import ValidationError
 
-from processor import dedup
+from processor import consensusmembers, dedup
 from processor.consumer import StreamConsumer
 from processor.handle import BadRecord, Handler, Outcome, Rules
-from shared import deferred, healththrottle, heartbeat, watch
+from shared import deferred, healththrottle, heartbeat, votes, watch
 from shared.jobs import AlertJob, alerts_queue, enqueue_alerts
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import error_line, first_line, setup_logging
@@ -154,9 +154,12 @@ class Processor:
         jobs = [AlertJob(alert_id, summary) for alert_id, summary in zip(outcome.alert_ids, outcome.summaries,
                                                                            strict=True)]
         # A transaction when there is more to do than acknowledge (entries that changed nothing: a lone XACK).
-        more = bool(jobs or outcome.watch or outcome.waiting or outcome.done_waiting)
+        more = bool(jobs or outcome.watch or outcome.waiting or outcome.done_waiting or outcome.votes_wanted
+                    or outcome.votes_done)
         with self.conn.pipeline(transaction=more) as pipe:
             watch.add(pipe, self.keys, outcome.watch)
+            votes.done(pipe, self.keys, map(str, outcome.votes_done))
+            votes.want(pipe, self.keys, outcome.votes_wanted)
             deferred.remove(pipe, self.keys, outcome.done_waiting)
             deferred.add(pipe, self.keys, outcome.waiting)
             enqueue_alerts(pipe, self.queue, jobs, retry_intervals=self.settings.notifier_retry_intervals)
@@ -202,15 +205,18 @@ class Processor:
         self._last_error.pop(entry_id, None)
 
     def _sync_watch(self) -> None:
-        """Keep the watched events and deferred tips complete even if a ZADD was lost between commit and crash."""
+        """Keep the watched events, deferred tips and wanted votes complete even if a ZADD was lost between commit
+        and crash."""
         now = time.time()
         if now - self._watch_synced < WATCH_SYNC_SECONDS:
             return
         with self.db.read() as tx:
             upcoming = dedup.upcoming_events(tx, now)
             waiting = dedup.waiting(tx, now, self.settings.match_grace_period_minutes)
+            agreeing = consensusmembers.waiting_events(tx)
         watch.add(self.conn, self.keys, upcoming)
         deferred.add(self.conn, self.keys, waiting)
+        votes.want(self.conn, self.keys, {event: upcoming[event] for event in agreeing if event in upcoming})
         self._watch_synced = now
 
     @property

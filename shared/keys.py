@@ -45,6 +45,11 @@ class Keys:
         return self._k("fetcher", "odds", "missing")
 
     @property
+    def votes_wanted(self) -> str:
+        """Sorted set: event id -> kick-off, for matches with a consensus to announce (`shared.votes`)."""
+        return self._k("votes", "wanted")
+
+    @property
     def deferred_tips(self) -> str:
         """Sorted set: `<event id>:<tip key>` -> kick-off, for stored tips not alerted yet (`shared.deferred`)."""
         return self._k("deferred", "tips")

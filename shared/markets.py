@@ -37,3 +37,21 @@ def choice_name(vote: str, vote_type: int | None, home: str, away: str) -> str |
         return {"1": home, "2": away, "nogoal": "No goal"}.get(lowered)
     return None
 
+
+
+# Sofascore's crowd polls (`GET /event/{id}/votes`) by market, each choice's count field and the vote it means.
+CROWD_POLLS: dict[int, tuple[str, dict[str, str]]] = {
+    1: ("vote", {"vote1": "1", "voteX": "X", "vote2": "2"}),
+    5: ("both_teams_to_score_vote", {"voteYes": "yes", "voteNo": "no"}),
+    6: ("first_team_to_score_vote", {"voteHome": "1", "voteNoGoal": "noGoal", "voteAway": "2"}),
+}
+
+
+def crowd_shares(polls: dict[str, dict[str, int] | None], vote_type: int | None) -> list[tuple[str, float]]:
+    """(vote, percent of the market's votes) for each choice of the market's crowd poll; [] without one."""
+    poll, choices = CROWD_POLLS.get(vote_type, ("", {})) if vote_type is not None else ("", {})
+    counts = polls.get(poll) or {}
+    total = sum(counts.get(field, 0) for field in choices)
+    if not total:
+        return []
+    return [(vote, 100.0 * counts.get(field, 0) / total) for field, vote in choices.items()]

@@ -298,7 +298,23 @@ class EventDetails(ApiModel):
     event: EventInfo
 
 
-FetchKind = Literal["leaderboard", "predictions", "odds", "health", "event"]
+VoteCount = Annotated[int, Field(ge=0, le=INT64_MAX)]
+
+
+class EventVotes(ApiModel):
+    """`GET /event/{id}/votes`: how Sofascore's users voted on a match, a count per choice of each poll.
+
+    Polls: `vote` (full time: `vote1`, `voteX`, `vote2`), `bothTeamsToScoreVote` (`voteYes`, `voteNo`),
+    `firstTeamToScoreVote` (`voteHome`, `voteNoGoal`, `voteAway`); a match may lack any of them. An empty
+    object stands for a match without votes (the fetcher writes `{}` for a 404).
+    """
+
+    vote: dict[str, VoteCount] | None = None
+    both_teams_to_score_vote: dict[str, VoteCount] | None = None
+    first_team_to_score_vote: dict[str, VoteCount] | None = None
+
+
+FetchKind = Literal["leaderboard", "predictions", "odds", "health", "event", "votes"]
 
 
 class FetchRecord(BaseModel):

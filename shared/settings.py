@@ -4,7 +4,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sqlite3
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +49,8 @@ class Settings(BaseSettings):
     line_movement_threshold: float = Field(0.15, gt=0)
     # The scorecard: figures from fewer settled tips than this are shown but marked too few to judge.
     scorecard_min_settled: int = Field(30, ge=1)
+    # Consensus alerts: this many monitored predictors on the same pick of a match (0: none).
+    consensus_min_predictors: int = Field(3, ge=0)
     # Odds cadence by time to kick-off (fetcher/cadence.py): polled rarely while prices barely move.
     odds_slow_beyond_hours: float = Field(12.0, ge=0)
     odds_slow_every_minutes: float = Field(120.0, ge=0)
@@ -149,6 +150,13 @@ class Settings(BaseSettings):
                              f" ({client}'s Chrome 146 is {DEFAULT_PROFILE[client]})")
         return value
 
+    @field_validator("consensus_min_predictors")
+    @classmethod
+    def _consensus_of_several(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("must be 0 (no consensus alerts) or at least 2: one predictor is not a consensus")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _db_scheme(cls, value: str) -> str:
@@ -156,10 +164,10 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         if not value.startswith("sqlite:"):
             _check_url(value, ("postgresql", "postgres"))
-        elif sqlite3.sqlite_version_info < SQLITE_MIN:
+        elif _sqlite_version() < SQLITE_MIN:
             # Settling tips returns what it settled (UPDATE ... RETURNING, SQLite 3.35, 2021).
             raise ValueError(f"SQLite {'.'.join(map(str, SQLITE_MIN))} or newer is needed and this Python has"
-                             f" {sqlite3.sqlite_version}: use a newer Python build or PostgreSQL")
+                             f" {'.'.join(map(str, _sqlite_version()))}: use a newer Python build or PostgreSQL")
         return value
 
     @field_validator("redis_url")
@@ -228,6 +236,12 @@ class Settings(BaseSettings):
             if password and len(password) >= 4:
                 values.append(password)
         return [v for v in values if v]
+
+
+def _sqlite_version() -> tuple[int, ...]:
+    import sqlite3  # here: the fetcher, which has no database, does not load it
+
+    return sqlite3.sqlite_version_info
 
 
 def _password(url: str) -> str | None:

@@ -183,6 +183,10 @@ MIGRATIONS: list[str] = [
                   AND odds_decimal > closing_decimal THEN 1 ELSE 0 END)
     FROM tips WHERE state = 'alerted' AND result IS NOT NULL GROUP BY predictor_id;
     """,
+    # Consensus members waiting for their announcement (alert_id NULL), found at the minute's sync.
+    """
+    CREATE INDEX consensus_pending ON consensus_members (alert_id, event_id);
+    """,
 ]
 
 

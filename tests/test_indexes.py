@@ -51,7 +51,7 @@ def record(kind: str, subject: str, payload: Any, at: float) -> FetchRecord:
 
 def hot_path(db: Database) -> Iterator[FetchRecord]:
     """Each kind of record, so that each branch of the handler runs: stored tips, claims, alerts, deferred
-    tips, deletions, line movement, a refreshed match, a health transition."""
+    tips, deletions, line movement, a refreshed match, a match's crowd votes, a health transition."""
     page = load_fixture(f"user-{GURU}-page0.json")
     yield record("leaderboard", "top", load_fixture("vote-ranking.json"), NOW)
     # A full page of new tips: statements about 20 tips at once (planners choose by the size of a list).
@@ -67,6 +67,7 @@ def hot_path(db: Database) -> Iterator[FetchRecord]:
     event = {"event": {"id": FAR_EVENT, "status": {"code": 0, "type": "notstarted"},
                        "startTimestamp": far["startDateTimestamp"]}}
     yield record("event", str(FAR_EVENT), event, NOW + 40)
+    yield record("votes", "15981377", load_fixture("event-15981377-votes.json"), NOW + 45)
     yield record("health", "upstream_blocked", {"message": "HTTP 403"}, NOW + 50)
 
 

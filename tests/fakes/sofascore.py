@@ -37,10 +37,12 @@ _RANKING_RE = re.compile(r"/api/v1/user-account/vote-ranking/?")
 _PREDICTIONS_RE = re.compile(r"/api/v1/user-account/([^/]+)/predictions/?")
 _ODDS_RE = re.compile(r"/api/v1/event/(\d+)/odds/1/all/?")
 _EVENT_RE = re.compile(r"/api/v1/event/(\d+)/?")
+_VOTES_RE = re.compile(r"/api/v1/event/(\d+)/votes/?")
 PAGE_SIZE: Final[int] = 20
 _SHIFTED: Final[frozenset[str]] = frozenset({"startDateTimestamp", "startTimestamp"})
 _USER_FILE_RE = re.compile(r"user-(?P<uid>[^-]+)-page(?P<page>\d+)\.json")
 _ODDS_FILE_RE = re.compile(r"event-(?P<eid>\d+)-odds-all\.json")
+_VOTES_FILE_RE = re.compile(r"event-(?P<eid>\d+)-votes\.json")
 
 CHALLENGE_HTML: Final[str] = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title>
 <meta http-equiv="Content-Type" content="text/html; charset=UTF-8">
@@ -118,6 +120,7 @@ class FakeSofascore(BaseFake):
     Attributes tests may read/mutate (hold ``.lock`` for multi-step edits):
     ``ranking`` (list), ``predictions[user_id][page]`` (list),
     ``has_next[user_id][page]`` (bool, optional), ``odds[event_id]`` (payload dict),
+    ``votes[event_id]`` (the crowd's votes of ``GET /event/{id}/votes``; a 404 without),
     ``feeds[user_id]`` (all of a user's tips, newest first, served ``page_size`` a page
     with ``hasNextPage``, as Sofascore does; takes precedence over ``predictions``),
     ``events[event_id]`` (the ``event`` object of ``GET /event/{id}``; without one, it is
@@ -137,6 +140,7 @@ class FakeSofascore(BaseFake):
         self.predictions: dict[str, dict[int, list[dict[str, Any]]]] = {}
         self.has_next: dict[str, dict[int, bool]] = {}
         self.odds: dict[int, dict[str, Any]] = {}
+        self.votes: dict[int, dict[str, Any]] = {}
         self.feeds: dict[str, list[dict[str, Any]]] = {}
         self.page_size = PAGE_SIZE
         self.events: dict[int, dict[str, Any]] = {}
@@ -150,7 +154,7 @@ class FakeSofascore(BaseFake):
         """Reload fixtures and forget modes and recorded requests."""
         with self.lock:
             self.ranking = load_fixture("vote-ranking.json", self.fixtures_dir)["ranking"]
-            self.predictions, self.has_next, self.odds = {}, {}, {}
+            self.predictions, self.has_next, self.odds, self.votes = {}, {}, {}, {}
             self.feeds, self.events = {}, {}
             for path in sorted(self.fixtures_dir.glob("*.json")):
                 self._load_file(path)
@@ -166,6 +170,8 @@ class FakeSofascore(BaseFake):
                 self.has_next.setdefault(uid, {})[page] = bool(data["hasNextPage"])
         elif m := _ODDS_FILE_RE.fullmatch(path.name):
             self.odds[int(m["eid"])] = load_fixture(path.name, self.fixtures_dir)
+        elif m := _VOTES_FILE_RE.fullmatch(path.name):
+            self.votes[int(m["eid"])] = load_fixture(path.name, self.fixtures_dir)
 
     @property
     def base_url(self) -> str:
@@ -342,6 +348,9 @@ class FakeSofascore(BaseFake):
             return self._predictions_reply(m[1], query)
         if m := _ODDS_RE.fullmatch(path):
             payload = self.odds.get(int(m[1]))
+            return self._ok(payload) if payload is not None else _not_found()
+        if m := _VOTES_RE.fullmatch(path):
+            payload = self.votes.get(int(m[1]))
             return self._ok(payload) if payload is not None else _not_found()
         if m := _EVENT_RE.fullmatch(path):
             event = self.event_payload(int(m[1]))
