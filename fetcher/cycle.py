@@ -5,6 +5,8 @@ Requests go in rounds through the client's pool (at most HTTP_CONCURRENCY in fli
 of the predictors whose page k-1 brought something new (`fetcher.paging`), so no page is fetched twice.
 A last round refreshes the matches of deferred tips that are due (`shared.deferred`) and were on none of
 the pages read: one `GET /event/{id}` per match, whose record lets the processor alert them from storage.
+Then the matches of alerted tips still open after they should be over (`shared.unsettled`): one
+`GET /event/{id}` each and, for a finished one, its predictors' next pages until their tip is seen.
 Every request goes through the request budget (`fetcher.budget`): a round bigger than it allows is made
 in batches, most urgent first, with waits between them.
 """
@@ -38,10 +40,10 @@ from fetcher.client import (
 from fetcher.schedule import next_poll_seconds
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
 from fetcher.state import FetcherState, StateStore
-from shared import deferred, votes, watch
+from shared import deferred, unsettled, votes, watch
 from shared.keys import Keys
 from shared.logs import first_line
-from shared.models import FetchKind, FetchRecord, Ranking
+from shared.models import EventDetails, FetchKind, FetchRecord, Ranking
 from shared.redisconn import refusal_name
 from shared.settings import Settings
 from shared.timefmt import utc_stamp
@@ -63,6 +65,7 @@ class Job:
     page: int = 0
     kickoff: float | None = None  # odds, votes: the event's kick-off (which go first under the budget)
     last_fetch: float | None = None  # predictions: the predictor's last good answer (likewise)
+    settles: int | None = None  # predictions read to settle this match's tip; event: a match to settle
 
     @property
     def label(self) -> str:
@@ -71,7 +74,7 @@ class Job:
         if self.kind == "odds":
             return f"odds for event {self.subject}"
         if self.kind == "event":
-            return f"event {self.subject}"
+            return f"event {self.subject}" + (" (to settle its tips)" if self.settles is not None else "")
         if self.kind == "votes":
             return f"crowd votes for event {self.subject}"
         return self.kind
@@ -127,6 +130,9 @@ class Fetcher:
         self._odds_back: set[str] = set()
         self._odds_missing: set[str] = set()  # events known to have no odds (their 404 was logged)
         self._votes_answered: set[str] = set()  # events whose crowd votes are in the stream, to take off the set
+        # Alerted tips to settle this cycle (`shared.unsettled`): match -> predictors; those looked for.
+        self._settling: dict[int, set[str]] = {}
+        self._looked: set[tuple[int, str]] = set()
         self.budget = RequestBudget(settings.upstream_max_requests_per_minute)
         # How a spread cycle waits for the budget; `fetcher.main` makes it beat the heartbeat meanwhile.
         self.sleep: Callable[[float], object] = self._stopping.wait
@@ -310,6 +316,49 @@ class Fetcher:
         return [Job("votes", event, votes_path(event), kickoff=kickoff) for event, kickoff in wanted.items()
                 if event not in self._votes_answered]
 
+    def _settle_jobs(self, now: float) -> list[Job]:
+        """The matches of alerted tips still open after they should be over, one `GET /event/{id}` each."""
+        self._settling = {}
+        if self._redis_failed:
+            return []
+        try:
+            items = unsettled.due(self.conn, self.keys, now)
+        except redis.RedisError as error:
+            self._redis_down("open tips not read, none settled", error)
+            return []
+        for event, predictor_id in items:
+            self._settling.setdefault(event, set()).add(predictor_id)
+        return [Job("event", str(event), event_path(event), settles=event) for event in self._settling]
+
+    def _settle_next(self, job: Job, result: FetchResult) -> list[Job]:
+        """After a match to settle answered: when it is finished, its predictors' pages from page 1 (page 0 was
+        read this cycle) until their tip on it is seen; either way, looked for (`shared.unsettled`)."""
+        event = job.settles
+        if event is None or result.kind not in ("ok", "not_found"):
+            return []  # no answer: asked again next cycle
+        predictors = self._settling.get(event, set())
+        self._looked.update((event, pid) for pid in predictors)
+        try:
+            finished = result.ok and EventDetails.model_validate_json(result.text).event.status.type == "finished"
+        except (ValidationError, ValueError):
+            finished = False  # the processor dead-letters the record and says why
+        if not finished:
+            return []
+        known = {pid: s.nickname for pid, s in self.state.predictors.items()}
+        return [Job("predictions", pid, predictions_path(pid, 1), Predictor(pid, known.get(pid)), 1, settles=event)
+                for pid in sorted(predictors)]
+
+    def save_looked(self) -> None:
+        """When to look again for the open tips looked for this cycle; kept for the next cycle if Redis is away."""
+        if self._redis_failed or not self._looked:
+            return
+        try:
+            unsettled.checked(self.conn, self.keys, self._looked, self.clock() + unsettled.RETRY_SECONDS)
+        except redis.RedisError as error:
+            self._redis_down("open tips' next look not saved", error)
+            return
+        self._looked = set()
+
     def save_votes_answered(self) -> None:
         """Take the matches whose votes were written off the wanted set; kept for the next cycle if Redis is away."""
         if self._redis_failed or not self._votes_answered:
@@ -372,10 +421,14 @@ class Fetcher:
                     jobs = self._fetch(jobs, report)
                 if not self._halt.is_set():
                     self._fetch(self._refresh_jobs(self.clock()), report)
+                jobs = self._settle_jobs(self.clock()) if not self._halt.is_set() else []
+                while jobs and not self._halt.is_set():
+                    jobs = self._fetch(jobs, report)
             report.halted = self._halt.is_set()
         self._read_this_cycle = set()  # needed within the cycle only: not kept (20,000 keys with 1,000 predictors)
         self.save_odds_polls()
         self.save_votes_answered()
+        self.save_looked()
         self.save_state()
         return report
 
@@ -423,6 +476,8 @@ class Fetcher:
                 marks, more = self._read_page(job, result.text)
                 if more is not None:
                     follow.append(more)
+            if job.kind == "event" and job.settles is not None:
+                follow += self._settle_next(job, result)
             self._handle(job, result, report, marks=marks)
         return follow
 
@@ -470,15 +525,22 @@ class Fetcher:
             return None, None
         self._read_this_cycle.update(view.keys)
         known = self._known.get(pid)
-        verdict = paging.verdict(view, job.page, known, self.settings.prediction_max_pages)
+        if job.settles is not None:
+            verdict = paging.dig_verdict(view, job.page, job.settles, self.settings.prediction_max_pages)
+        else:
+            verdict = paging.verdict(view, job.page, known, self.settings.prediction_max_pages)
         self._known.setdefault(pid, set()).update(view.upcoming)
-        if verdict == "bound":
+        if verdict == "bound" and job.settles is not None:
+            log.info("predictions for %s: their tip on event %d is not on the first %d pages (PREDICTION_MAX_PAGES);"
+                     " it stays open", job.predictor.label, job.settles, self.settings.prediction_max_pages)
+        elif verdict == "bound":
             log.warning("predictions for %s: page %d still brought new tips and PREDICTION_MAX_PAGES (%d) is"
                         " reached; tips on later pages are not read", job.predictor.label, job.page,
                         self.settings.prediction_max_pages)
         more = None
         if verdict == "next":
-            more = Job("predictions", pid, predictions_path(pid, job.page + 1), job.predictor, job.page + 1)
+            more = Job("predictions", pid, predictions_path(pid, job.page + 1), job.predictor, job.page + 1,
+                       settles=job.settles)
         return (pid, view.upcoming), more
 
     def _handle(self, job: Job, result: FetchResult, report: CycleReport, *, fallback: str | None = None,

@@ -28,6 +28,7 @@ class PageView:
     keys: list[str]  # every tip on the page, in page order
     upcoming: dict[str, float]  # tip key -> kick-off, of the tips whose match is still ahead
     has_next: bool | None
+    events: frozenset[int] = frozenset()  # the matches of the page's tips
 
     @classmethod
     def of(cls, predictor_id: str, text: str, now: float, grace_minutes: float) -> "PageView | None":
@@ -39,7 +40,7 @@ class PageView:
         keys = [tip_key(predictor_id, p) for p in page.predictions]
         upcoming = {key: float(p.start_date_timestamp) for key, p in zip(keys, page.predictions)
                     if is_upcoming(p, now, grace_minutes)}
-        return cls(keys, upcoming, page.has_next_page)
+        return cls(keys, upcoming, page.has_next_page, frozenset(p.event_id for p in page.predictions))
 
 
 def new_tips(view: PageView, known: set[str] | dict[str, float]) -> list[str]:
@@ -56,5 +57,13 @@ def verdict(view: PageView | None, page: int, known: set[str] | dict[str, float]
     if view is None or known is None or not view.keys or view.has_next is not True:
         return "done"
     if not new_tips(view, known):
+        return "done"
+    return "next" if page + 1 < max_pages else "bound"
+
+
+def dig_verdict(view: PageView | None, page: int, event_id: int, max_pages: int) -> Verdict:
+    """Looking for the predictor's tip on a finished match, to settle it (`shared.unsettled`): read the next
+    page until one holds a tip on that match, the pages end, or PREDICTION_MAX_PAGES is reached."""
+    if view is None or not view.keys or event_id in view.events or view.has_next is not True:
         return "done"
     return "next" if page + 1 < max_pages else "bound"

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from processor import consensusmembers, dedup
 from processor.consumer import StreamConsumer
 from processor.handle import BadRecord, Handler, Outcome, Rules
-from shared import deferred, healththrottle, heartbeat, votes, watch
+from shared import deferred, healththrottle, heartbeat, settlements, unsettled, votes, watch
 from shared.jobs import AlertJob, alerts_queue, enqueue_alerts
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import error_line, first_line, setup_logging
@@ -82,6 +82,7 @@ class Processor:
         self.name = name or consumer_name()
         self.consumer = StreamConsumer(conn, self.keys.fetched, PROCESSOR_GROUP, self.name)
         self.handler = Handler(db, Rules.of(settings), clock)
+        self.clock = clock
         self.queue = alerts_queue(conn)
         self.stop = threading.Event()
         self.handled = 0
@@ -206,15 +207,19 @@ class Processor:
 
     def _sync_watch(self) -> None:
         """Keep the watched events, deferred tips and wanted votes complete even if a ZADD was lost between commit
-        and crash."""
-        now = time.time()
+        and crash, and the alerted tips still open after their match for the fetcher to settle."""
+        now = self.clock()
         if now - self._watch_synced < WATCH_SYNC_SECONDS:
             return
         with self.db.read() as tx:
             upcoming = dedup.upcoming_events(tx, now)
             waiting = dedup.waiting(tx, now, self.settings.match_grace_period_minutes)
             agreeing = consensusmembers.waiting_events(tx)
+            still_open = settlements.open_after_kickoff(tx, now - unsettled.SETTLE_AFTER_SECONDS,
+                                                        now - unsettled.GIVE_UP_SECONDS)
         watch.add(self.conn, self.keys, upcoming)
+        unsettled.sync(self.conn, self.keys, {unsettled.member(event, pid): start + unsettled.SETTLE_AFTER_SECONDS
+                                              for (event, pid), start in still_open.items()})
         deferred.add(self.conn, self.keys, waiting)
         votes.want(self.conn, self.keys, {event: upcoming[event] for event in agreeing if event in upcoming})
         self._watch_synced = now

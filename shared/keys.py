@@ -45,6 +45,11 @@ class Keys:
         return self._k("fetcher", "odds", "missing")
 
     @property
+    def unsettled(self) -> str:
+        """Sorted set: `<event id>:<predictor id>` -> when to look, for alerted tips still open (`shared.unsettled`)."""
+        return self._k("unsettled", "tips")
+
+    @property
     def votes_wanted(self) -> str:
         """Sorted set: event id -> kick-off, for matches with a consensus to announce (`shared.votes`)."""
         return self._k("votes", "wanted")

@@ -58,6 +58,14 @@ def record_closing(tx: Tx, tip_key: str, decimal: float, observed_at: float) -> 
                       (decimal, observed_at, tip_key, observed_at, observed_at)) > 0
 
 
+def open_after_kickoff(tx: Tx, kicked_off_before: float, kicked_off_since: float) -> dict[tuple[int, str], int]:
+    """(event id, predictor id) -> kick-off of alerted tips still open whose match kicked off in the window."""
+    rows = tx.all("SELECT event_id, predictor_id, MIN(start_ts) FROM tips WHERE state = 'alerted' AND result IS NULL"
+                  " AND start_ts >= ? AND start_ts < ? GROUP BY event_id, predictor_id",
+                  (int(kicked_off_since), int(kicked_off_before)))
+    return {(int(event), pid): int(start) for event, pid, start in rows}
+
+
 # -- each predictor's record (table predictor_records), the running sums of shared/scorecard.Tally --------------
 _TALLIED = ("won", "lost", "void", "staked", "returned", "closing_n", "clv_sum", "beat_n")
 

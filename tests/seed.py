@@ -26,10 +26,13 @@ def _rows(db: Database, count: int) -> tuple[str, str]:
     return f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {int(count)}) ", "n"
 
 
+SETTLEMENT_MIGRATION = 8  # tips.result
+
+
 def seed_history(db: Database, tips: int, now: float, predictors: int = 1000) -> None:
     """`tips` tips of `predictors` predictors on matches over before `now` (two per event; one in twenty
-    deferred and never alerted, one deleted, the others alerted), an alert per alerted tip, and as many
-    prices."""
+    deferred and never alerted, one deleted, the others alerted and settled), an alert per alerted tip, and as
+    many prices."""
     prefix, source = _rows(db, tips)
     with db.tx() as tx:
         tx.execute(
@@ -63,6 +66,10 @@ def seed_history(db: Database, tips: int, now: float, predictors: int = 1000) ->
             f" SELECT 'seed-' || i, 'seed' || i, NULL, '{{}}', ? FROM {source} WHERE i < {int(predictors)}",
             (now,),
         )
+        if tx.one("SELECT MAX(version) FROM schema_version")[0] >= SETTLEMENT_MIGRATION:
+            # Their matches are over: settled, as the processor would have done.
+            tx.execute("UPDATE tips SET result = CASE event_id % 2 WHEN 0 THEN 'won' ELSE 'lost' END"
+                       " WHERE state = 'alerted' AND tip_key LIKE 'seed:%'")
     if db.dialect == "postgresql":
         # As autovacuum would have done by then: the planner knows the tables' sizes.
         with db.tx() as tx:

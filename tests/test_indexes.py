@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from processor import dedup
+from processor import consensusmembers, dedup
 from processor.handle import Handler, Rules
+from shared import settlements, unsettled
 from shared.models import FetchRecord
 from shared.storage import Database, Tx
 from tests.fakes.sofascore import REF_NOW, load_fixture
@@ -112,6 +113,8 @@ def test_no_query_of_the_processor_costs_more_with_more_history(db: Database, re
     with db.read() as tx:
         dedup.upcoming_events(tx, NOW)
         dedup.waiting(tx, NOW, 5)
+        consensusmembers.waiting_events(tx)
+        settlements.open_after_kickoff(tx, NOW - unsettled.SETTLE_AFTER_SECONDS, NOW - unsettled.GIVE_UP_SECONDS)
     statements = list(dict.fromkeys(recorded))  # each distinct statement once
     assert {sql.split()[0] for sql, _ in statements} >= {"SELECT", "INSERT", "UPDATE"}  # it saw the handler at work
     before = {statement: cost(db, *statement) for statement in statements}
