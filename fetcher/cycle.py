@@ -17,14 +17,15 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import redis
 from pydantic import ValidationError
 
-from fetcher import oddspolls, paging, seen, streams, usage
+from fetcher import oddspolls, paging, peers, seen, share, streams, usage
 from fetcher.backoff import PredictorState, Transition, record_result
 from fetcher.budget import RequestBudget, by_priority
 from fetcher.cadence import Cadence, odds_due
@@ -49,6 +50,7 @@ from shared.settings import Settings
 from shared.timefmt import utc_stamp
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Records kept in memory while Redis is away; beyond this the oldest go (a cycle writes a few dozen).
 PENDING_MAX = 5000
@@ -106,8 +108,15 @@ class Fetcher:
         client: SofascoreClient,
         *,
         clock: Callable[[], float] = time.time,
+        name: str | None = None,
     ) -> None:
         self.settings = settings
+        # A long-running fetcher's name among its peers (`fetcher.peers`): it polls its share of the work.
+        # None for a one-off run, which polls everything.
+        self.name = name
+        self.peers: list[str] = []
+        self._refreshed_leaderboard = False  # this cycle: its selection is this fetcher's to store
+        self.owned = 0  # the predictors of this fetcher's share, at its last cycle (its heartbeat says it)
         self.conn = conn
         self.client = client
         self.clock = clock
@@ -156,11 +165,63 @@ class Fetcher:
         if self._redis_failed:
             return False
         try:
-            self.store.save(self.state)
+            if self.shared:
+                self.store.save_share(self.state, self._mine(self.state.predictors, str),
+                                      with_selection=self._refreshed_leaderboard)
+                self._refreshed_leaderboard = False
+            else:
+                self.store.save(self.state)
         except redis.RedisError as error:
             self._redis_down("state not saved", error)
             return False
         return True
+
+    # -- sharing the work with other fetchers ------------------------------------------------------
+    @property
+    def shared(self) -> bool:
+        """Whether other fetchers share the work (and the stored state) with this one."""
+        return self.name is not None and len(self.peers) > 1
+
+    def _mine(self, items: Iterable[T], key: Callable[[T], str]) -> list[T]:
+        return share.mine(items, self.name or "", self.peers, key)
+
+    def _join_peers(self, now: float) -> None:
+        """Say this fetcher is alive and learn who shares the work; with others, take up the state they
+        stored (leaderboard selection, upstream block, predictors' strikes and pauses): a block one of them
+        met stops this one too."""
+        if self.name is None or self._redis_failed:
+            return
+        try:
+            self.peers = peers.alive(self.conn, self.keys, self.name, now)
+            if self.shared:
+                self.state.adopt(self.store.read())
+        except redis.RedisError as error:
+            self._redis_down("peers not read, polling the previous share", error)
+
+    def leave_peers(self) -> None:
+        """A clean stop: the other fetchers take this one's share at their next cycle."""
+        if self.name is not None:
+            try:
+                peers.leave(self.conn, self.keys, self.name)
+            except redis.RedisError:
+                pass
+
+    def _share_upstream(self) -> None:
+        """With other fetchers, the upstream block as it changed: the others stop at their next cycle."""
+        if self.shared and not self._redis_failed:
+            try:
+                self.store.save_upstream(self.state)
+            except redis.RedisError as error:
+                self._redis_down("upstream block not shared", error)
+
+    def _may_refresh_leaderboard(self) -> bool:
+        if not self.shared:
+            return True
+        try:
+            return peers.take_leaderboard(self.conn, self.keys, self.name or "")
+        except redis.RedisError as error:
+            self._redis_down("leaderboard lock not taken, leaderboard not refreshed", error)
+            return False
 
     def schedule_next(self, at: float) -> None:
         self.state.next_poll_at = at
@@ -229,7 +290,9 @@ class Fetcher:
 
     def _prediction_jobs(self, now: float) -> list[Job]:
         jobs = []
-        for predictor in self.monitored():
+        owned = self._mine(self.monitored(), lambda p: p.id)
+        self.owned = len(owned)
+        for predictor in owned:
             state = self.state.predictors.setdefault(predictor.id, PredictorState(nickname=predictor.nickname))
             if predictor.nickname:
                 state.nickname = predictor.nickname
@@ -270,7 +333,8 @@ class Fetcher:
             return []
         fetched.update(self._odds_answered)  # answers not saved yet (Redis failed at the last save)
         self._odds_missing = (missing | self._odds_gone) - self._odds_back
-        return [Job("odds", event, odds_path(event), kickoff=kickoff) for event, kickoff in events.items()
+        return [Job("odds", event, odds_path(event), kickoff=kickoff)
+                for event, kickoff in self._mine(events.items(), _first)
                 if odds_due(self.cadence, kickoff, now, fetched.get(event), event in self._odds_missing)]
 
     def _odds_answer(self, job: Job, result: FetchResult, now: float) -> bool:
@@ -313,8 +377,8 @@ class Fetcher:
         except redis.RedisError as error:
             self._redis_down("wanted votes not read", error)
             return []
-        return [Job("votes", event, votes_path(event), kickoff=kickoff) for event, kickoff in wanted.items()
-                if event not in self._votes_answered]
+        return [Job("votes", event, votes_path(event), kickoff=kickoff)
+                for event, kickoff in self._mine(wanted.items(), _first) if event not in self._votes_answered]
 
     def _settle_jobs(self, now: float) -> list[Job]:
         """The matches of alerted tips still open after they should be over, one `GET /event/{id}` each."""
@@ -326,7 +390,7 @@ class Fetcher:
         except redis.RedisError as error:
             self._redis_down("open tips not read, none settled", error)
             return []
-        for event, predictor_id in items:
+        for event, predictor_id in self._mine(items, lambda item: str(item[0])):
             self._settling.setdefault(event, set()).add(predictor_id)
         return [Job("event", str(event), event_path(event), settles=event) for event in self._settling]
 
@@ -384,7 +448,7 @@ class Fetcher:
             self._redis_down("deferred tips not read, no match refreshed", error)
             return []
         events = dict.fromkeys(event for event, key in due if key not in self._read_this_cycle)
-        return [Job("event", str(event), event_path(event)) for event in events]
+        return [Job("event", str(event), event_path(event)) for event in self._mine(events, str)]
 
     # -- the cycle --------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -403,6 +467,7 @@ class Fetcher:
         if self._stopping.is_set():
             return report
         now = self.clock()
+        self._join_peers(now)
         self.state.last_cycle_at = now
         self._read_this_cycle = set()
         self.flush()
@@ -410,7 +475,7 @@ class Fetcher:
             log.info("upstream paused for another %.0f s; no requests this cycle", self.state.upstream.remaining(now))
             report.skipped_blocked = True
         else:
-            if self._leaderboard_due(now):
+            if self._leaderboard_due(now) and self._may_refresh_leaderboard():
                 self._refresh_leaderboard(report)
             if not self._halt.is_set():
                 now = self.clock()
@@ -458,6 +523,7 @@ class Fetcher:
             return
         selected = select_predictors(ranking.ranking, self.filters, self.settings.target_users)
         self.state.selected = [p.id for p in selected]
+        self._refreshed_leaderboard = True
         self.state.leaderboard_at = self.clock()
         keep = {p.id for p in selected} | set(self.settings.target_users)
         # Predictors that left the selection are forgotten; the hash shows who is monitored now.
@@ -570,6 +636,7 @@ class Fetcher:
         consequences = []
         if result.blocks_upstream:
             self._transition(self.state.upstream.on_block(now, result.retry_after, reason=result.describe()), report)
+            self._share_upstream()
             consequences.append(f"upstream paused {self.state.upstream.remaining(now):.0f} s")
         if state is not None:
             effect = record_result(state, result.kind, now)
@@ -587,6 +654,7 @@ class Fetcher:
         if transition is None:
             return
         report.transitions.append(transition)
+        self._share_upstream()
         subject = streams.HEALTH_BLOCKED if transition.kind == "blocked_started" else streams.HEALTH_RECOVERED
         self._emit(streams.health_record(subject, transition.message, transition.until, transition.at))
         if transition.kind == "blocked_ended":
@@ -605,3 +673,7 @@ class Fetcher:
             rng=rng,
         )
 
+
+
+def _first(pair: tuple[str, float]) -> str:
+    return pair[0]

@@ -12,6 +12,7 @@ from types import FrameType
 
 import redis
 
+from fetcher import peers
 from fetcher.client import SofascoreClient
 from fetcher.cycle import CycleReport, Fetcher
 from shared import heartbeat, malloc
@@ -51,7 +52,10 @@ def _stop_on_signals(stop: threading.Event, fetcher: Fetcher) -> Iterator[None]:
 def _beat(conn: redis.Redis, keys: Keys, name: str, fetcher: Fetcher, mode: str | None = None) -> None:
     try:
         heartbeat.beat(conn, keys, name, mode=mode, next_poll_at=fetcher.state.next_poll_at,
-                       last_cycle_at=fetcher.state.last_cycle_at)
+                       last_cycle_at=fetcher.state.last_cycle_at, fetchers=len(fetcher.peers) or 1,
+                       predictors=fetcher.owned)
+        if mode is None:
+            peers.alive(conn, keys, name, fetcher.clock())  # still sharing the work while it waits
     except redis.RedisError:
         pass  # the cycle already logged that Redis is away
 
@@ -129,7 +133,7 @@ def run(
     name = heartbeat.process_name("fetcher")
     try:
         with SofascoreClient(settings) as client:
-            fetcher = Fetcher(settings, conn, client, clock=clock)
+            fetcher = Fetcher(settings, conn, client, clock=clock, name=None if once else name)
             fetcher.sleep = lambda seconds: _sleep(stop, seconds, lambda: _beat(conn, keys, name, fetcher))
             with _stop_on_signals(stop, fetcher):
                 if not _load_state(fetcher, stop, once):
@@ -140,6 +144,7 @@ def run(
                     fetcher.flush_pending()
                     return _once_status(report, fetcher)
                 _loop(fetcher, stop, rng, lambda: _beat(conn, keys, name, fetcher))
+                fetcher.leave_peers()
                 try:
                     heartbeat.clear(conn, keys, name)
                 except redis.RedisError:
