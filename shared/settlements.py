@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from shared.scorecard import Figures, Result, Tally, TipRecord
+from shared.scorecard import Figures, Result, Scored, Tally, TipRecord
 from shared.storage import Database, Tx
 
 
@@ -92,15 +92,6 @@ def record_of(tx: Tx, predictor_id: str) -> Figures | None:
     tally = Tally(**dict(zip(_TALLIED, row)))
     tally.alerted = tally.won + tally.lost + tally.void
     return tally.figures()
-
-
-@dataclass(frozen=True)
-class Scored:
-    """One alerted tip of the scorecard: whose, and its record."""
-
-    predictor_id: str
-    nickname: str | None
-    record: TipRecord
 
 
 # A tip alerts before its kick-off or within the grace period after it (minutes): one alerted since a time
