@@ -6,6 +6,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from shared.httpclients import DEFAULT_PROFILE, HTTP_CLIENTS, TLS_CLIENT, chrome
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The path of a Discord webhook URL, with or without an API version (`/api/v10/webhooks/...`).
 _WEBHOOK_PATH = re.compile(r"/api(?:/v\d+)?/webhooks/\d+/[\w-]+/?")
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")  # HH:MM, 24-hour
 _NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # an environment variable's name, upper-cased
 SQLITE_MIN = (3, 35)
 
@@ -51,6 +53,8 @@ class Settings(BaseSettings):
     scorecard_min_settled: int = Field(30, ge=1)
     # Consensus alerts: this many monitored predictors on the same pick of a match (0: none).
     consensus_min_predictors: int = Field(3, ge=0)
+    # The daily digest (processor/digest.py): sent from this local time (POLL_TIMEZONE) on; None: never.
+    digest_time: time | None = None
     # Odds cadence by time to kick-off (fetcher/cadence.py): polled rarely while prices barely move.
     odds_slow_beyond_hours: float = Field(12.0, ge=0)
     odds_slow_every_minutes: float = Field(120.0, ge=0)
@@ -116,6 +120,19 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @field_validator("digest_time", mode="before")
+    @classmethod
+    def _clock_time(cls, value: Any) -> Any:
+        # `HH:MM` only: pydantic's own time parsing takes seconds, fractions and offsets, none meant here.
+        if value is None or isinstance(value, time):
+            return value
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            if match := _CLOCK.fullmatch(value.strip()):
+                return time(int(match[1]), int(match[2]))
+        raise ValueError("must be a time of day as HH:MM, 24-hour (09:00, 21:30), or empty for no digest")
 
     @field_validator("log_level", mode="before")
     @classmethod
