@@ -122,3 +122,33 @@ def alerted_since(db: Database, since: float, now: float, predictor_id: str | No
         sql, params = sql + " AND t.predictor_id = ?", [*params, predictor_id]
     with db.read() as tx:
         return _scored(tx.all(sql, params))
+
+
+@dataclass(frozen=True)
+class Settled:
+    """An alerted tip settled in a window (the daily digest's day): whose, which match and pick, its prices and
+    result."""
+
+    predictor_id: str
+    nickname: str | None
+    home: str
+    away: str
+    vote: str
+    vote_type: int | None
+    odds: float | None
+    closing: float | None
+    result: Result
+
+
+def settled_between(db: Database, start: float, end: float) -> list[Settled]:
+    """The alerted tips settled from `start` to before `end` (by when their result was recorded), by kick-off.
+
+    Only alerted tips are ever settled, so their state is not asked: the time alone picks them, through its own
+    index (with the state too, SQLite would rather read every alerted tip through the kick-off index). A settled
+    tip's closing price is final (`record_closing`), so it is given as stored."""
+    with db.read() as tx:
+        rows = tx.all("SELECT t.predictor_id, p.nickname, t.home, t.away, t.vote, t.vote_type, t.odds_decimal,"
+                      " t.closing_decimal, t.result FROM tips t LEFT JOIN predictors p ON p.id = t.predictor_id"
+                      " WHERE t.settled_at >= ? AND t.settled_at < ?"
+                      " ORDER BY t.start_ts, t.tip_key", (start, end))
+    return [Settled(*row) for row in rows]
