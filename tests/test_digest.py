@@ -1,7 +1,6 @@
 """The daily digest: when it is due (pure, fixed clocks), and a real processor sending it once, on both databases."""
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, time
@@ -11,7 +10,9 @@ import pytest
 import redis
 from rq import Queue
 
+import notifier.main
 from notifier.render import render
+import processor.main as processor_main
 from processor import digest
 from processor.main import Processor
 from shared import outbox, settlements
@@ -21,7 +22,9 @@ from shared.scorecard import Scored, TipRecord
 from shared.settings import Settings
 from shared.settlements import Settled
 from shared.storage import Database
+from tests.fakes.discord import FakeDiscord
 from tests.test_embed import limits_ok
+from tests.test_notifier import TIMINGS
 from tests.test_report import event_of, predictor, tip
 
 LONDON = ZoneInfo("Europe/London")
@@ -254,3 +257,50 @@ def test_no_digest_time_no_digest(make_settings: Callable[..., Settings], databa
     seed(database)
     run(settings, redis_conn, database, Clock(at("2026-11-22 12:00")))
     assert digests(database) == []
+
+
+def test_the_digest_reaches_discord(make_settings: Callable[..., Settings], database_url: str,
+                                    redis_conn: redis.Redis) -> None:
+    """Processor, then notifier, against the fake Discord: the digest is one embed on the main webhook."""
+    with FakeDiscord(bucket_limit=5, bucket_window=1.0, channel_per_minute=None) as discord:
+        settings = make_settings(database_url=database_url, digest_time=NINE, scorecard_min_settled=2,
+                                 discord_webhook_url=discord.url(), **TIMINGS)
+        database = Database(database_url)
+        database.migrate()
+        seed(database)
+        with database.tx() as tx:  # the tips' own alerts went out long ago
+            tx.execute("UPDATE alerts SET state = 'sent'")
+        run(settings, redis_conn, database, Clock(at("2026-11-22 09:00")))
+        assert notifier.main.run(settings, burst=True) == 0
+        embed, = discord.accepted_embeds()
+    assert embed["title"] == "Daily digest 2026-11-21: 4 settled (2 won, 1 lost)"
+    assert embed["description"].splitlines()[0] == "\u2705 Quiet: Ajax vs PSV, Full time: PSV to win @ 4.00"
+    assert "Arsenal to win @ 2.20 (closed 2.00)" in embed["description"]
+    assert [(f["name"], f["value"]) for f in embed["fields"]] == [
+        ("GoalGuru\\_88", "3 alerted; 3 settled, ROI -26.7%, CLV +10.0%"),
+        ("Tactico.ES", "3 alerted; 2 settled, ROI +150.0%, CLV -5.0%")]
+    with database.read() as tx:
+        assert tx.all("SELECT kind, webhook, state FROM alerts WHERE kind = 'digest'") == [("digest", "main", "sent")]
+
+
+def test_a_digest_whose_job_redis_refused_gets_it_at_the_next_check(
+        settings: Settings, redis_conn: redis.Redis, database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(database)
+    processor = Processor(settings, redis_conn, database, name="p1", clock=Clock(at("2026-11-22 09:00")))
+    real = processor_main.enqueue_alert
+    calls: list[int] = []
+
+    def refused_once(*args: object, **kwargs: object) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise redis.ConnectionError("Redis went away")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(processor_main, "enqueue_alert", refused_once)
+    with pytest.raises(redis.ConnectionError):  # what the processor's loop waits out and tries again
+        processor._check_digest()
+    (alert_id, _), = digests(database)  # committed all the same
+    queue = Queue(ALERTS_QUEUE, connection=redis_conn)
+    assert queue.job_ids == []
+    processor._check_digest()
+    assert queue.job_ids == [outbox.job_id(alert_id)] and len(digests(database)) == 1
