@@ -11,8 +11,8 @@ import redis
 from rq import Queue
 
 import notifier.main
-from notifier.render import render
 import processor.main as processor_main
+from notifier.render import render
 from processor import digest
 from processor.main import Processor
 from shared import outbox, settlements
@@ -70,6 +70,9 @@ def test_daylight_saving_days() -> None:
     # 25 October 2026: 02:00 BST goes back to 01:00 GMT. 01:30 happens twice: due from the first.
     assert digest.due(at("2026-10-25 01:29"), time(1, 30), LONDON) is None
     assert digest.due(at("2026-10-25 01:30"), time(1, 30), LONDON) == date(2026, 10, 24)
+    # The second 01:30 (GMT, an hour later) asks for the same day's: made already, so not again.
+    assert digest.due(at("2026-10-25 01:30 (again)"), time(1, 30), LONDON) == date(2026, 10, 24)
+    assert at("2026-10-25 01:30 (again)") - at("2026-10-25 01:30") == HOUR
     # A day of 23 hours and one of 25, each bounded by its own midnights.
     start, end = digest.bounds(date(2026, 3, 29), LONDON)
     assert (start, end - start) == (at("2026-03-29 00:00"), 23 * HOUR)
