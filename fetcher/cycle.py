@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -39,6 +40,7 @@ from fetcher.client import (
     votes_path,
 )
 from fetcher.schedule import next_poll_seconds
+from fetcher.sharedbudget import SharedBudget
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
 from fetcher.state import FetcherState, StateStore
 from shared import deferred, unsettled, votes, watch
@@ -143,6 +145,9 @@ class Fetcher:
         self._settling: dict[int, set[str]] = {}
         self._looked: set[tuple[int, str]] = set()
         self.budget = RequestBudget(settings.upstream_max_requests_per_minute)
+        scope = "global" if settings.upstream_budget_scope == "global" else f"host:{socket.gethostname()}"
+        self.shared_budget = SharedBudget(conn, self.keys.request_budget(scope),
+                                          settings.upstream_max_requests_per_minute)
         # How a spread cycle waits for the budget; `fetcher.main` makes it beat the heartbeat meanwhile.
         self.sleep: Callable[[float], object] = self._stopping.wait
 
@@ -552,9 +557,9 @@ class Fetcher:
         queue = jobs
         while queue and not self._halt.is_set():
             now = self.clock()
-            allowed = self.budget.allowance(now)
+            allowed, wait, slots = self._allowance(len(queue), now)
             if allowed == 0:
-                self.sleep(self.budget.wait_seconds(now))
+                self.sleep(wait)
                 continue
             batch, queue = queue[:allowed], queue[allowed:]
             made: Counter[str] = Counter()
@@ -563,7 +568,27 @@ class Fetcher:
                 yield batch[index], result
             finished = self.clock()
             self.budget.spend(made.total(), finished)
+            self._slots_used(slots, finished)
             self._count(made, finished)
+
+    def _allowance(self, wanted: int, now: float) -> tuple[int, float, list[str]]:
+        """How many requests may start now, else how long to wait; with other fetchers the budget is theirs
+        too (`fetcher.sharedbudget`, with its slots' tokens), this fetcher's own when Redis is away."""
+        if self.shared and self.budget.limited and not self._redis_failed:
+            try:
+                slots, wait = self.shared_budget.take(wanted, now)
+                return len(slots), wait, slots
+            except redis.RedisError as error:
+                self._redis_down("the shared request budget not read, keeping to this fetcher's own", error)
+        allowed = min(self.budget.allowance(now), wanted)
+        return allowed, self.budget.wait_seconds(now) if allowed == 0 else 0.0, []
+
+    def _slots_used(self, slots: list[str], finished: float) -> None:
+        if slots and not self._redis_failed:
+            try:
+                self.shared_budget.finished(slots, finished)
+            except redis.RedisError as error:
+                self._redis_down("the shared request budget not updated", error)
 
     def _say_if_spread(self, requests: int, now: float) -> None:
         """One line when this cycle's first round is more than the budget lets start at once."""

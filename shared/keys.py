@@ -54,6 +54,10 @@ class Keys:
         """String: the fetcher refreshing the leaderboard now (`fetcher.peers`)."""
         return self._k("fetcher", "leaderboard-lock")
 
+    def request_budget(self, scope: str) -> str:
+        """Sorted set: request slots taken in the last minute by the fetchers of `scope` (`fetcher.sharedbudget`)."""
+        return self._k("fetcher", "budget", scope)
+
     @property
     def unsettled(self) -> str:
         """Sorted set: `<event id>:<predictor id>` -> when to look, for alerted tips still open (`shared.unsettled`)."""

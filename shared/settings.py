@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     http_concurrency: int = Field(5, ge=1, le=50)
     # Requests to Sofascore in any 60 s at most, all kinds together; 0 = no limit.
     upstream_max_requests_per_minute: int = Field(60, ge=0)
+    # Whose requests that budget counts when several fetchers share the work: all of them, or those of one host.
+    upstream_budget_scope: Literal["global", "host"] = "global"
     # Pages of one predictor's tips read at most per poll (a poll stops earlier at a page with nothing new).
     prediction_max_pages: int = Field(5, ge=1, le=100)
     http_timeout_seconds: float = Field(20.0, gt=0)

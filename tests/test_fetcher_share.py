@@ -116,3 +116,31 @@ def test_the_share_is_the_same_for_everyone_and_moves_only_what_it_must() -> Non
     moved = [item for item in items if three[item] != two[item]]
     assert all(three[item] == "fetcher:host-c:7" for item in moved) and 250 < len(moved) < 420
     assert share.mine(items, A, [A], str) == items and share.mine(items, "once", [A, B], str) == items
+
+
+def test_the_request_budget_holds_for_both_fetchers_together(make_settings: Callable[..., Settings],
+                                                             redis_conn: redis.Redis) -> None:
+    clock = Clock(REF_NOW)
+    users = [f"user{i:02d}" for i in range(24)]
+    with FakeSofascore(clock=clock) as fake:
+        fake.ranking = []
+        for uid in users:
+            fake.set_feed(uid, [])
+        settings = make_settings(sofascore_base_url=fake.base_url, target_users=users,
+                                 upstream_max_requests_per_minute=10)
+        clients = [SofascoreClient(settings), SofascoreClient(settings)]
+        try:
+            a, b = (Fetcher(settings, redis_conn, client, clock=clock, name=name)
+                    for client, name in zip(clients, (A, B)))
+            peers.alive(redis_conn, Keys.of(settings), B, clock())
+            for fetcher in (a, b):
+                fetcher.sleep = clock.advance  # waiting for the budget moves the test's clock
+            a.run_cycle()
+            b.run_cycle()  # finds A's last minute in the shared window: waits for it
+        finally:
+            for client in clients:
+                client.close()
+    starts = sorted(r.at for r in fake.requests)
+    pages = sorted(r.path for r in fake.requests if "/predictions" in r.path)
+    assert pages == sorted(f"/api/v1/user-account/{u}/predictions?page=0" for u in users)  # each once, by one
+    assert max(sum(1 for t in starts if start <= t < start + 60) for start in starts) <= 10
