@@ -308,10 +308,9 @@ class Handler:
         claimed = consensusmembers.claim_waiting(tx, event_id)
         polls = votes.model_dump()
         prices = oddshistory.latest_prices(tx, event_id)
+        order = {t.predictor_id: n for n, t in reversed(list(enumerate(tips)))}  # members as they tipped
         for market, pick in dict.fromkeys((m, p) for m, p, _ in claimed):
             joined = {pid for m, p, pid in claimed if (m, p) == (market, pick)}
-            # In the order they tipped (as the rule counts them).
-            order = {t.predictor_id: n for n, t in reversed(list(enumerate(tips)))}
             members = sorted(consensusmembers.of_pick(tx, event_id, market, pick),
                              key=lambda pid: order.get(pid, len(order)))
             alert = self._consensus_alert(tx, tips, market, pick, members, joined, polls, prices)
