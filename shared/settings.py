@@ -16,6 +16,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared import sentinelurl
 from shared.httpclients import DEFAULT_PROFILE, HTTP_CLIENTS, TLS_CLIENT, chrome_version, profiles
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -194,7 +195,16 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str) -> str:
         if value.startswith("unix://"):
             return value
-        _check_url(value, ("redis", "rediss"))
+        if sentinelurl.is_sentinel(value):
+            sentinelurl.parse(value)  # its ValueError says what is wrong
+            return value
+        try:
+            _check_url(value, ("redis", "rediss"))
+        except ValueError as error:
+            if "must be a" not in str(error):
+                raise
+            raise ValueError("must be a redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel:// URL")\
+                from None
         return value
 
     @field_validator("sofascore_base_url")
@@ -249,11 +259,12 @@ class Settings(BaseSettings):
         values = [s.get_secret_value() for s in (self.discord_webhook_url, self.discord_health_webhook_url, self.proxy_url,
                                                 self.rq_dashboard_password) if s]
         # The services' passwords on their own; their URLs stay readable (the log filter masks any userinfo).
-        for url in (self.redis_url, self.database_url):
-            password = _password(url)
-            # Masking a very short password everywhere would garble the logs more than it protects.
-            if password and len(password) >= 4:
-                values.append(password)
+        passwords = [_password(self.redis_url), _password(self.database_url)]
+        if sentinelurl.is_sentinel(self.redis_url):
+            sentinel = sentinelurl.parse(self.redis_url)
+            passwords = [sentinel.password, sentinel.sentinel_password, _password(self.database_url)]
+        # Masking a very short password everywhere would garble the logs more than it protects.
+        values += [password for password in passwords if password and len(password) >= 4]
         return [v for v in values if v]
 
 
@@ -307,6 +318,8 @@ USED_BY_OTHERS = frozenset({
 _MEANT = {
     **{f"REDIS_{part}": "REDIS_URL (redis://:password@host:port/db)"
        for part in ("HOST", "PORT", "PASSWORD", "DB", "USERNAME")},
+    **{f"REDIS_{part}": "REDIS_URL (redis+sentinel://:password@host1:26379,host2:26379/mymaster/0)"
+       for part in ("SENTINELS", "SENTINEL", "SENTINEL_MASTER", "SENTINEL_PASSWORD", "MASTER_NAME", "SERVICE_NAME")},
     **{f"DATABASE_{part}": "DATABASE_URL (postgresql://user:password@host/db)"
        for part in ("HOST", "PORT", "PASSWORD", "NAME", "USER")},
     "RQ_DASHBOARD_REDIS_URL": "REDIS_URL (the dashboard uses the project's Redis)",
