@@ -9,15 +9,36 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import redis
 from pydantic import ValidationError
 
 from shared import sentinelurl
+from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import RedactingFilter, redact, safe_url
+from shared.outage import redis_reason
+from shared.redisconn import connect, unavailable
 from shared.settings import Settings, describe_errors
+from shared.storage import Database
+from tests import test_notifier_procs, test_processor_faults
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.sofascore import load_fixture
+from tests.ownsentinel import REDIS_PASSWORD, SENTINEL_PASSWORD, SERVICE, SentinelSet
+from tests.test_notifier import enqueue, insert_alerts
+from tests.test_notifier_procs import Notifiers, delivered, sent_main, wait_for
+from tests.test_processor import FAR_LOOKAHEAD, GURU, TACTICO, alerts, put
+from tests.test_processor_faults import Running, enqueued, lines
+
+notifiers = test_notifier_procs.notifiers  # fixtures: `sofamon notify` subprocesses; processors in threads
+run_processor = test_processor_faults.run_processor
 
 
 # -- the URL (no server) -----------------------------------------------------------------------------------
@@ -104,3 +125,216 @@ def test_sentinel_settings_named_otherwise_point_at_redis_url(monkeypatch: pytes
 
     lines_ = unknown_names({"REDIS_SENTINELS": "h1:26379", "REDIS_SENTINEL_MASTER": "mymaster"}, None)
     assert len(lines_) == 2 and all("redis+sentinel://" in line for line in lines_)
+
+
+# -- through real Sentinels -----------------------------------------------------------------------------
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
+    """A master, its replica and a Sentinel of the test's own (skipped without a redis-server)."""
+    servers = SentinelSet(tmp_path / "sentinel")
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def sentinel_settings(make_settings: Callable[..., Settings], tmp_path: Path,
+                      sentinels: SentinelSet) -> Iterator[Callable[..., Settings]]:
+    """Settings whose REDIS_URL is the Sentinel set's (db 2), with a migrated SQLite database of their own."""
+    dbs: list[Database] = []
+
+    def make(**overrides: object) -> Settings:
+        settings = make_settings(redis_url=sentinels.url(db=2), database_url=f"sqlite:///{tmp_path}/sentinel.db",
+                                 **overrides)
+        db = Database(settings.database_url)
+        db.migrate()
+        dbs.append(db)
+        return settings
+
+    yield make
+    for db in dbs:
+        db.close()
+
+
+def test_connect_reaches_the_master_through_the_sentinels(sentinels: SentinelSet,
+                                                          sentinel_settings: Callable[..., Settings]) -> None:
+    conn = connect(sentinel_settings())
+    conn.set("written", "through Sentinel")
+    master = sentinels.master().conn()
+    master.select(2)  # REDIS_URL's db
+    assert master.get("written") == b"through Sentinel"
+    assert conn.connection_pool.service_name == SERVICE
+
+
+def test_a_demoted_master_answering_readonly_is_a_reconnect_not_a_failure(
+        sentinels: SentinelSet, sentinel_settings: Callable[..., Settings]) -> None:
+    """A master demoted under a connection answers writes with READONLY: redis-py's Sentinel pool closes the
+    connection and raises ConnectionError, which every process counts as Redis away (wait, try again)."""
+    conn = connect(sentinel_settings())
+    conn.set("k", "1")
+    master = sentinels.master().conn()
+    master.replicaof("127.0.0.1", str(sentinels.absent_port))  # demoted behind the Sentinel's back
+    try:
+        with pytest.raises(redis.ConnectionError) as error:
+            conn.set("k", "2")
+        assert unavailable(error.value)
+        assert "ConnectionError" in redis_reason(error.value)
+    finally:
+        master.replicaof("NO", "ONE")
+    conn.set("k", "3")  # a new connection, to the master the Sentinels name
+    assert conn.get("k") == b"3"
+
+
+# -- the processor --------------------------------------------------------------------------------------
+def _alerted(db: Database) -> set[str]:
+    return {r[2] for r in alerts(db)}
+
+
+@pytest.mark.parametrize("how", ["failover", "master-killed"])
+def test_processor_rides_out_a_failover(sentinels: SentinelSet, sentinel_settings: Callable[..., Settings],
+                                        run_processor: Callable[[Settings], Running], how: str,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A processor turns stream entries into RQ jobs through the Sentinels; the master fails over (a
+    `SENTINEL FAILOVER`, or the master killed): the same processor goes on with the new master, at most one line
+    says Redis was away, and every alert has its job there."""
+    caplog.set_level(logging.INFO)
+    settings = sentinel_settings(time_lookahead_hours=FAR_LOOKAHEAD)
+    db = Database(settings.database_url)
+    conn = connect(settings)
+    keys = Keys.of(settings)
+    running = run_processor(settings)
+    put(conn, settings, "leaderboard", "top", load_fixture("vote-ranking.json"))
+    put(conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
+    test_processor_faults.wait_for(lambda: _alerted(db) == {GURU} and enqueued(conn) == {r[0] for r in alerts(db)},
+                                   "GoalGuru's alerts enqueued", running)
+    old = sentinels.master()
+
+    new = sentinels.failover() if how == "failover" else sentinels.kill_master()
+
+    assert new is not old
+    conn = connect(settings)  # the fetcher's: a client of its own, which asks the Sentinels where the master is
+    put(conn, settings, "predictions", TACTICO, load_fixture(f"user-{TACTICO}-page0.json"))
+    test_processor_faults.wait_for(lambda: _alerted(db) == {GURU, TACTICO}, "Tactico's alerts after the failover",
+                                   running)
+    on_new = new.conn()
+    on_new.select(2)
+    test_processor_faults.wait_for(lambda: enqueued(on_new) == {r[0] for r in alerts(db)},
+                                   "every alert's job on the new master", running)
+    test_processor_faults.wait_for(lambda: on_new.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0,
+                                   "the entries acknowledged", running)
+    assert running.stop() == 0
+    assert "Traceback" not in caplog.text
+    away, back = lines(caplog, "Redis unavailable"), lines(caplog, "Redis answers again")
+    assert len(away) <= 1 and len(back) == len(away), caplog.text
+    [moved] = lines(caplog, "new master")
+    assert f"{SERVICE}: 127.0.0.1:{new.port} (was 127.0.0.1:{old.port})" in moved
+    assert "SECRET" not in caplog.text
+    assert on_new.xlen(keys.dead_letters) == 0
+    db.close()
+
+
+def test_processor_waits_while_the_master_answers_readonly(sentinels: SentinelSet,
+                                                           sentinel_settings: Callable[..., Settings],
+                                                           run_processor: Callable[[Settings], Running],
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """The master the Sentinels name refuses writes (READONLY: demoted, and the Sentinels not told yet) while
+    entries wait: the processor waits with one line, nothing goes to dead letters, and once the master takes
+    writes again the entries are processed and their alerts enqueued, in the same run."""
+    caplog.set_level(logging.INFO)
+    settings = sentinel_settings(time_lookahead_hours=FAR_LOOKAHEAD)
+    db = Database(settings.database_url)
+    conn = connect(settings)
+    keys = Keys.of(settings)
+    put(conn, settings, "leaderboard", "top", load_fixture("vote-ranking.json"))
+    put(conn, settings, "predictions", GURU, load_fixture(f"user-{GURU}-page0.json"))
+    conn.xgroup_create(keys.fetched, PROCESSOR_GROUP, id="0")
+    master = sentinels.master().conn()
+    master.replicaof("127.0.0.1", str(sentinels.absent_port))
+    running = run_processor(settings)
+    test_processor_faults.wait_for(lambda: bool(lines(caplog, "Redis unavailable")), "the processor waiting",
+                                   running)
+    time.sleep(1.0)  # a while of refusals: retried, never dead-lettered
+    running.alive()
+    master.replicaof("NO", "ONE")
+    test_processor_faults.wait_for(lambda: len(alerts(db)) == 2 and enqueued(conn) == {r[0] for r in alerts(db)},
+                                   "the alerts recorded and enqueued", running)
+    test_processor_faults.wait_for(lambda: conn.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0,
+                                   "the entries acknowledged", running)
+    assert running.stop() == 0
+    assert "Traceback" not in caplog.text
+    [away] = lines(caplog, "Redis unavailable")
+    assert "previous master is now a slave" in away, away
+    assert len(lines(caplog, "Redis answers again")) == 1
+    assert conn.xlen(keys.dead_letters) == 0
+    db.close()
+
+
+# -- the notifier -----------------------------------------------------------------------------------------
+def _alive(group: Notifiers) -> None:
+    for proc in group.procs:
+        assert proc.poll() is None, f"a notifier exited with {proc.returncode}\n{group.output()[-4000:]}"
+
+
+@pytest.mark.parametrize("how", ["failover", "master-killed"])
+def test_notifier_rides_out_a_failover(sentinels: SentinelSet, sentinel_settings: Callable[..., Settings],
+                                       notifiers: Callable[[Settings], Notifiers], how: str) -> None:
+    """A `sofamon notify` process delivers to Discord through the Sentinels; the master fails over: the same
+    process goes on delivering what waited before and what is enqueued on the new master, each alert once."""
+    with FakeDiscord(bucket_limit=5, bucket_window=1.0, channel_per_minute=None) as fake:
+        settings = sentinel_settings(discord_webhook_url=fake.url(), discord_messages_per_minute=100_000)
+        db = Database(settings.database_url)
+        conn = connect(settings)
+        group = notifiers(settings)
+        proc = group.start()
+        before = insert_alerts(db, 3)
+        enqueue(conn, before)
+        wait_for(lambda: sent_main(db) == 3, 20, "the first alerts sent", group)
+
+        sentinels.failover() if how == "failover" else sentinels.kill_master()
+
+        _alive(group)
+        after = insert_alerts(db, 3)
+        enqueue(connect(settings), after)  # the processor's: a client of its own
+        wait_for(lambda: sent_main(db) == 6, 30, "the alerts enqueued on the new master sent", group)
+        _alive(group)
+        assert group.procs == [proc]
+        assert group.stop() == [0], group.output()[-6000:]
+    assert sorted(Counter(delivered(fake)).elements()) == before + after  # each once
+    output = group.output()
+    assert "Traceback" not in output and "unhandled exception" not in output
+    away, back = _lines(output, "Redis unavailable"), _lines(output, "Redis answers again")
+    assert len(away) <= 1 and len(back) == len(away), output
+    assert len(_lines(output, "the Sentinels name a new master")) == 1, output
+    assert REDIS_PASSWORD not in output and SENTINEL_PASSWORD not in output
+    db.close()
+
+
+def _lines(output: str, text: str) -> list[str]:
+    return [line for line in output.splitlines() if text in line]
+
+
+def test_a_read_cut_short_leaves_no_reply_for_the_next_command(sentinels: SentinelSet,
+                                                               sentinel_settings: Callable[..., Settings]) -> None:
+    """A blocking read interrupted by an exception (RQ's SIGTERM handler raises StopRequested inside the
+    worker's blocking dequeue): the connection is closed, so the next command gets its own reply, not the
+    interrupted command's (redis-py 8.1's Sentinel connections kept it open: the notifier hung at its stop)."""
+    conn = connect(sentinel_settings())
+    conn.set("k", "v")
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(Interrupted):
+            conn.blpop(["nothing"], timeout=2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert conn.get("k") == b"v"
