@@ -3,6 +3,7 @@ REDIS_URL is a redis+sentinel:// URL."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -11,7 +12,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.connection import SSLConnection
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelConnectionPoolProxy, SentinelManagedConnection
+from redis.sentinel import (MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelConnectionPoolProxy,
+                            SentinelManagedConnection)
 
 from shared import sentinelurl
 from shared.settings import Settings
@@ -85,11 +87,27 @@ class _AnnouncingProxy(SentinelConnectionPoolProxy):
 
     def get_master_address(self) -> tuple[str, int]:
         before = self.master_address
-        address = super().get_master_address()
+        try:
+            address = super().get_master_address()
+        except MasterNotFoundError as error:
+            raise MasterNotFoundError(_brief(error, len(self.sentinel_manager.sentinels))) from None
         if before is not None and self.master_address != before:
             log.warning("Redis: the Sentinels name a new master of %s: %s:%s (was %s:%s)", self.service_name,
                         *self.master_address, *before)
         return address
+
+
+def _brief(error: MasterNotFoundError, sentinels: int) -> str:
+    """redis-py's text without the reprs of its Sentinel clients (hundreds of characters each, and no reason):
+    `No master found for 'mymaster': none of the 2 Sentinels answered`."""
+    head, _, details = str(error).partition(" : ")
+    silent = len(re.findall(r" - \S*Error", details))
+    if silent >= sentinels:
+        return f"{head}: none of the {sentinels} Sentinels answered" if sentinels > 1 else f"{head}: the Sentinel" \
+            " did not answer"
+    if silent:
+        return f"{head}: {silent} of the {sentinels} Sentinels did not answer, the others name no master that is up"
+    return f"{head}: the Sentinels name no master that is up"
 
 
 class MasterFollowingPool(SentinelConnectionPool):

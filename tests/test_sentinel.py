@@ -7,8 +7,10 @@ passwords; the URL also lists a Sentinel that is not there, which clients skip.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +30,7 @@ from shared.outage import redis_reason
 from shared.redisconn import connect, unavailable
 from shared.settings import Settings, describe_errors
 from shared.storage import Database
-from tests import test_notifier_procs, test_processor_faults
+from tests import servers, test_notifier_procs, test_processor_faults
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.sofascore import load_fixture
 from tests.ownsentinel import REDIS_PASSWORD, SENTINEL_PASSWORD, SERVICE, SentinelSet
@@ -338,3 +340,35 @@ def test_a_read_cut_short_leaves_no_reply_for_the_next_command(sentinels: Sentin
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert conn.get("k") == b"v"
+
+
+# -- sofamon status --------------------------------------------------------------------------------------
+def _status(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "REDIS_URL": url, "DATABASE_URL": f"sqlite:///{tmp_path}/status.db"}
+    return subprocess.run([sys.executable, "-m", "sofamon.cli", "status", *args], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_status_reads_redis_through_the_sentinels_and_names_the_master(sentinels: SentinelSet,
+                                                                       tmp_path: Path) -> None:
+    url = sentinels.url(db=2)
+    report = json.loads(_status(url, tmp_path, "--json").stdout)
+    assert report["redis"]["reachable"] and report["redis"]["master"] == f"127.0.0.1:{sentinels.master().port}"
+    assert report["redis"]["url"] == f"redis+sentinel://127.0.0.1:{sentinels.absent_port},127.0.0.1:" \
+                                     f"{sentinels.sentinel.port}/{SERVICE}/2"
+    text = _status(url, tmp_path)
+    assert re.search(rf"\n  master +127\.0\.0\.1:{sentinels.master().port} \(named by the Sentinels\)\n", text.stdout)
+    for output in (json.dumps(report), text.stdout, text.stderr):
+        assert "SECRET" not in output
+
+
+def test_status_says_in_one_line_that_no_sentinel_answers(tmp_path: Path) -> None:
+    url = (f"redis+sentinel://:{REDIS_PASSWORD}@127.0.0.1:{servers.free_port()},127.0.0.1:{servers.free_port()}"
+           f"/{SERVICE}/0?sentinel_password={SENTINEL_PASSWORD}")
+    result = _status(url, tmp_path)
+    assert result.returncode == 1
+    [line] = [line for line in result.stdout.splitlines() if "Redis" in line]
+    assert line.startswith("UNHEALTHY: Redis at redis+sentinel://127.0.0.1:")
+    assert line.endswith("unreachable: MasterNotFoundError: No master found for 'mymaster': none of the 2 "
+                         "Sentinels answered"), line
+    assert "SECRET" not in result.stdout + result.stderr
