@@ -121,9 +121,12 @@ class SentinelSet:
         # A Sentinel listed first that is not there: clients go on to the next one.
         self.absent_port = servers.free_port()
 
-    def url(self, db: int = 0, scheme: str = "redis+sentinel") -> str:
-        return (f"{scheme}://:{quote(REDIS_PASSWORD)}@127.0.0.1:{self.absent_port},127.0.0.1:{self.sentinel.port}"
-                f"/{SERVICE}/{db}?sentinel_password={quote(SENTINEL_PASSWORD)}")
+    def url(self, db: int = 0, absent_first: bool = True) -> str:
+        """REDIS_URL for this set; `absent_first`: a Sentinel that is not there listed first."""
+        hosts = f"127.0.0.1:{self.absent_port},127.0.0.1:{self.sentinel.port}" if absent_first \
+            else f"127.0.0.1:{self.sentinel.port}"
+        return f"redis+sentinel://:{quote(REDIS_PASSWORD)}@{hosts}/{SERVICE}/{db}?sentinel_password=" \
+               f"{quote(SENTINEL_PASSWORD)}"
 
     def start(self) -> None:
         master, replica = self.nodes

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from pydantic import ValidationError
+from rq import Queue
 
 from shared import sentinelurl
 from shared.keys import PROCESSOR_GROUP, Keys
@@ -33,7 +35,7 @@ from shared.storage import Database
 from tests import servers, test_notifier_procs, test_processor_faults
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.sofascore import load_fixture
-from tests.ownsentinel import REDIS_PASSWORD, SENTINEL_PASSWORD, SERVICE, SentinelSet
+from tests.ownsentinel import REDIS_PASSWORD, SENTINEL_PASSWORD, SERVICE, SentinelSet, wait
 from tests.test_notifier import enqueue, insert_alerts
 from tests.test_notifier_procs import Notifiers, delivered, sent_main, wait_for
 from tests.test_processor import FAR_LOOKAHEAD, GURU, TACTICO, alerts, put
@@ -148,8 +150,8 @@ def sentinel_settings(make_settings: Callable[..., Settings], tmp_path: Path,
     dbs: list[Database] = []
 
     def make(**overrides: object) -> Settings:
-        settings = make_settings(redis_url=sentinels.url(db=2), database_url=f"sqlite:///{tmp_path}/sentinel.db",
-                                 **overrides)
+        values: dict[str, object] = {"redis_url": sentinels.url(db=2), "database_url": f"sqlite:///{tmp_path}/s.db"}
+        settings = make_settings(**{**values, **overrides})
         db = Database(settings.database_url)
         db.migrate()
         dbs.append(db)
@@ -372,3 +374,57 @@ def test_status_says_in_one_line_that_no_sentinel_answers(tmp_path: Path) -> Non
     assert line.endswith("unreachable: MasterNotFoundError: No master found for 'mymaster': none of the 2 "
                          "Sentinels answered"), line
     assert "SECRET" not in result.stdout + result.stderr
+
+
+# -- rq-dashboard ------------------------------------------------------------------------------------------
+def test_dashboard_reaches_the_master_through_the_sentinels_before_and_after_a_failover(
+        sentinels: SentinelSet, sentinel_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    """`sofamon dashboard` gives rq-dashboard the Sentinel URL without its passwords (in its environment) and the
+    passwords through its configuration module: it shows the queues of REDIS_URL's db, on whichever master the
+    Sentinels name, and no password is on its command line. (Only Sentinels that answer are listed: rq-dashboard
+    asks them in order at every page, and redis-py spends about 5 s on each one that is down.)"""
+    settings = sentinel_settings(redis_url=sentinels.url(db=2, absent_first=False))
+    port = servers.free_port()
+    Queue("before-failover", connection=connect(settings)).enqueue("builtins.print", "x")
+    env = {"PATH": os.environ["PATH"], "REDIS_URL": settings.redis_url, "RQ_DASHBOARD_PORT": str(port),
+           "RQ_DASHBOARD_USERNAME": "operator", "RQ_DASHBOARD_PASSWORD": "dash-pw-SECRET"}
+    log = tmp_path / "dashboard.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("sofamon")), "dashboard"], env=env, cwd=tmp_path,
+                                stdout=out, stderr=subprocess.STDOUT)
+    auth = ("operator", "dash-pw-SECRET")
+
+    def queues() -> list[str]:
+        answer = requests.get(f"http://127.0.0.1:{port}/0/data/queues.json", auth=auth, timeout=10)
+        return [q["name"] for q in answer.json()["queues"]] if answer.status_code == 200 else []
+
+    def showing(name: str) -> Callable[[], bool]:
+        def check() -> bool:
+            assert proc.poll() is None, log.read_text()
+            try:
+                return name in queues()
+            except requests.RequestException:
+                return False
+        return check
+
+    try:
+        wait(showing("before-failover"), "the dashboard to show the queue")
+        sentinels.failover()
+        Queue("after-failover", connection=connect(settings)).enqueue("builtins.print", "x")
+        wait(showing("after-failover"), "the dashboard to show the new master's queue")
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+        assert "SECRET" not in cmdline and "redis" not in cmdline.replace(str(Path(sys.executable).parent), "")
+        assert "SECRET" not in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.mark.parametrize("url", ["rediss+sentinel://h1:26379/mymaster/0", "redis+sentinel://app:pw@h1/mymaster/0",
+                                 "redis+sentinel://[::1]:26379/mymaster/0"])
+def test_dashboard_says_what_it_cannot_reach_through_sentinel(url: str, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "sofamon.cli", "dashboard"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, env={"PATH": os.environ["PATH"], "REDIS_URL": url})
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("sofamon dashboard: rq-dashboard cannot reach Redis through Sentinel with "), line
