@@ -164,13 +164,35 @@ def connect(settings: Settings, *, socket_timeout: float | None = 30.0, connect_
     if not sentinelurl.is_sentinel(settings.redis_url):
         return redis.Redis.from_url(settings.redis_url, **options)
     url = sentinelurl.parse(settings.redis_url)
-    # A Sentinel that does not answer is skipped at once for the next one (no retries with backoff).
-    asking = {"socket_connect_timeout": connect_timeout, "socket_timeout": min(socket_timeout or 5.0, 5.0),
-              "retry": Retry(NoBackoff(), 0)}
-    sentinel = Sentinel(list(url.sentinels), sentinel_kwargs={**url.sentinel_kwargs(), **asking},
-                        **url.master_kwargs(), **options)
-    return sentinel.master_for(url.service, connection_pool_class=MasterFollowingPool,
-                               connection_class=_ManagedSSLConnection if url.tls else _ManagedConnection)
+    sentinel = Sentinel(list(url.sentinels), sentinel_kwargs=_asking(url, connect_timeout, socket_timeout),
+                        **_master(url), **options)
+    return sentinel.master_for(url.service, connection_pool_class=MasterFollowingPool)
+
+
+def _asking(url: sentinelurl.SentinelURL, connect_timeout: float, socket_timeout: float | None) -> dict[str, Any]:
+    """Connection arguments for the Sentinels: their credentials, short timeouts, and no retries with backoff
+    (a Sentinel that does not answer is skipped at once for the next one)."""
+    return {**url.sentinel_kwargs(), "socket_connect_timeout": connect_timeout,
+            "socket_timeout": min(socket_timeout or 5.0, 5.0), "retry": Retry(NoBackoff(), 0)}
+
+
+def _master(url: sentinelurl.SentinelURL) -> dict[str, Any]:
+    """Connection arguments for the master: the URL's, and connections that close when a read is cut short."""
+    return {**url.master_kwargs(), "connection_class": _ManagedSSLConnection if url.tls else _ManagedConnection}
+
+
+def rq_settings(settings: Settings) -> dict[str, Any]:
+    """REDIS_URL as rq's command line reads it from a settings module (`rq worker -c notifier.rqconfig`): a
+    redis:// URL as it is, a Sentinel URL as rq's SENTINEL dictionary (rq connects with `master_for`)."""
+    if not sentinelurl.is_sentinel(settings.redis_url):
+        return {"REDIS_URL": settings.redis_url}
+    url = sentinelurl.parse(settings.redis_url)
+    master = _master(url)
+    return {"SENTINEL": {
+        "INSTANCES": list(url.sentinels), "MASTER_NAME": url.service, "DB": master.pop("db"),
+        "USERNAME": master.pop("username"), "PASSWORD": master.pop("password"), "SSL": master.pop("ssl", False),
+        "SOCKET_TIMEOUT": 30.0, "SENTINEL_KWARGS": _asking(url, 5.0, 30.0),
+        "CONNECTION_KWARGS": {**master, "socket_connect_timeout": 5.0, "health_check_interval": 30}}}
 
 
 def text(value: Any, errors: str = "strict") -> str:

@@ -428,3 +428,24 @@ def test_dashboard_says_what_it_cannot_reach_through_sentinel(url: str, tmp_path
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("sofamon dashboard: rq-dashboard cannot reach Redis through Sentinel with "), line
+
+
+# -- a plain `rq worker` -----------------------------------------------------------------------------------
+def test_a_plain_rq_worker_delivers_through_the_sentinels(sentinel_settings: Callable[..., Settings],
+                                                          tmp_path: Path) -> None:
+    """`rq worker -c notifier.rqconfig alerts`: rq's own worker connects through the Sentinels (its SENTINEL
+    settings, from REDIS_URL) and the jobs it runs build their context from the same REDIS_URL."""
+    with FakeDiscord(bucket_limit=5, bucket_window=1.0, channel_per_minute=None) as fake:
+        settings = sentinel_settings(discord_webhook_url=fake.url())
+        db = Database(settings.database_url)
+        ids = insert_alerts(db, 3)
+        enqueue(connect(settings), ids)
+        env = {"PATH": os.environ["PATH"], "REDIS_URL": settings.redis_url, "REDIS_PREFIX": settings.redis_prefix,
+               "DATABASE_URL": settings.database_url, "DISCORD_WEBHOOK_URL": fake.url()}
+        result = subprocess.run([str(Path(sys.executable).with_name("rq")), "worker", "--burst", "-c",
+                                 "notifier.rqconfig", "alerts"], env=env, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert sent_main(db) == 3 and sorted(delivered(fake)) == ids
+        assert "SECRET" not in result.stdout + result.stderr
+    db.close()
