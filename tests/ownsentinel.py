@@ -63,32 +63,16 @@ class Node:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
                                          start_new_session=True)
         password = SENTINEL_PASSWORD if self.sentinel else REDIS_PASSWORD
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            try:
-                with self.conn(password) as conn:
-                    if conn.ping():
-                        return
-            except redis.RedisError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start: {(self.directory / 'log').read_text()[-2000:]}")
-            time.sleep(0.05)
+        servers.wait_until(servers.pings(lambda: self.conn(password)), self.proc, self.name, self.directory / "log")
 
     def kill(self) -> None:
         """Gone at once, as a crashed machine is."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            servers.stop(self.proc, signal.SIGKILL)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            servers.stop(self.proc, signal.SIGTERM)
 
     def conn(self, password: str = REDIS_PASSWORD) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, password=password, socket_timeout=5)

@@ -144,22 +144,9 @@ def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
 
 
 @pytest.fixture
-def sentinel_settings(make_settings: Callable[..., Settings], tmp_path: Path,
-                      sentinels: SentinelSet) -> Iterator[Callable[..., Settings]]:
+def sentinel_settings(migrated_settings: Callable[..., Settings], sentinels: SentinelSet) -> Callable[..., Settings]:
     """Settings whose REDIS_URL is the Sentinel set's (db 2), with a migrated SQLite database of their own."""
-    dbs: list[Database] = []
-
-    def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {"redis_url": sentinels.url(db=2), "database_url": f"sqlite:///{tmp_path}/s.db"}
-        settings = make_settings(**{**values, **overrides})
-        db = Database(settings.database_url)
-        db.migrate()
-        dbs.append(db)
-        return settings
-
-    yield make
-    for db in dbs:
-        db.close()
+    return lambda **overrides: migrated_settings(**{"redis_url": sentinels.url(db=2), **overrides})
 
 
 def test_connect_reaches_the_master_through_the_sentinels(sentinels: SentinelSet,
