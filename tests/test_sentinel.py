@@ -436,3 +436,28 @@ def test_a_plain_rq_worker_delivers_through_the_sentinels(sentinel_settings: Cal
         assert sent_main(db) == 3 and sorted(delivered(fake)) == ids
         assert "SECRET" not in result.stdout + result.stderr
     db.close()
+
+
+# -- over TLS ---------------------------------------------------------------------------------------------
+def test_rediss_sentinel_reaches_the_master_over_tls_and_follows_a_failover(
+        migrated_settings: Callable[..., Settings], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`rediss+sentinel://...?ssl_ca_certs=...`: TLS to the Sentinels and to the master (servers that take TLS
+    only, with a certificate of the test's own), through a failover."""
+    caplog.set_level(logging.INFO)
+    tls = SentinelSet(tmp_path / "tls", tls=True)
+    try:
+        tls.start()
+        settings = migrated_settings(redis_url=tls.url(db=2))
+        assert settings.redis_url.startswith("rediss+sentinel://")
+        conn = connect(settings)
+        conn.set("k", "before")
+        new = tls.failover()
+        # While it works, the client asks the Sentinels every MASTER_CHECK_SECONDS where the master is.
+        wait(lambda: conn.ping() and conn.connection_pool.master_address[1] == new.port, "the client to follow")
+        conn.set("k", "after")
+        on_new = new.conn()
+        on_new.select(2)
+        assert on_new.get("k") == b"after"
+        assert len(lines(caplog, "new master")) == 1
+    finally:
+        tls.stop()
