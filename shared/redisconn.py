@@ -85,15 +85,21 @@ class _AnnouncingProxy(SentinelConnectionPoolProxy):
     """What redis-py's Sentinel connections ask for the master's address (at each connect): one line when the
     Sentinels name another master than the one this pool knew."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._announced: tuple[str, int] | None = None
+        self._announcing = threading.Lock()  # threads connecting at once: one line per move, not one each
+
     def get_master_address(self) -> tuple[str, int]:
-        before = self.master_address
         try:
             address = super().get_master_address()
         except MasterNotFoundError as error:
             raise MasterNotFoundError(_brief(error, len(self.sentinel_manager.sentinels))) from None
-        if before is not None and self.master_address != before:
+        with self._announcing:
+            before, self._announced = self._announced, tuple(address)  # type: ignore[assignment]
+        if before is not None and tuple(address) != before:
             log.warning("Redis: the Sentinels name a new master of %s: %s:%s (was %s:%s)", self.service_name,
-                        *self.master_address, *before)
+                        *address, *before)
         return address
 
 
