@@ -5,6 +5,7 @@ per webhook (learnt from its headers only). Each test stays well under a minute.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -190,7 +191,8 @@ def _quiet_holder(settings: Settings, db: Database, fake: FakeDiscord, redis_con
     time.sleep(0.1)
     if snapshot() != first:
         return None
-    return int(first[0].decode().partition("|")[0].rsplit(":", 1)[1])
+    owner = first[0].decode().partition("|")[0]  # `notifier:<instance id>`: its heartbeat says its pid
+    return int(json.loads(redis_conn.get(keys.heartbeat(owner)))["pid"])
 
 
 def test_kill_9_mid_burst_then_restart_delivers_everything(make_settings: Callable[..., Settings], tmp_path: Path,
