@@ -280,7 +280,8 @@ def test_a_gone_processors_pending_entries_are_taken_by_another(settings: Settin
     last_beat = time.monotonic()
     assert len(gone.consumer.new(10, None)) == 2  # read, never acknowledged
 
-    survivor = Processor(settings, redis_conn, database, name="1b1b1b1b1b1b", clock=lambda: REF_NOW)
+    own_db = Database(settings.database_url)  # a connection of its own: it runs in another thread
+    survivor = Processor(settings, redis_conn, own_db, name="1b1b1b1b1b1b", clock=lambda: REF_NOW)
     running = threading.Thread(target=survivor.run, args=(False,))
     running.start()
     try:
@@ -303,6 +304,7 @@ def test_a_gone_processors_pending_entries_are_taken_by_another(settings: Settin
     finally:
         survivor.stop.set()
         running.join(timeout=10)
+        own_db.close()
     assert consumers(redis_conn, settings) == {"1b1b1b1b1b1b": 0}
 
 
