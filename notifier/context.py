@@ -16,6 +16,7 @@ from rq import Queue
 from notifier import liveness
 from notifier.discord import new_session
 from notifier.ratelimit import RateLimiter
+from shared import heartbeat
 from shared.heartbeat import Timing
 from shared.jobs import alerts_queue
 from shared.keys import Keys
@@ -114,6 +115,7 @@ def create(settings: Settings, *, db: Database | None = None, conn: redis.Redis 
 
 
 _current: NotifierContext | None = None
+_beating: heartbeat.Beater | None = None  # the heartbeat of a context built by `get`
 _lock = threading.Lock()
 
 
@@ -124,18 +126,23 @@ def install(ctx: NotifierContext) -> None:
 
 
 def reset() -> None:
-    global _current
+    global _current, _beating
     with _lock:
         _current = None
+        if _beating is not None:
+            _beating.stop()
+            _beating = None
 
 
 def get() -> NotifierContext:
     """The context set up by `notifier.main`; built from the environment when a plain
-    `rq worker` runs the job."""
-    global _current
+    `rq worker` runs the job (then with a heartbeat of its own: without one, other notifiers would take
+    its lock and claims as those of a gone notifier)."""
+    global _current, _beating
     with _lock:
         if _current is None:
             settings = Settings()
             _current = create(settings)
             _current.db.migrate()
+            _beating = liveness.beater(_current).start()
         return _current

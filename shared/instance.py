@@ -95,10 +95,15 @@ def started(pid: int) -> int | None:
         return None
 
 
+@cache
+def _own_start(pid: int) -> int | None:
+    return started(pid)
+
+
 def identity() -> dict[str, Any]:
     """What a heartbeat says about its writer: host (display), pid, machine and start time (`running_here`)."""
     pid = os.getpid()
-    return {"instance": instance_id(), "host": hostname(), "pid": pid, "machine": machine(), "started": started(pid)}
+    return {"instance": instance_id(), "host": hostname(), "pid": pid, "machine": machine(), "started": _own_start(pid)}
 
 
 def running_here(body: dict[str, Any]) -> bool | None:

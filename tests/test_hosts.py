@@ -8,7 +8,6 @@ otherwise. Traffic stays on the bridge between this test's own namespaces.
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -24,13 +23,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from notifier.ratelimit import RateLimiter
 from shared.keys import Keys
 from shared.settings import Settings
 from shared.storage import Database
 from tests import servers
 from tests.fakes.discord import FakeDiscord
 from tests.test_notifier import ALERT_ID, enqueue, insert_alerts
+from tests.test_notifier_procs import quiet_holder, sent_main
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("unshare"),
                                 reason="needs root with `ip netns` and `unshare` (hosts as network namespaces)")
@@ -161,39 +160,6 @@ def lan_redis(tmp_path: Path) -> Iterator[tuple[Hosts, str]]:
             log.close()
 
 
-def _sent(db: Database) -> int:
-    with db.tx() as tx:
-        row = tx.one("SELECT COUNT(*) FROM alerts WHERE webhook = 'main' AND state = 'sent'")
-    return int(row[0]) if row else 0
-
-
-def _quiet_holder(conn: redis.Redis, keys: Keys, db: Database, fake: FakeDiscord) -> str | None:
-    """The pid namespace of the notifier holding the webhook while it provably waits between posts (nothing
-    claimed, every accepted message recorded, the limiter holding it back), looked at twice 0.1 s apart."""
-    limiter = RateLimiter(conn, keys, 1)
-
-    def snapshot() -> tuple[object, ...] | None:
-        token = conn.get(keys.webhook_lock("main"))
-        state = limiter.state("main")
-        if not token or state.get("remaining") != "0" or float(state.get("reset_at", 0)) - time.time() < 0.4:
-            return None
-        with db.tx() as tx:
-            claimed = tx.one("SELECT COUNT(*) FROM alerts WHERE state = 'sending'")
-        if claimed and claimed[0] or _sent(db) != len(fake.accepted_embeds()):
-            return None
-        return token, len(fake.accepted)
-
-    first = snapshot()
-    if first is None:
-        return None
-    time.sleep(0.1)
-    if snapshot() != first:
-        return None
-    owner = first[0].decode().partition("|")[0]  # type: ignore[union-attr]
-    raw = conn.get(keys.heartbeat(owner))
-    return str(json.loads(raw)["machine"]).rpartition("/")[2] if raw else None
-
-
 @pytest.mark.parametrize("victim", ["lock-holder", "waiting"])
 def test_a_host_that_dies_mid_burst_hands_over_within_the_lease(lan_redis: tuple[Hosts, str], tmp_path: Path,
                                                                 victim: str) -> None:
@@ -219,15 +185,16 @@ def test_a_host_that_dies_mid_burst_hands_over_within_the_lease(lan_redis: tuple
 
         try:
             deadline = time.monotonic() + 60
-            while _sent(db) < 30:
+            while sent_main(db) < 30:
                 assert time.monotonic() < deadline, f"no delivery started\n{output()}"
                 assert all(m.proc.poll() is None for m in machines), output()
                 time.sleep(0.05)
             holder: str | None = None
             while holder is None:
-                assert time.monotonic() < deadline and _sent(db) < N_ALERTS - 60, \
+                assert time.monotonic() < deadline and sent_main(db) < N_ALERTS - 60, \
                     f"never saw the lock holder between posts\n{output()}"
-                holder = _quiet_holder(conn, keys, db, fake)
+                beat = quiet_holder(keys, db, fake, conn)
+                holder = str(beat["machine"]).rpartition("/")[2] if beat else None  # its pid namespace
             by_namespace = {m.pid_namespace(): m for m in machines}
             assert holder in by_namespace, (holder, list(by_namespace))
             dying = by_namespace[holder] if victim == "lock-holder" else \
@@ -236,7 +203,7 @@ def test_a_host_that_dies_mid_burst_hands_over_within_the_lease(lan_redis: tuple
             killed_at = time.monotonic()  # the fake's clock
             dying.die()
 
-            while _sent(db) < N_ALERTS:
+            while sent_main(db) < N_ALERTS:
                 assert time.monotonic() - killed_at < LEASE + 60, f"not everything delivered\n{output()}"
                 assert survivor.proc.poll() is None, output()
                 time.sleep(0.05)

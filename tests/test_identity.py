@@ -174,6 +174,26 @@ def test_timings_hand_over_within_the_lease() -> None:
     assert timing(60.0) == heartbeat.Timing(timeout=30.0, every=10.0, check_every=15.0)
 
 
+def test_a_plain_rq_worker_running_our_job_beats_a_heartbeat(make_settings: Callable[..., Settings],
+                                                             redis_conn: redis.Redis,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rq worker alerts` instead of `sofamon notify`: the job builds its context from the environment, and with it
+    a heartbeat, or other notifiers would take its lock and claims as those of a gone notifier."""
+    settings = make_settings()
+    for name, value in {"REDIS_URL": settings.redis_url, "REDIS_PREFIX": settings.redis_prefix,
+                        "DATABASE_URL": settings.database_url}.items():
+        monkeypatch.setenv(name, value)
+    context.reset()
+    try:
+        ctx = context.get()
+        keys = Keys.of(settings)
+        assert not heartbeat.dead(redis_conn, keys, ctx.owner, ctx.config.timing)
+        assert json.loads(redis_conn.get(keys.heartbeat(ctx.owner)))["role"] == "notifier"
+    finally:
+        context.reset()
+    assert heartbeat.dead(redis_conn, keys, ctx.owner, ctx.config.timing)  # stopped with it
+
+
 # -- the sweeper: a started job of a notifier that is gone --------------------------------------------------
 @pytest.fixture
 def ctx(settings_for: Callable[..., Settings], db: Database,
