@@ -177,14 +177,13 @@ class Beater:
         """One beat now; a failure is told (Redis away: to `on_error`), never raised."""
         try:
             self.beat()
+            if self.on_beat is not None:
+                self.on_beat()
         except Exception as error:  # noqa: BLE001 - the thread must survive anything
             if not unavailable(error):
                 log.warning("heartbeat of %s failed: %s: %s", self.name, type(error).__name__, str(error)[:200])
             elif self.on_error is not None:
                 self.on_error(error)  # Redis away: the process's own outage line says so
-            return
-        if self.on_beat is not None:
-            self.on_beat()
 
     def start(self) -> Beater:
         """Beat now, then every `timing.every` seconds until `stop`."""
