@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/fetching.py
+	$(BIN)/python bench/sharing.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import redis
 from pydantic import ValidationError
 
-from fetcher import oddspolls, paging, seen, streams, usage
+from fetcher import oddspolls, paging, peers, seen, share, streams, usage
 from fetcher.backoff import PredictorState, Transition, record_result
 from fetcher.budget import RequestBudget, by_priority
 from fetcher.cadence import Cadence, odds_due
@@ -38,6 +40,7 @@ from fetcher.client import (
     votes_path,
 )
 from fetcher.schedule import next_poll_seconds
+from fetcher.sharedbudget import SharedBudget
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
 from fetcher.state import FetcherState, StateStore
 from shared import deferred, unsettled, votes, watch
@@ -49,6 +52,7 @@ from shared.settings import Settings
 from shared.timefmt import utc_stamp
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Records kept in memory while Redis is away; beyond this the oldest go (a cycle writes a few dozen).
 PENDING_MAX = 5000
@@ -106,8 +110,15 @@ class Fetcher:
         client: SofascoreClient,
         *,
         clock: Callable[[], float] = time.time,
+        name: str | None = None,
     ) -> None:
         self.settings = settings
+        # A long-running fetcher's name among its peers (`fetcher.peers`): it polls its share of the work.
+        # None for a one-off run, which polls everything.
+        self.name = name
+        self.peers: list[str] = []
+        self._refreshed_leaderboard = False  # this cycle: its selection is this fetcher's to store
+        self.owned = 0  # the predictors of this fetcher's share, at its last cycle (its heartbeat says it)
         self.conn = conn
         self.client = client
         self.clock = clock
@@ -134,6 +145,9 @@ class Fetcher:
         self._settling: dict[int, set[str]] = {}
         self._looked: set[tuple[int, str]] = set()
         self.budget = RequestBudget(settings.upstream_max_requests_per_minute)
+        scope = "global" if settings.upstream_budget_scope == "global" else f"host:{socket.gethostname()}"
+        self.shared_budget = SharedBudget(conn, self.keys.request_budget(scope),
+                                          settings.upstream_max_requests_per_minute)
         # How a spread cycle waits for the budget; `fetcher.main` makes it beat the heartbeat meanwhile.
         self.sleep: Callable[[float], object] = self._stopping.wait
 
@@ -156,11 +170,63 @@ class Fetcher:
         if self._redis_failed:
             return False
         try:
-            self.store.save(self.state)
+            if self.shared:
+                self.store.save_share(self.state, self._mine(self.state.predictors, str),
+                                      with_selection=self._refreshed_leaderboard)
+                self._refreshed_leaderboard = False
+            else:
+                self.store.save(self.state)
         except redis.RedisError as error:
             self._redis_down("state not saved", error)
             return False
         return True
+
+    # -- sharing the work with other fetchers ------------------------------------------------------
+    @property
+    def shared(self) -> bool:
+        """Whether other fetchers share the work (and the stored state) with this one."""
+        return self.name is not None and len(self.peers) > 1
+
+    def _mine(self, items: Iterable[T], key: Callable[[T], str]) -> list[T]:
+        return share.mine(items, self.name or "", self.peers, key)
+
+    def _join_peers(self, now: float) -> None:
+        """Say this fetcher is alive and learn who shares the work; with others, take up the state they
+        stored (leaderboard selection, upstream block, predictors' strikes and pauses): a block one of them
+        met stops this one too."""
+        if self.name is None or self._redis_failed:
+            return
+        try:
+            self.peers = peers.alive(self.conn, self.keys, self.name, now)
+            if self.shared:
+                self.state.adopt(self.store.read())
+        except redis.RedisError as error:
+            self._redis_down("peers not read, polling the previous share", error)
+
+    def leave_peers(self) -> None:
+        """A clean stop: the other fetchers take this one's share at their next cycle."""
+        if self.name is not None:
+            try:
+                peers.leave(self.conn, self.keys, self.name)
+            except redis.RedisError:
+                pass
+
+    def _share_upstream(self) -> None:
+        """With other fetchers, the upstream block as it changed: the others stop at their next cycle."""
+        if self.shared and not self._redis_failed:
+            try:
+                self.store.save_upstream(self.state)
+            except redis.RedisError as error:
+                self._redis_down("upstream block not shared", error)
+
+    def _may_refresh_leaderboard(self) -> bool:
+        if not self.shared:
+            return True
+        try:
+            return peers.take_leaderboard(self.conn, self.keys, self.name or "")
+        except redis.RedisError as error:
+            self._redis_down("leaderboard lock not taken, leaderboard not refreshed", error)
+            return False
 
     def schedule_next(self, at: float) -> None:
         self.state.next_poll_at = at
@@ -229,7 +295,9 @@ class Fetcher:
 
     def _prediction_jobs(self, now: float) -> list[Job]:
         jobs = []
-        for predictor in self.monitored():
+        owned = self._mine(self.monitored(), lambda p: p.id)
+        self.owned = len(owned)
+        for predictor in owned:
             state = self.state.predictors.setdefault(predictor.id, PredictorState(nickname=predictor.nickname))
             if predictor.nickname:
                 state.nickname = predictor.nickname
@@ -270,7 +338,8 @@ class Fetcher:
             return []
         fetched.update(self._odds_answered)  # answers not saved yet (Redis failed at the last save)
         self._odds_missing = (missing | self._odds_gone) - self._odds_back
-        return [Job("odds", event, odds_path(event), kickoff=kickoff) for event, kickoff in events.items()
+        return [Job("odds", event, odds_path(event), kickoff=kickoff)
+                for event, kickoff in self._mine(events.items(), _first)
                 if odds_due(self.cadence, kickoff, now, fetched.get(event), event in self._odds_missing)]
 
     def _odds_answer(self, job: Job, result: FetchResult, now: float) -> bool:
@@ -313,8 +382,8 @@ class Fetcher:
         except redis.RedisError as error:
             self._redis_down("wanted votes not read", error)
             return []
-        return [Job("votes", event, votes_path(event), kickoff=kickoff) for event, kickoff in wanted.items()
-                if event not in self._votes_answered]
+        return [Job("votes", event, votes_path(event), kickoff=kickoff)
+                for event, kickoff in self._mine(wanted.items(), _first) if event not in self._votes_answered]
 
     def _settle_jobs(self, now: float) -> list[Job]:
         """The matches of alerted tips still open after they should be over, one `GET /event/{id}` each."""
@@ -326,7 +395,7 @@ class Fetcher:
         except redis.RedisError as error:
             self._redis_down("open tips not read, none settled", error)
             return []
-        for event, predictor_id in items:
+        for event, predictor_id in self._mine(items, lambda item: str(item[0])):
             self._settling.setdefault(event, set()).add(predictor_id)
         return [Job("event", str(event), event_path(event), settles=event) for event in self._settling]
 
@@ -384,7 +453,7 @@ class Fetcher:
             self._redis_down("deferred tips not read, no match refreshed", error)
             return []
         events = dict.fromkeys(event for event, key in due if key not in self._read_this_cycle)
-        return [Job("event", str(event), event_path(event)) for event in events]
+        return [Job("event", str(event), event_path(event)) for event in self._mine(events, str)]
 
     # -- the cycle --------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -403,6 +472,7 @@ class Fetcher:
         if self._stopping.is_set():
             return report
         now = self.clock()
+        self._join_peers(now)
         self.state.last_cycle_at = now
         self._read_this_cycle = set()
         self.flush()
@@ -410,7 +480,7 @@ class Fetcher:
             log.info("upstream paused for another %.0f s; no requests this cycle", self.state.upstream.remaining(now))
             report.skipped_blocked = True
         else:
-            if self._leaderboard_due(now):
+            if self._leaderboard_due(now) and self._may_refresh_leaderboard():
                 self._refresh_leaderboard(report)
             if not self._halt.is_set():
                 now = self.clock()
@@ -458,6 +528,7 @@ class Fetcher:
             return
         selected = select_predictors(ranking.ranking, self.filters, self.settings.target_users)
         self.state.selected = [p.id for p in selected]
+        self._refreshed_leaderboard = True
         self.state.leaderboard_at = self.clock()
         keep = {p.id for p in selected} | set(self.settings.target_users)
         # Predictors that left the selection are forgotten; the hash shows who is monitored now.
@@ -486,9 +557,9 @@ class Fetcher:
         queue = jobs
         while queue and not self._halt.is_set():
             now = self.clock()
-            allowed = self.budget.allowance(now)
+            allowed, wait, slots = self._allowance(len(queue), now)
             if allowed == 0:
-                self.sleep(self.budget.wait_seconds(now))
+                self.sleep(wait)
                 continue
             batch, queue = queue[:allowed], queue[allowed:]
             made: Counter[str] = Counter()
@@ -497,7 +568,27 @@ class Fetcher:
                 yield batch[index], result
             finished = self.clock()
             self.budget.spend(made.total(), finished)
+            self._slots_used(slots, finished)
             self._count(made, finished)
+
+    def _allowance(self, wanted: int, now: float) -> tuple[int, float, list[str]]:
+        """How many requests may start now, else how long to wait; with other fetchers the budget is theirs
+        too (`fetcher.sharedbudget`, with its slots' tokens), this fetcher's own when Redis is away."""
+        if self.shared and self.budget.limited and not self._redis_failed:
+            try:
+                slots, wait = self.shared_budget.take(wanted, now)
+                return len(slots), wait, slots
+            except redis.RedisError as error:
+                self._redis_down("the shared request budget not read, keeping to this fetcher's own", error)
+        allowed = min(self.budget.allowance(now), wanted)
+        return allowed, self.budget.wait_seconds(now) if allowed == 0 else 0.0, []
+
+    def _slots_used(self, slots: list[str], finished: float) -> None:
+        if slots and not self._redis_failed:
+            try:
+                self.shared_budget.finished(slots, finished)
+            except redis.RedisError as error:
+                self._redis_down("the shared request budget not updated", error)
 
     def _say_if_spread(self, requests: int, now: float) -> None:
         """One line when this cycle's first round is more than the budget lets start at once."""
@@ -570,6 +661,7 @@ class Fetcher:
         consequences = []
         if result.blocks_upstream:
             self._transition(self.state.upstream.on_block(now, result.retry_after, reason=result.describe()), report)
+            self._share_upstream()
             consequences.append(f"upstream paused {self.state.upstream.remaining(now):.0f} s")
         if state is not None:
             effect = record_result(state, result.kind, now)
@@ -587,6 +679,7 @@ class Fetcher:
         if transition is None:
             return
         report.transitions.append(transition)
+        self._share_upstream()
         subject = streams.HEALTH_BLOCKED if transition.kind == "blocked_started" else streams.HEALTH_RECOVERED
         self._emit(streams.health_record(subject, transition.message, transition.until, transition.at))
         if transition.kind == "blocked_ended":
@@ -605,3 +698,7 @@ class Fetcher:
             rng=rng,
         )
 
+
+
+def _first(pair: tuple[str, float]) -> str:
+    return pair[0]

@@ -12,6 +12,7 @@ from types import FrameType
 
 import redis
 
+from fetcher import peers
 from fetcher.client import SofascoreClient
 from fetcher.cycle import CycleReport, Fetcher
 from shared import heartbeat, instance, malloc
@@ -46,12 +47,17 @@ def _stop_on_signals(stop: threading.Event, fetcher: Fetcher) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _beater(conn: redis.Redis, keys: Keys, fetcher: Fetcher, settings: Settings, mode: str | None) -> heartbeat.Beater:
+def _beater(conn: redis.Redis, keys: Keys, name: str, fetcher: Fetcher, settings: Settings,
+            mode: str | None) -> heartbeat.Beater:
     """The fetcher's heartbeat, beaten from a thread of its own through cycles and sleeps alike (Redis away:
-    the cycle already logs it)."""
-    return heartbeat.Beater(conn, keys, instance.process_name("fetcher"), heartbeat.Timing.of(settings), mode=mode,
-                            info=lambda: {"next_poll_at": fetcher.state.next_poll_at,
-                                          "last_cycle_at": fetcher.state.last_cycle_at})
+    the cycle already logs it); a long-running fetcher also says at each beat that it still shares the work."""
+    beating = heartbeat.Beater(conn, keys, name, heartbeat.Timing.of(settings), mode=mode,
+                               info=lambda: {"next_poll_at": fetcher.state.next_poll_at,
+                                             "last_cycle_at": fetcher.state.last_cycle_at,
+                                             "fetchers": len(fetcher.peers) or 1, "predictors": fetcher.owned})
+    if mode is None:
+        beating.on_beat = lambda: peers.alive(conn, keys, name, fetcher.clock())  # sharing the work while it waits
+    return beating
 
 
 def _load_state(fetcher: Fetcher, stop: threading.Event, once: bool) -> bool:
@@ -119,12 +125,13 @@ def run(
     rng = rng or random.Random()
     conn = connect(settings)
     keys = Keys.of(settings)
+    name = instance.process_name("fetcher")
     try:
         with SofascoreClient(settings) as client:
-            fetcher = Fetcher(settings, conn, client, clock=clock)
+            fetcher = Fetcher(settings, conn, client, clock=clock, name=None if once else name)
             fetcher.sleep = lambda seconds: _sleep(stop, seconds)
             with _stop_on_signals(stop, fetcher):
-                beating = _beater(conn, keys, fetcher, settings, heartbeat.ONCE if once else None).start()
+                beating = _beater(conn, keys, name, fetcher, settings, heartbeat.ONCE if once else None).start()
                 try:
                     if not _load_state(fetcher, stop, once):
                         return 1 if once else 0
@@ -135,7 +142,13 @@ def run(
                         return _once_status(report, fetcher)
                     _loop(fetcher, stop, rng)
                 finally:
-                    beating.stop(clear_it=not once)  # a clean stop: gone from now on
+                    beating.stop(clear_it=False)  # no beat (nor peer registration) after this
+                    if not once:  # a clean stop: the others take its share at once, and it is gone
+                        fetcher.leave_peers()
+                        try:
+                            heartbeat.clear(conn, keys, name)
+                        except redis.RedisError:
+                            pass
                 return 0
     finally:
         conn.close()

@@ -49,12 +49,24 @@ class FetcherState:
         """The `fetcher_state` and `monitored` hashes ("" = unset)."""
         own = {name: _number(getattr(self, name)) for name in _TIMES}
         own["monitored"] = json.dumps(self.selected)
-        own.update({
-            "backoff_until": _number(self.upstream.until),
-            "backoff_seconds": repr(self.upstream.seconds),
-            "blocked_since": _number(self.upstream.blocked_since),
-        })
+        own.update(self.upstream_fields())
         return own, {pid: predictor_json(s) for pid, s in self.predictors.items()}
+
+    def adopt(self, stored: "FetcherState") -> None:
+        """Take up what fetchers sharing the work stored (`fetcher.share`): a newer leaderboard selection, a
+        later upstream block, and each predictor's state where it was polled more recently than here."""
+        if stored.leaderboard_at is not None and (self.leaderboard_at or 0.0) < stored.leaderboard_at:
+            self.leaderboard_at, self.selected = stored.leaderboard_at, stored.selected
+        if stored.upstream.until is not None and (self.upstream.until or 0.0) < stored.upstream.until:
+            self.upstream = stored.upstream
+        for pid, theirs in stored.predictors.items():
+            ours = self.predictors.get(pid)
+            if ours is None or (ours.last_fetch or 0.0) < (theirs.last_fetch or 0.0):
+                self.predictors[pid] = theirs
+
+    def upstream_fields(self) -> dict[str, str]:
+        return {"backoff_until": _number(self.upstream.until), "backoff_seconds": repr(self.upstream.seconds),
+                "blocked_since": _number(self.upstream.blocked_since)}
 
     @classmethod
     def from_hashes(cls, own: Mapping[Any, Any], monitored: Mapping[Any, Any]) -> "FetcherState":
@@ -153,6 +165,26 @@ class StateStore:
         if monitored:
             pipe.hset(self.keys.monitored, mapping=monitored)  # type: ignore[arg-type]
         pipe.execute()
+
+    def save_share(self, state: FetcherState, mine: list[str], *, with_selection: bool) -> None:
+        """With other fetchers: this one's part of the state only, so none overwrites another's. The cycle
+        times; the selection if this fetcher refreshed the leaderboard (predictors no longer selected go);
+        the predictors of its share. The upstream block is written when it changes (`save_upstream`)."""
+        own, monitored = state.to_hashes()
+        pipe = self.conn.pipeline(transaction=True)
+        pipe.hset(self.keys.fetcher_state, mapping={name: own[name] for name in _TIMES})  # type: ignore[arg-type]
+        if with_selection:
+            pipe.hset(self.keys.fetcher_state, "monitored", own["monitored"])
+            gone = set(self.conn.hkeys(self.keys.monitored)) - {pid.encode() for pid in monitored}
+            if gone:
+                pipe.hdel(self.keys.monitored, *gone)
+        mapping = {pid: monitored[pid] for pid in mine if pid in monitored}
+        if mapping:
+            pipe.hset(self.keys.monitored, mapping=mapping)  # type: ignore[arg-type]
+        pipe.execute()
+
+    def save_upstream(self, state: FetcherState) -> None:
+        self.conn.hset(self.keys.fetcher_state, mapping=state.upstream_fields())  # type: ignore[arg-type]
 
     def save_next_poll(self, at: float) -> None:
         self.conn.hset(self.keys.fetcher_state, "next_poll_at", repr(at))

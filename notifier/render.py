@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from notifier.limits import BLANK, DESCRIPTION_MAX, FIELDS_MAX, Embed, fit, whole_lines
+from notifier.limits import (
+    BLANK,
+    DESCRIPTION_MAX,
+    EMBED_TOTAL_MAX,
+    FIELDS_MAX,
+    Embed,
+    clip,
+    embed_chars,
+    fit,
+    whole_lines,
+)
 from notifier.wording import (
     consensus_lines,
     consensus_title,
@@ -44,6 +54,8 @@ COLOR_CONSENSUS = 0x1ABC9C  # teal
 COLOR_DIGEST = 0x95A5A6  # grey
 # Room left in a digest's 6000 characters for the predictors' fields, after the settled tips.
 DIGEST_SETTLED_MAX = 3000
+DIGEST_NAME_MAX = 64  # a predictor's nickname as a field's name
+DIGEST_RESERVE = 120  # the footer (`Sofascore monitor · alert #…`) and the `… and N more predictors` field
 COLOR_HEALTH = {"info": 0x3498DB, "warning": 0xF1C40F, "error": 0xE74C3C}
 
 _MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_~`|>"})
@@ -139,22 +151,31 @@ def _consensus(alert: ConsensusAlert) -> Embed:
 
 
 def _digest(alert: DigestAlert) -> Embed:
-    """Yesterday's settled tips in the description, whole lines only; one field per predictor (the best 24 and a
-    count of the others, within Discord's 25 fields)."""
-    rows = alert.predictors
-    shown = rows if len(rows) <= FIELDS_MAX else rows[: FIELDS_MAX - 1]
-    fields = [{"name": escape(r.nickname), "value": digest_predictor_line(r), "inline": False} for r in shown]
-    if len(shown) < len(rows):
-        fields.append({"name": f"\u2026 and {len(rows) - len(shown)} more predictors", "value": BLANK,
-                       "inline": False})
+    """Yesterday's settled tips in the description, whole lines only; one field per predictor, best first, as many
+    as Discord's 25 fields and 6000 characters take, and a count of the others."""
     settled = [escape(line) for line in digest_settled_lines(alert)]
-    return {
+    embed: Embed = {
         "title": digest_title(alert),
         "color": COLOR_DIGEST,
         "description": whole_lines(settled, min(DIGEST_SETTLED_MAX, DESCRIPTION_MAX), "settled tips")
         + f"\n\nOur record of each predictor, last {alert.window_days} days:",
-        "fields": fields,
+        "fields": [],
     }
+    rows = alert.predictors
+    # Room for the footer and for the count of predictors left out, whatever the nicknames' lengths.
+    room = EMBED_TOTAL_MAX - embed_chars(embed) - DIGEST_RESERVE
+    for row in rows:
+        field = {"name": clip(escape(row.nickname), DIGEST_NAME_MAX), "value": digest_predictor_line(row),
+                 "inline": False}
+        size = len(field["name"]) + len(field["value"])
+        if len(embed["fields"]) == FIELDS_MAX - 1 or size > room:
+            break
+        embed["fields"].append(field)
+        room -= size
+    if len(embed["fields"]) < len(rows):
+        embed["fields"].append({"name": f"\u2026 and {len(rows) - len(embed['fields'])} more predictors",
+                                "value": BLANK, "inline": False})
+    return embed
 
 
 def _health(alert: HealthAlert) -> Embed:

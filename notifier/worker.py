@@ -36,7 +36,7 @@ from notifier.deliver import DeliveryError, next_step
 from shared.keys import ALERTS_QUEUE
 from shared.logs import error_line
 from shared.outbox import alert_id_of
-from shared.redisconn import unavailable
+from shared.redisconn import SENTINEL_BLOCK_SECONDS, through_sentinel, unavailable
 from shared.storage import TRANSIENT_ERRORS
 
 log = logging.getLogger("notifier")
@@ -55,6 +55,7 @@ class NotifierWorker(SimpleWorker):
     """RQ's SimpleWorker (jobs run in this process: no fork per job) with a loop that waits out Redis."""
 
     def __init__(self, ctx: NotifierContext) -> None:
+        self._short_block = through_sentinel(ctx.redis)  # read by dequeue_timeout, which RQ's __init__ asks for
         super().__init__([ctx.queue], connection=ctx.redis, worker_ttl=WORKER_TTL,
                          name=liveness.worker_name(ctx.owner))
         self.ctx = ctx
@@ -112,6 +113,13 @@ class NotifierWorker(SimpleWorker):
             if unavailable(error):
                 self._interrupted = job.id  # RQ could not record how it ended
             raise
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """RQ's (WORKER_TTL - 15 s); through Sentinel SENTINEL_BLOCK_SECONDS, so that after a failover the next
+        dequeue, on a new connection, reaches the new master within seconds."""
+        rqs = super().dequeue_timeout
+        return min(rqs, SENTINEL_BLOCK_SECONDS) if self._short_block else rqs
 
     def _heartbeat_if_due(self) -> None:
         """RQ beats at every job it starts already, and the maintenance thread every NOTIFIER_HEARTBEAT_SECONDS:
@@ -206,6 +214,9 @@ class RetryScheduler(RQScheduler):
     def __init__(self, conn: redis.Redis, owner: str) -> None:
         # The lock's value names the notifier holding it (`notifier:<host>:<pid>|<random>`).
         super().__init__([ALERTS_QUEUE], connection=conn, interval=1, name=f"{owner}|{uuid.uuid4().hex[:8]}")
+        # The notifier's own client (it never forks a scheduler process), not RQ's copy built from its arguments:
+        # through Sentinel, that pool is the one that follows the master (shared/redisconn.py).
+        self._connection = conn
 
     def acquire_locks(self, auto_start: bool = False) -> set[str]:
         """Take or renew the lock of each queue (for SCHEDULER_LOCK_TTL); the queues whose lock is ours."""

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -65,6 +66,8 @@ from shared.webhooks import HEALTH_WEBHOOK, MAIN_WEBHOOK
 log = logging.getLogger(__name__)
 
 _POSITION = re.compile(r"\[\d+\]")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class BadRecord(ValueError):
@@ -95,18 +98,8 @@ class Outcome:
             merged.alert_ids += outcome.alert_ids
             merged.summaries += outcome.summaries
             merged.watch.update(outcome.watch)
-            for event in outcome.votes_done:
-                merged.votes_wanted.pop(event, None)
-                merged.votes_done.add(event)
-            for event, start in outcome.votes_wanted.items():
-                merged.votes_done.discard(event)
-                merged.votes_wanted[event] = start
-            for member in outcome.done_waiting:
-                merged.waiting.pop(member, None)
-                merged.done_waiting.add(member)
-            for member, start in outcome.waiting.items():
-                merged.done_waiting.discard(member)
-                merged.waiting[member] = start
+            _later_wins(merged.votes_wanted, merged.votes_done, outcome.votes_wanted, outcome.votes_done)
+            _later_wins(merged.waiting, merged.done_waiting, outcome.waiting, outcome.done_waiting)
         return merged
 
     def track(self, tips: Iterable[dedup.Stored], now: float, grace_minutes: float) -> None:
@@ -117,6 +110,16 @@ class Outcome:
             else:
                 self.done_waiting.add(tip.member)
                 self.waiting.pop(tip.member, None)
+
+
+def _later_wins(added: dict[K, V], removed: set[K], more_added: dict[K, V], more_removed: set[K]) -> None:
+    """A later outcome's removals, then its additions, over what the earlier ones said."""
+    for key in more_removed:
+        added.pop(key, None)
+        removed.add(key)
+    for key, value in more_added.items():
+        removed.discard(key)
+        added[key] = value
 
 
 @dataclass(frozen=True)
@@ -305,11 +308,11 @@ class Handler:
         claimed = consensusmembers.claim_waiting(tx, event_id)
         polls = votes.model_dump()
         prices = oddshistory.latest_prices(tx, event_id)
+        order = {t.predictor_id: n for n, t in reversed(list(enumerate(tips)))}  # members as they tipped
         for market, pick in dict.fromkeys((m, p) for m, p, _ in claimed):
             joined = {pid for m, p, pid in claimed if (m, p) == (market, pick)}
-            # In the order they tipped (as the rule counts them).
-            order = {t.predictor_id: n for n, t in reversed(list(enumerate(tips)))}
-            members = sorted(consensusmembers.of_pick(tx, event_id, market, pick), key=lambda p: order.get(p, len(order)))
+            members = sorted(consensusmembers.of_pick(tx, event_id, market, pick),
+                             key=lambda pid: order.get(pid, len(order)))
             alert = self._consensus_alert(tx, tips, market, pick, members, joined, polls, prices)
             alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now, event_id=event_id)
             consensusmembers.announced(tx, event_id, market, pick, alert_id)

@@ -26,16 +26,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import date
 from types import FrameType
 
 import redis
 from pydantic import ValidationError
 
-from processor import consensusmembers, dedup
+from processor import consensusmembers, dedup, digest
 from processor.consumer import StreamConsumer
 from processor.handle import BadRecord, Handler, Outcome, Rules
-from shared import deferred, healththrottle, heartbeat, instance, settlements, unsettled, votes, watch
-from shared.jobs import AlertJob, alerts_queue, enqueue_alerts
+from shared import deferred, healththrottle, heartbeat, instance, outbox, settlements, unsettled, votes, watch
+from shared.jobs import AlertJob, alerts_queue, describe, enqueue_alert, enqueue_alerts
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import error_line, first_line, setup_logging
 from shared.models import FetchRecord
@@ -45,12 +46,14 @@ from shared.retry import until_available
 from shared.settings import Settings
 from shared.storage import PERMANENT_ERRORS, TRANSIENT_ERRORS, Database
 from shared.timefmt import duration
+from shared.webhooks import MAIN_WEBHOOK
 
 log = logging.getLogger("processor")
 
 BATCH = 50
 BLOCK_MS = 2000
 WATCH_SYNC_SECONDS = 60
+DIGEST_CHECK_SECONDS = 60
 # Redis or the database away: retry after 1 s, doubling up to 30 s. A burst gives up once the wait
 # would reach 30 s: after the waits of 1, 2, 4, 8 and 16 s, the sixth failure ends it.
 SERVICE_ERRORS = (*REDIS_ERRORS, *TRANSIENT_ERRORS)
@@ -95,6 +98,9 @@ class Processor:
         self.stop = threading.Event()
         self.handled = 0
         self._watch_synced = 0.0
+        self._digest_checked = float("-inf")
+        self._digest_day: date | None = None  # the last day whose digest this processor saw made (or not needed)
+        self._digest_job: AlertJob | None = None  # a digest committed whose job Redis has not taken yet
         self._group_ready = False
         self._database_away = False
         self._last_error: dict[str, str] = {}  # entry id -> why it failed last, for its dead letter
@@ -110,6 +116,7 @@ class Processor:
     def step(self, block_ms: int | None) -> int:
         """Handle one batch; returns how many entries were read (0: nothing pending)."""
         self._sync_watch()
+        self._check_digest()
         if self._database_away:
             # Reading would deliver the pending entries again: not before the database is back.
             self.db.ping()
@@ -230,6 +237,50 @@ class Processor:
         deferred.add(self.conn, self.keys, waiting)
         votes.want(self.conn, self.keys, {event: upcoming[event] for event in agreeing if event in upcoming})
         self._watch_synced = now
+
+    def _check_digest(self) -> None:
+        """Once a minute: the daily digest, when one is due and not made yet (processor/digest.py has the rules).
+
+        The day's row in `digests` and the alert are one transaction, so two processors make it once; its job is
+        enqueued afterwards, and again at the next check if Redis refused it (the notifiers' sweeper would give
+        it one too)."""
+        if self._digest_job is not None:
+            self._enqueue_digest()
+        now = self.clock()
+        if now - self._digest_checked < DIGEST_CHECK_SECONDS:
+            return
+        day = digest.due(now, self.settings.digest_time, self.settings.tz)
+        if day is not None and day != self._digest_day:
+            self._make_digest(day, now)
+            self._digest_day = day
+        self._digest_checked = now
+
+    def _make_digest(self, day: date, now: float) -> None:
+        with self.db.read() as tx:
+            if outbox.digest_made(tx, day.isoformat()):
+                return
+        start, end = digest.bounds(day, self.settings.tz)
+        alert = digest.build(day, settlements.settled_between(self.db, start, end),
+                             settlements.alerted_since(self.db, now - digest.WINDOW_SECONDS, now),
+                             self.settings.scorecard_min_settled)
+        if alert is None:
+            log.info("digest %s not sent: no tip settled that day and none alerted in the last %d days", day,
+                     digest.WINDOW_DAYS)
+            return
+        with self.db.tx() as tx:
+            alert_id = outbox.insert_digest(tx, alert, webhook=MAIN_WEBHOOK, created_at=now)
+        if alert_id is None:
+            return  # another processor made it meanwhile
+        log.info("digest %s queued as alert %d: %d tips settled that day, %d predictors' records over %d days",
+                 day, alert_id, len(alert.settled), len(alert.predictors), digest.WINDOW_DAYS)
+        self._digest_job = AlertJob(alert_id, describe(alert))
+        self._enqueue_digest()
+
+    def _enqueue_digest(self) -> None:
+        assert self._digest_job is not None
+        enqueue_alert(self.queue, self._digest_job.alert_id, retry_intervals=self.settings.notifier_retry_intervals,
+                      description=self._digest_job.description)
+        self._digest_job = None
 
     @property
     def heartbeat_name(self) -> str:

@@ -45,6 +45,20 @@ class Keys:
         return self._k("fetcher", "odds", "missing")
 
     @property
+    def fetchers(self) -> str:
+        """Sorted set: a live fetcher's name -> when it last said so (`fetcher.peers`)."""
+        return self._k("fetcher", "peers")
+
+    @property
+    def leaderboard_lock(self) -> str:
+        """String: the fetcher refreshing the leaderboard now (`fetcher.peers`)."""
+        return self._k("fetcher", "leaderboard-lock")
+
+    def request_budget(self, scope: str) -> str:
+        """Sorted set: request slots taken in the last minute by the fetchers of `scope` (`fetcher.sharedbudget`)."""
+        return self._k("fetcher", "budget", scope)
+
+    @property
     def unsettled(self) -> str:
         """Sorted set: `<event id>:<predictor id>` -> when to look, for alerted tips still open (`shared.unsettled`)."""
         return self._k("unsettled", "tips")

@@ -14,7 +14,8 @@ from shared.settings import Settings
 _WEBHOOK = re.compile(r"(/api/webhooks/\d+/)[\w\-.~]+")
 # `scheme://user:password@`, also without a user (`redis://:password@host`, Redis's usual form).
 _USERINFO = re.compile(r"([a-zA-Z][\w+.-]*://)[^/\s:@]*:[^/\s@]+@")
-_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&\s]+", re.IGNORECASE)  # libpq's `?password=`
+# libpq's `?password=`; a Sentinel URL's `?sentinel_password=` (shared/sentinelurl.py).
+_PASSWORD_PARAM = re.compile(r"([?&](?:sentinel_)?password=)[^&\s]+", re.IGNORECASE)
 
 
 def _secret_parts(secret: str) -> list[str]:

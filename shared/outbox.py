@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from shared.alerts import Alert
+from shared.alerts import Alert, DigestAlert
 
 if TYPE_CHECKING:  # for annotations only: `sofamon`'s parser loads this module for every command (the fetcher's too)
     from shared.storage import Database, Tx
@@ -95,6 +95,23 @@ def insert_once(tx: Tx, alert: Alert, *, webhook: str, created_at: float, source
         (alert.kind, webhook, _ALERT.dump_json(alert).decode(), PENDING, created_at, source),
     )
     return int(row[0]) if row else None
+
+
+def digest_made(tx: Tx, day: str) -> bool:
+    """Whether the daily digest of `day` (`2026-11-21`) is in the outbox already (table `digests`)."""
+    return tx.one("SELECT 1 FROM digests WHERE day = ?", (day,)) is not None
+
+
+def insert_digest(tx: Tx, alert: DigestAlert, *, webhook: str, created_at: float) -> int | None:
+    """Insert the daily digest of its day unless that day's is in already (then None): two processors, on two
+    hosts, send it once. The day's row is taken first, in the caller's transaction: the other processor's
+    insert waits for it and then does nothing."""
+    if tx.one("INSERT INTO digests (day, created_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING RETURNING day",
+              (alert.day, created_at)) is None:
+        return None
+    alert_id = insert(tx, alert, webhook=webhook, created_at=created_at)
+    tx.execute("UPDATE digests SET alert_id = ? WHERE day = ?", (alert_id, alert.day))
+    return alert_id
 
 
 def _row(values: tuple) -> OutboxRow:

@@ -9,9 +9,12 @@
 - CLV compares the tip's odds with the closing price (the last price seen before kick-off) of the same
   market and pick: 100 × mean(tip odds / closing odds − 1); `beat_close_pct` is the share of those tips
   whose odds were above the closing odds.
+- Per predictor (`by_predictor`): one row each, best CLV first (those without one last), then the most settled;
+  what `sofamon report` lists and the daily digest quotes.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -117,6 +120,39 @@ def figures(tips: Iterable[TipRecord]) -> Figures:
     for tip in tips:
         tally.add(tip)
     return tally.figures()
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One alerted tip of the scorecard: whose, and its record."""
+
+    predictor_id: str
+    nickname: str | None
+    record: TipRecord
+
+
+@dataclass(frozen=True)
+class Row:
+    """One predictor's figures."""
+
+    id: str
+    nickname: str | None
+    figures: Figures
+
+
+def by_predictor(scored: Iterable[Scored], predictor: str | None = None) -> tuple[list[Row], Figures]:
+    """One row per predictor (best CLV first, those without one last), and the total over them; `predictor`, an
+    id or a nickname in any case, keeps that predictor's tips only."""
+    wanted = predictor.casefold() if predictor else None
+    chosen = [s for s in scored if wanted is None or wanted in (s.predictor_id.casefold(),
+                                                                 (s.nickname or "").casefold())]
+    tips_of: dict[str, list[Scored]] = defaultdict(list)
+    for tip in chosen:
+        tips_of[tip.predictor_id].append(tip)
+    rows = [Row(pid, tips[0].nickname, figures(t.record for t in tips)) for pid, tips in tips_of.items()]
+    rows.sort(key=lambda r: (r.figures.clv_pct is None, -(r.figures.clv_pct or 0.0), -r.figures.settled,
+                             (r.nickname or r.id).casefold()))
+    return rows, figures(t.record for t in chosen)
 
 
 def signed_pct(value: float | None) -> str:

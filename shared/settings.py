@@ -6,8 +6,9 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from datetime import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,11 +16,13 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared import sentinelurl
 from shared.httpclients import DEFAULT_PROFILE, HTTP_CLIENTS, TLS_CLIENT, chrome_version, profiles
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The path of a Discord webhook URL, with or without an API version (`/api/v10/webhooks/...`).
 _WEBHOOK_PATH = re.compile(r"/api(?:/v\d+)?/webhooks/\d+/[\w-]+/?")
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")  # HH:MM, 24-hour
 _NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # an environment variable's name, upper-cased
 SQLITE_MIN = (3, 35)
 
@@ -51,6 +54,8 @@ class Settings(BaseSettings):
     scorecard_min_settled: int = Field(30, ge=1)
     # Consensus alerts: this many monitored predictors on the same pick of a match (0: none).
     consensus_min_predictors: int = Field(3, ge=0)
+    # The daily digest (processor/digest.py): sent from this local time (POLL_TIMEZONE) on; None: never.
+    digest_time: time | None = None
     # Odds cadence by time to kick-off (fetcher/cadence.py): polled rarely while prices barely move.
     odds_slow_beyond_hours: float = Field(12.0, ge=0)
     odds_slow_every_minutes: float = Field(120.0, ge=0)
@@ -60,6 +65,8 @@ class Settings(BaseSettings):
     http_concurrency: int = Field(5, ge=1, le=50)
     # Requests to Sofascore in any 60 s at most, all kinds together; 0 = no limit.
     upstream_max_requests_per_minute: int = Field(60, ge=0)
+    # Whose requests that budget counts when several fetchers share the work: all of them, or those of one host.
+    upstream_budget_scope: Literal["global", "host"] = "global"
     # Pages of one predictor's tips read at most per poll (a poll stops earlier at a page with nothing new).
     prediction_max_pages: int = Field(5, ge=1, le=100)
     http_timeout_seconds: float = Field(20.0, gt=0)
@@ -116,6 +123,19 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @field_validator("digest_time", mode="before")
+    @classmethod
+    def _clock_time(cls, value: Any) -> Any:
+        # `HH:MM` only: pydantic's own time parsing takes seconds, fractions and offsets, none meant here.
+        if value is None or isinstance(value, time):
+            return value
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            if match := _CLOCK.fullmatch(value.strip()):
+                return time(int(match[1]), int(match[2]))
+        raise ValueError("must be a time of day as HH:MM, 24-hour (09:00, 21:30), or empty for no digest")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -175,7 +195,16 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str) -> str:
         if value.startswith("unix://"):
             return value
-        _check_url(value, ("redis", "rediss"))
+        if sentinelurl.is_sentinel(value):
+            sentinelurl.parse(value)  # its ValueError says what is wrong
+            return value
+        try:
+            _check_url(value, ("redis", "rediss"))
+        except ValueError as error:
+            if "must be a" not in str(error):
+                raise
+            raise ValueError("must be a redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel:// URL")\
+                from None
         return value
 
     @field_validator("sofascore_base_url")
@@ -230,11 +259,12 @@ class Settings(BaseSettings):
         values = [s.get_secret_value() for s in (self.discord_webhook_url, self.discord_health_webhook_url, self.proxy_url,
                                                 self.rq_dashboard_password) if s]
         # The services' passwords on their own; their URLs stay readable (the log filter masks any userinfo).
-        for url in (self.redis_url, self.database_url):
-            password = _password(url)
-            # Masking a very short password everywhere would garble the logs more than it protects.
-            if password and len(password) >= 4:
-                values.append(password)
+        passwords = [_password(self.redis_url), _password(self.database_url)]
+        if sentinelurl.is_sentinel(self.redis_url):
+            sentinel = sentinelurl.parse(self.redis_url)
+            passwords = [sentinel.password, sentinel.sentinel_password, _password(self.database_url)]
+        # Masking a very short password everywhere would garble the logs more than it protects.
+        values += [password for password in passwords if password and len(password) >= 4]
         return [v for v in values if v]
 
 
@@ -288,6 +318,8 @@ USED_BY_OTHERS = frozenset({
 _MEANT = {
     **{f"REDIS_{part}": "REDIS_URL (redis://:password@host:port/db)"
        for part in ("HOST", "PORT", "PASSWORD", "DB", "USERNAME")},
+    **{f"REDIS_{part}": "REDIS_URL (redis+sentinel://:password@host1:26379,host2:26379/mymaster/0)"
+       for part in ("SENTINELS", "SENTINEL", "SENTINEL_MASTER", "SENTINEL_PASSWORD", "MASTER_NAME", "SERVICE_NAME")},
     **{f"DATABASE_{part}": "DATABASE_URL (postgresql://user:password@host/db)"
        for part in ("HOST", "PORT", "PASSWORD", "NAME", "USER")},
     "RQ_DASHBOARD_REDIS_URL": "REDIS_URL (the dashboard uses the project's Redis)",

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from shared.scorecard import Figures, Result, Tally, TipRecord
+from shared.scorecard import Figures, Result, Scored, Tally, TipRecord
 from shared.storage import Database, Tx
 
 
@@ -94,15 +94,6 @@ def record_of(tx: Tx, predictor_id: str) -> Figures | None:
     return tally.figures()
 
 
-@dataclass(frozen=True)
-class Scored:
-    """One alerted tip of the scorecard: whose, and its record."""
-
-    predictor_id: str
-    nickname: str | None
-    record: TipRecord
-
-
 # A tip alerts before its kick-off or within the grace period after it (minutes): one alerted since a time
 # kicks off no earlier than a day before it. That bound lets the kick-off indexes serve the window, so the
 # cost follows the tips in the window, not every tip ever stored.
@@ -131,3 +122,33 @@ def alerted_since(db: Database, since: float, now: float, predictor_id: str | No
         sql, params = sql + " AND t.predictor_id = ?", [*params, predictor_id]
     with db.read() as tx:
         return _scored(tx.all(sql, params))
+
+
+@dataclass(frozen=True)
+class Settled:
+    """An alerted tip settled in a window (the daily digest's day): whose, which match and pick, its prices and
+    result."""
+
+    predictor_id: str
+    nickname: str | None
+    home: str
+    away: str
+    vote: str
+    vote_type: int | None
+    odds: float | None
+    closing: float | None
+    result: Result
+
+
+def settled_between(db: Database, start: float, end: float) -> list[Settled]:
+    """The alerted tips settled from `start` to before `end` (by when their result was recorded), by kick-off.
+
+    Only alerted tips are ever settled, so their state is not asked: the time alone picks them, through its own
+    index (with the state too, SQLite would rather read every alerted tip through the kick-off index). A settled
+    tip's closing price is final (`record_closing`), so it is given as stored."""
+    with db.read() as tx:
+        rows = tx.all("SELECT t.predictor_id, p.nickname, t.home, t.away, t.vote, t.vote_type, t.odds_decimal,"
+                      " t.closing_decimal, t.result FROM tips t LEFT JOIN predictors p ON p.id = t.predictor_id"
+                      " WHERE t.settled_at >= ? AND t.settled_at < ?"
+                      " ORDER BY t.start_ts, t.tip_key", (start, end))
+    return [Settled(*row) for row in rows]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from shared.storage import Database
 
 STATES = (outbox.PENDING, outbox.SENDING, outbox.SENT, outbox.FAILED, outbox.DEAD)
-KINDS = ("new_tip", "line_movement", "consensus", "health")
+KINDS = ("new_tip", "line_movement", "consensus", "digest", "health")
 DEFAULT_LIMIT = 20
 
 

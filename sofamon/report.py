@@ -8,39 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 from shared import console
-from shared.scorecard import Figures, figures, signed_pct
+from shared.scorecard import Figures, Row, by_predictor, signed_pct
 from shared.settings import Settings
-from shared.settlements import Scored, alerted_since
+from shared.settlements import alerted_since
 from sofamon.readdb import read_database
 
 DEFAULT_SINCE = "30d"
 TOO_FEW = "too few to judge"
-
-
-@dataclass(frozen=True)
-class Row:
-    id: str
-    nickname: str | None
-    figures: Figures
-
-
-def build(scored: list[Scored], predictor: str | None = None) -> tuple[list[Row], Figures]:
-    """One row per predictor (best CLV first, those without one last), and the total over them."""
-    wanted = predictor.casefold() if predictor else None
-    chosen = [s for s in scored if wanted is None or wanted in (s.predictor_id.casefold(),
-                                                                 (s.nickname or "").casefold())]
-    by_predictor: dict[str, list[Scored]] = defaultdict(list)
-    for tip in chosen:
-        by_predictor[tip.predictor_id].append(tip)
-    rows = [Row(pid, tips[0].nickname, figures(t.record for t in tips)) for pid, tips in by_predictor.items()]
-    rows.sort(key=lambda r: (r.figures.clv_pct is None, -(r.figures.clv_pct or 0.0), -r.figures.settled,
-                             (r.nickname or r.id).casefold()))
-    return rows, figures(t.record for t in chosen)
 
 
 def as_json(rows: list[Row], total: Figures, min_settled: int) -> str:
@@ -78,7 +55,7 @@ def run(settings: Settings, since: float, now: float, window: str, predictor: st
     scored = read_database(settings, "report", lambda db: alerted_since(db, since, now))
     if scored is None:
         return 1
-    rows, total = build(scored, predictor)
+    rows, total = by_predictor(scored, predictor)
     minimum = settings.scorecard_min_settled
     console.show(as_json(rows, total, minimum) if json_output else render(rows, total, minimum, window), out)
     return 0

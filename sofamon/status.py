@@ -21,7 +21,7 @@ from shared import heartbeat, outbox
 from shared.console import show
 from shared.keys import ALERTS_QUEUE, PROCESSOR_GROUP, Keys
 from shared.logs import error_line, safe_url
-from shared.redisconn import connect, text
+from shared.redisconn import connect, text, through_sentinel
 from shared.settings import Settings
 from shared.storage import Database
 from shared.webhooks import WEBHOOKS, webhook_url
@@ -59,6 +59,9 @@ def _queue(conn: redis.Redis) -> dict[str, int]:
 
 def _gather_redis(conn: redis.Redis, keys: Keys, snap: Snapshot) -> None:
     conn.ping()
+    if through_sentinel(conn):
+        host, port = conn.connection_pool.master_address
+        snap.redis_master = f"{host}:{port}"
     snap.heartbeats = heartbeat.read_all(conn, keys)
     snap.fetcher_state = {text(k): text(v) for k, v in conn.hgetall(keys.fetcher_state).items()}
     snap.monitored = {text(k): text(v, "replace") for k, v in conn.hgetall(keys.monitored).items()}

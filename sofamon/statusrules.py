@@ -66,6 +66,7 @@ class Snapshot:
     database_dialect: str
     stale_cycle_seconds: float = STALE_CYCLE_SECONDS
     redis_error: str | None = None  # "unreachable: ..." or "failed: ..."
+    redis_master: str | None = None  # `host:port` of the master the Sentinels named (REDIS_URL through Sentinel)
     heartbeats: list[dict[str, Any]] = field(default_factory=list)
     fetcher_state: dict[str, str] = field(default_factory=dict)
     monitored: dict[str, str] = field(default_factory=dict)  # predictor id -> JSON state
@@ -307,7 +308,8 @@ def build_report(snap: Snapshot) -> dict[str, Any]:
         "problems": problems,
         "generated_at": snap.now,
         "dry_run": None,
-        "redis": {"url": snap.redis_url, "reachable": snap.redis_error is None, "error": snap.redis_error},
+        "redis": {"url": snap.redis_url, "reachable": snap.redis_error is None, "error": snap.redis_error,
+                  "master": snap.redis_master},
         "processes": None,
         "fetcher": None,
         "predictors": None,

@@ -106,7 +106,9 @@ def _redis(report: dict[str, Any]) -> list[list[str]]:
     configured = {name: hook["configured"] for name, hook in report["dry_run"]["webhooks"].items()}
     webhooks = ", ".join(_webhook(name, hook, configured.get(name, True), report["generated_at"])
                          for name, hook in report["webhooks"].items())
+    master = report["redis"].get("master")
     return [
+        *([["master", f"{master} (named by the Sentinels)"]] if master else []),
         ["fetched stream", f"{_count(streams['fetched']['length'])} entries"],
         ["dead letters", f"{_count(streams['dead_letters']['length'])} entries"],
         [f"group {PROCESSOR_GROUP}", group_text],

@@ -129,6 +129,22 @@ def make_settings(sqlite_url: str, redis_server: str) -> Callable[..., Settings]
 
 
 @pytest.fixture
+def migrated_settings(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Settings]]:
+    """`make_settings`, and their database migrated (its connection closed after the test)."""
+    dbs: list[Database] = []
+
+    def make(**overrides: Any) -> Settings:
+        settings = make_settings(**overrides)
+        dbs.append(Database(settings.database_url))
+        dbs[-1].migrate()
+        return settings
+
+    yield make
+    for db in dbs:
+        db.close()
+
+
+@pytest.fixture
 def database(settings: Settings) -> Iterator[Database]:
     """The migrated database of the test module's own `settings` fixture."""
     db = Database(settings.database_url)

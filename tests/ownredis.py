@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -38,27 +37,12 @@ class OwnRedis:
                 [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
                  "--dir", str(self.directory), "--daemonize", "no"],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with self.conn() as conn:
-                    if conn.ping():
-                        return
-            except redis.RedisError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start: {(self.directory / 'redis.log').read_text()[-2000:]}")
-            time.sleep(0.05)
+        servers.wait_until(servers.pings(self.conn), self.proc, "redis-server", self.directory / "redis.log")
 
     def stop(self) -> None:
         """A clean shutdown (the append-only file is complete); without persistence everything is gone."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            servers.stop(self.proc, signal.SIGTERM)
         self.proc = None
 
     def conn(self) -> redis.Redis:

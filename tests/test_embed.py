@@ -287,4 +287,13 @@ def test_a_huge_digest_keeps_whole_lines_and_discord_s_limits() -> None:
     assert "\u2026 and " in embed["description"] and " more settled tips" in embed["description"]
     assert all(line.startswith(("\u2705", "\u274c", "\u2796", "\u2026")) for line in
                embed["description"].split("\n\n")[0].splitlines())
-    assert embed["fields"][-1]["name"].startswith("\u2026 and") or len(embed["fields"]) <= 25
+    assert embed["fields"][-1]["name"] == "\u2026 and 16 more predictors"  # 24 fields and the count
+
+
+def test_a_digest_of_many_long_nicknames_still_counts_the_predictors_left_out() -> None:
+    embed = render(digest(tips=500, predictors=40, huge="W" * 200))
+    limits_ok(embed)
+    names = [f["name"] for f in embed["fields"]]
+    shown = len(names) - 1
+    assert names[-1] == f"\u2026 and {40 - shown} more predictors" and 0 < shown < 24
+    assert all(name.startswith("Tipster") and len(name) <= 64 for name in names[:-1])

@@ -23,15 +23,17 @@ from shared.settings import Settings
 from shared.storage import Database
 from sofamon.statusrules import build_report
 from sofamon.status import gather
-from tests import servers, test_fetcher
+from tests import servers, test_fetcher, test_sentinel
 from tests.fakes.sofascore import REF_NOW, FakeSofascore
 from tests.ownredis import OwnRedis
+from tests.ownsentinel import SentinelSet
 from tests.test_fetcher import GOAL_GURU, TACTICO, WITH_PAGES, Clock, of_kind, pages_only, ranked_ids, records, state
 
 # Fixtures of the fetcher's tests: its fake Sofascore, and pytest's logging put back after `run()`.
 fake = test_fetcher.fake
 _restore_root_logging = test_fetcher._restore_root_logging
 make_settings = test_fetcher.make_settings  # each test runs with each HTTP client
+sentinels = test_sentinel.sentinels  # a master, its replica and a Sentinel of the test's own
 
 
 @pytest.fixture
@@ -214,3 +216,29 @@ def test_the_fetcher_keeps_its_records_while_redis_refuses_writes(
         assert "Traceback" not in caplog.text
     finally:
         server.stop()
+
+
+def test_the_fetcher_goes_on_through_sentinel_when_the_master_dies(
+        fake: FakeSofascore, make_settings: Callable[..., Settings], sentinels: SentinelSet,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """REDIS_URL through Sentinel: the fetcher's records reach the master the Sentinels name; the master is
+    killed between two cycles: the next cycle's records reach the new master, none lost."""
+    caplog.set_level(logging.INFO)
+    settings = make_settings(sofascore_base_url=fake.base_url, redis_url=sentinels.url(db=2))
+    clock = Clock(REF_NOW)
+    with SofascoreClient(settings) as client:
+        fetcher = Fetcher(settings, connect(settings), client, clock=clock)
+        fetcher.load_state()
+        fetcher.run_cycle()
+        first = len(records(connect(settings), settings))
+        assert first > 0 and fetcher.pending == 0
+        new = sentinels.kill_master()
+        clock.advance(300)
+        fetcher.run_cycle()
+        assert fetcher.pending == 0
+    on_new = new.conn()
+    on_new.select(2)
+    kept = records(on_new, settings)  # the first cycle's (replicated) and the second's (written to it)
+    assert len(kept) > first and {r.fetched_at for r in kept} == {REF_NOW, REF_NOW + 300}
+    assert "Traceback" not in caplog.text
+    assert len([r for r in caplog.records if "the Sentinels name a new master" in r.getMessage()]) == 1

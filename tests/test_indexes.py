@@ -14,7 +14,7 @@ import pytest
 
 from processor import consensusmembers, dedup
 from processor.handle import Handler, Rules
-from shared import settlements, unsettled
+from shared import outbox, settlements, unsettled
 from shared.models import FetchRecord
 from shared.storage import Database, Tx
 from tests.fakes.sofascore import REF_NOW, load_fixture
@@ -106,10 +106,23 @@ def cost(db: Database, sql: str, params: tuple[Any, ...]) -> int:
     return measured
 
 
-def test_no_query_of_the_processor_costs_more_with_more_history(db: Database, recorded: list[Statement]) -> None:
+def handle_hot_path(db: Database) -> None:
     handler = Handler(db, Rules(lookahead_hours=24, grace_minutes=5, threshold=0.15), clock=lambda: NOW)
     for fetched in hot_path(db):
         handler.handle(fetched)
+
+
+def grown_with_history(db: Database, statements: list[Statement]) -> dict[str, tuple[int, int]]:
+    """The statements (their first 120 characters) that cost much more once the history is stored: (before, after)."""
+    before = {statement: cost(db, *statement) for statement in statements}
+    seed_history(db, HISTORY, REF_NOW, predictors=10)
+    after = {statement: cost(db, *statement) for statement in statements}
+    return {sql[:120]: (before[(sql, params)], spent) for (sql, params), spent in after.items()
+            if spent > 3 * before[(sql, params)] + 300}
+
+
+def test_no_query_of_the_processor_costs_more_with_more_history(db: Database, recorded: list[Statement]) -> None:
+    handle_hot_path(db)
     with db.read() as tx:
         dedup.upcoming_events(tx, NOW)
         dedup.waiting(tx, NOW, 5)
@@ -117,10 +130,18 @@ def test_no_query_of_the_processor_costs_more_with_more_history(db: Database, re
         settlements.open_after_kickoff(tx, NOW - unsettled.SETTLE_AFTER_SECONDS, NOW - unsettled.GIVE_UP_SECONDS)
     statements = list(dict.fromkeys(recorded))  # each distinct statement once
     assert {sql.split()[0] for sql, _ in statements} >= {"SELECT", "INSERT", "UPDATE"}  # it saw the handler at work
-    before = {statement: cost(db, *statement) for statement in statements}
+    assert grown_with_history(db, statements) == {}
 
-    seed_history(db, HISTORY, REF_NOW, predictors=10)
-    after = {statement: cost(db, *statement) for statement in statements}
-    grown = {sql[:120]: (before[(sql, params)], spent) for (sql, params), spent in after.items()
-             if spent > 3 * before[(sql, params)] + 300}
-    assert grown == {}
+
+def test_the_daily_digest_reads_its_day_through_an_index(db: Database, recorded: list[Statement]) -> None:
+    """The processor's once-a-day reads (processor/main.py `_make_digest`): the tips settled on a day and whether
+    the day's digest is made. (Its third, the tips alerted in the 30 days, is `sofamon report`'s: its cost follows
+    the tips in the window, which the history's are.)"""
+    handle_hot_path(db)
+    recorded.clear()
+    settlements.settled_between(db, NOW - 86_400, NOW)
+    with db.read() as tx:
+        outbox.digest_made(tx, "2026-11-21")
+    statements = list(dict.fromkeys(recorded))
+    assert len(statements) == 2
+    assert grown_with_history(db, statements) == {}

@@ -91,20 +91,12 @@ def lines(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
 
 
 @pytest.fixture
-def setup(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Callable[[OwnRedis], Settings]]:
-    dbs: list[Database] = []
-
+def setup(migrated_settings: Callable[..., Settings], tmp_path: Path) -> Callable[[OwnRedis], Settings]:
     def make(server: OwnRedis) -> Settings:
-        settings = make_settings(redis_url=server.url, database_url=f"sqlite:///{tmp_path}/faults.db",
+        return migrated_settings(redis_url=server.url, database_url=f"sqlite:///{tmp_path}/faults.db",
                                  time_lookahead_hours=FAR_LOOKAHEAD)
-        db = Database(settings.database_url)
-        db.migrate()
-        dbs.append(db)
-        return settings
 
-    yield make
-    for db in dbs:
-        db.close()
+    return make
 
 
 def alerted_predictors(db: Database) -> set[str]:

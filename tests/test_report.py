@@ -22,11 +22,18 @@ NOW = 1_795_348_800.0
 DAY = 86_400.0
 
 
-def tip(tx: Tx, key: str, predictor: str, odds: float | None, *, alerted_at: float, start: float) -> None:
+def tip(tx: Tx, key: str, predictor: str, odds: float | None, *, alerted_at: float, start: float, vote: str = "1",
+        vote_type: int | None = None, home: str = "A", away: str = "B") -> None:
+    """An alerted tip (its alert a stand-in) on an event of its own."""
     alert_id = outbox.insert(tx, HealthAlert(title="t", message="m"), webhook="main", created_at=alerted_at)
-    tx.execute("INSERT INTO tips (tip_key, predictor_id, event_id, vote, odds_decimal, start_ts, home, away, alert_id,"
-               " created_at, state) VALUES (?, ?, ?, '1', ?, ?, 'A', 'B', ?, ?, 'alerted')",
-               (key, predictor, abs(hash(key)) % 10**9, odds, int(start), alert_id, alerted_at))
+    tx.execute("INSERT INTO tips (tip_key, predictor_id, event_id, vote, vote_type, odds_decimal, start_ts, home, away,"
+               " alert_id, created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'alerted')",
+               (key, predictor, event_of(key), vote, vote_type, odds, int(start), home, away, alert_id, alerted_at))
+
+
+def event_of(key: str) -> int:
+    """The event of the tip `tip` made under this key."""
+    return abs(hash(key)) % 10**9
 
 
 def predictor(tx: Tx, pid: str, nickname: str) -> None:

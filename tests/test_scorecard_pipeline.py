@@ -3,23 +3,20 @@ two prices (the later one closes), matches finished with each `correct` value an
 `sofamon report --json` gives exactly the figures worked out by hand below."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 
-from fetcher.client import SofascoreClient
 from fetcher.cycle import Fetcher
-from processor.main import Processor
 from shared.settings import Settings
 from shared.storage import Database
 from sofamon.cli import main
 from tests.fakes.sofascore import REF_NOW, FakeSofascore, load_fixture
 from tests.test_fetcher import Clock
 from tests.test_report import report
+from tests.test_settling import GURU, fake, process, world  # noqa: F401, F811  (fixtures)
 
-GURU = "6a1f0c2e9b3d4e5f60718293"
 KICKOFF = int(REF_NOW) + 2 * 3600
 # Tip, match, pick, tip price; its match's price at the first poll and at the last poll before kick-off.
 TIPS = [("a", 15_990_001, "1", "6/5", "11/10", "1/1"),  # 2.20; closes 2.00
@@ -43,32 +40,19 @@ def full_time(vote: str, fractional: str) -> dict[str, Any]:
     return {"markets": [{"id": 1, "marketId": 1, "marketName": "Full time", "suspended": False, "choices": choices}]}
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeSofascore]:
-    with FakeSofascore(clock=lambda: REF_NOW) as server:
-        yield server
-
-
-def test_report_gives_the_figures_worked_out_by_hand(make_settings: Callable[..., Settings], database_url: str,
-                                                     fake: FakeSofascore, redis_conn: redis.Redis,
+def test_report_gives_the_figures_worked_out_by_hand(world: tuple[Settings, Clock, Fetcher, Database],
+                                                     database_url: str, fake: FakeSofascore, redis_conn: redis.Redis,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    settings = make_settings(database_url=database_url, sofascore_base_url=fake.base_url, top_predictors_limit=0,
-                             target_users=[GURU])
+    settings, clock, fetcher, db = world
     fake.set_feed(GURU, [tip(t, event, vote, price) for t, event, vote, price, _, _ in TIPS])
     for _, event, vote, _, first, _ in TIPS:
         fake.add_event_odds(event, full_time(vote, first))
-    clock = Clock(REF_NOW)
-    client = SofascoreClient(settings)
-    fetcher = Fetcher(settings, redis_conn, client, clock=clock)
-    fetcher.load_state()
-    db = Database(settings.database_url)
-    db.migrate()
 
     def cycle(at: float) -> None:
         clock.now = at
         fetcher.run_cycle()
-        assert Processor(settings, redis_conn, db, name="p1", clock=clock).run(burst=True) == 0
+        process(settings, redis_conn, db, clock)
 
     cycle(REF_NOW)  # the tips alert
     cycle(REF_NOW + 300)  # their odds' first poll
@@ -84,8 +68,6 @@ def test_report_gives_the_figures_worked_out_by_hand(make_settings: Callable[...
     fake.update_event(15_990_003, status=FINISHED, correct=-1)
     fake.update_event(15_990_004, status={"code": 70, "description": "Canceled", "type": "canceled"})
     cycle(KICKOFF + 2 * 3600)
-    client.close()
-    db.close()
 
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setattr("time.time", lambda: KICKOFF + 3 * 3600.0)

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,9 @@ def test_dotenv_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
      ("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/abc/tok-SECRET-abc"),
      ("RQ_DASHBOARD_USERNAME", "operator"), ("RQ_DASHBOARD_PASSWORD", "s3cret-pass"),
      # Issue 10: a client the fetcher has no backend for; a profile tls-client would silently replace by its own.
-     ("HTTP_CLIENT", "requests"), ("HTTP_IMPERSONATE", "chrome146"), ("HTTP_IMPERSONATE", "netscape_4")],
+     ("HTTP_CLIENT", "requests"), ("HTTP_IMPERSONATE", "chrome146"), ("HTTP_IMPERSONATE", "netscape_4"),
+     # Issue 11: the daily digest's time is a local HH:MM, 24-hour.
+     ("DIGEST_TIME", "24:00"), ("DIGEST_TIME", "9pm"), ("DIGEST_TIME", "07:30:00")],
 )
 def test_bad_value_stops_startup_with_one_line(name: str, value: str, tmp_path) -> None:
     env = {"PATH": os.environ["PATH"], name: value}
@@ -200,6 +203,16 @@ def test_sensible_values_are_accepted() -> None:
     assert settings.notifier_retry_intervals == [0, 1] and settings.rq_dashboard_username is None
     both = Settings(_env_file=None, rq_dashboard_username="op", rq_dashboard_password="pw")
     assert both.rq_dashboard_password is not None
+
+
+def test_the_digest_time_is_a_local_hh_mm_and_unset_or_empty_means_no_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).digest_time is None
+    monkeypatch.setenv("DIGEST_TIME", "")
+    assert Settings(_env_file=None).digest_time is None
+    for text, expected in (("07:30", time(7, 30)), ("7:05", time(7, 5)), (" 23:59 ", time(23, 59)),
+                           ("00:00", time(0, 0))):
+        monkeypatch.setenv("DIGEST_TIME", text)
+        assert Settings(_env_file=None).digest_time == expected
 
 
 def test_passwords_in_service_urls_are_masked_in_logs() -> None:

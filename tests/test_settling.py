@@ -38,9 +38,10 @@ def fake() -> Iterator[FakeSofascore]:
 @pytest.fixture
 def world(make_settings: Callable[..., Settings], database_url: str, fake: FakeSofascore,
           redis_conn: redis.Redis) -> Iterator[tuple[Settings, Clock, Fetcher, Database]]:
+    """GoalGuru followed alone by a real fetcher and processor on one clock (tests/test_scorecard_pipeline.py
+    takes it too); the test gives them their tips."""
     settings = make_settings(database_url=database_url, sofascore_base_url=fake.base_url, top_predictors_limit=0,
                              target_users=[GURU])
-    fake.set_feed(GURU, [tip("the-tip", EVENT, KICKOFF)])
     clock = Clock(REF_NOW)
     client = SofascoreClient(settings)
     fetcher = Fetcher(settings, redis_conn, client, clock=clock)
@@ -66,6 +67,7 @@ def result(db: Database) -> str | None:
 def test_a_tip_pushed_off_page_0_is_settled_once_its_match_is_over(
         world: tuple[Settings, Clock, Fetcher, Database], fake: FakeSofascore, redis_conn: redis.Redis) -> None:
     settings, clock, fetcher, db = world
+    fake.set_feed(GURU, [tip("the-tip", EVENT, KICKOFF)])
     fetcher.run_cycle()
     process(settings, redis_conn, db, clock)
     with db.read() as tx:
@@ -106,6 +108,7 @@ def test_a_tip_pushed_off_page_0_is_settled_once_its_match_is_over(
 def test_a_tip_never_seen_again_stays_open_and_is_given_up(
         world: tuple[Settings, Clock, Fetcher, Database], fake: FakeSofascore, redis_conn: redis.Redis) -> None:
     settings, clock, fetcher, db = world
+    fake.set_feed(GURU, [tip("the-tip", EVENT, KICKOFF)])
     fetcher.run_cycle()
     process(settings, redis_conn, db, clock)
     fake.update_event(EVENT, status={"code": 100, "description": "Ended", "type": "finished"}, correct=0)
