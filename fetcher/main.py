@@ -15,7 +15,7 @@ import redis
 from fetcher import peers
 from fetcher.client import SofascoreClient
 from fetcher.cycle import CycleReport, Fetcher
-from shared import heartbeat, malloc
+from shared import heartbeat, instance, malloc
 from shared.keys import Keys
 from shared.logs import setup_logging
 from shared.redisconn import connect
@@ -25,8 +25,6 @@ from shared.timefmt import utc_stamp
 
 log = logging.getLogger("fetcher")
 
-# The heartbeat expires after 300 s while a night-time sleep lasts up to 15 min: beat while sleeping too.
-BEAT_EVERY = 60.0
 REDIS_RETRY_SECONDS = 10.0
 
 
@@ -49,15 +47,17 @@ def _stop_on_signals(stop: threading.Event, fetcher: Fetcher) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _beat(conn: redis.Redis, keys: Keys, name: str, fetcher: Fetcher, mode: str | None = None) -> None:
-    try:
-        heartbeat.beat(conn, keys, name, mode=mode, next_poll_at=fetcher.state.next_poll_at,
-                       last_cycle_at=fetcher.state.last_cycle_at, fetchers=len(fetcher.peers) or 1,
-                       predictors=fetcher.owned)
-        if mode is None:
-            peers.alive(conn, keys, name, fetcher.clock())  # still sharing the work while it waits
-    except redis.RedisError:
-        pass  # the cycle already logged that Redis is away
+def _beater(conn: redis.Redis, keys: Keys, name: str, fetcher: Fetcher, settings: Settings,
+            mode: str | None) -> heartbeat.Beater:
+    """The fetcher's heartbeat, beaten from a thread of its own through cycles and sleeps alike (Redis away:
+    the cycle already logs it); a long-running fetcher also says at each beat that it still shares the work."""
+    beating = heartbeat.Beater(conn, keys, name, heartbeat.Timing.of(settings), mode=mode,
+                               info=lambda: {"next_poll_at": fetcher.state.next_poll_at,
+                                             "last_cycle_at": fetcher.state.last_cycle_at,
+                                             "fetchers": len(fetcher.peers) or 1, "predictors": fetcher.owned})
+    if mode is None:
+        beating.on_beat = lambda: peers.alive(conn, keys, name, fetcher.clock())  # sharing the work while it waits
+    return beating
 
 
 def _load_state(fetcher: Fetcher, stop: threading.Event, once: bool) -> bool:
@@ -79,14 +79,9 @@ def _load_state(fetcher: Fetcher, stop: threading.Event, once: bool) -> bool:
     return True
 
 
-def _sleep(stop: threading.Event, seconds: float, beat: Callable[[], None]) -> None:
-    """Sleep until the next poll or a stop signal, beating every minute so the heartbeat never lapses."""
-    deadline = time.monotonic() + seconds
-    while not stop.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0 or stop.wait(min(left, BEAT_EVERY)):
-            return
-        beat()
+def _sleep(stop: threading.Event, seconds: float) -> None:
+    """Sleep until the next poll or a stop signal."""
+    stop.wait(max(0.0, seconds))
 
 
 def _cycle(fetcher: Fetcher) -> CycleReport | None:
@@ -130,31 +125,36 @@ def run(
     rng = rng or random.Random()
     conn = connect(settings)
     keys = Keys.of(settings)
-    name = heartbeat.process_name("fetcher")
+    name = instance.process_name("fetcher")
     try:
         with SofascoreClient(settings) as client:
             fetcher = Fetcher(settings, conn, client, clock=clock, name=None if once else name)
-            fetcher.sleep = lambda seconds: _sleep(stop, seconds, lambda: _beat(conn, keys, name, fetcher))
+            fetcher.sleep = lambda seconds: _sleep(stop, seconds)
             with _stop_on_signals(stop, fetcher):
-                if not _load_state(fetcher, stop, once):
-                    return 1 if once else 0
-                if once:
-                    report = _cycle(fetcher)
-                    _beat(conn, keys, name, fetcher, mode=heartbeat.ONCE)
-                    fetcher.flush_pending()
-                    return _once_status(report, fetcher)
-                _loop(fetcher, stop, rng, lambda: _beat(conn, keys, name, fetcher))
-                fetcher.leave_peers()
+                beating = _beater(conn, keys, name, fetcher, settings, heartbeat.ONCE if once else None).start()
                 try:
-                    heartbeat.clear(conn, keys, name)
-                except redis.RedisError:
-                    pass
+                    if not _load_state(fetcher, stop, once):
+                        return 1 if once else 0
+                    if once:
+                        report = _cycle(fetcher)
+                        beating.beat_quietly()  # with the cycle's times: status lists the run after it ended
+                        fetcher.flush_pending()
+                        return _once_status(report, fetcher)
+                    _loop(fetcher, stop, rng)
+                finally:
+                    beating.stop(clear_it=False)  # no beat (nor peer registration) after this
+                    if not once:  # a clean stop: the others take its share at once, and it is gone
+                        fetcher.leave_peers()
+                        try:
+                            heartbeat.clear(conn, keys, name)
+                        except redis.RedisError:
+                            pass
                 return 0
     finally:
         conn.close()
 
 
-def _loop(fetcher: Fetcher, stop: threading.Event, rng: random.Random, beat: Callable[[], None]) -> None:
+def _loop(fetcher: Fetcher, stop: threading.Event, rng: random.Random) -> None:
     log.info("fetcher started")
     while not stop.is_set():
         _cycle(fetcher)
@@ -162,9 +162,8 @@ def _loop(fetcher: Fetcher, stop: threading.Event, rng: random.Random, beat: Cal
             break
         delay = fetcher.next_delay(rng)
         fetcher.schedule_next(fetcher.clock() + delay)
-        beat()
         log.info("Next poll in %.0f s", delay)
-        _sleep(stop, delay, beat)
+        _sleep(stop, delay)
     fetcher.flush_pending()
     if fetcher.pending:
         log.error("%d fetched record(s) not written: Redis unavailable", fetcher.pending)

@@ -1,7 +1,7 @@
 """The live fetchers and who refreshes the leaderboard: the only reader and writer of those keys.
 
-Sorted set `Keys.fetchers`: member a long-running fetcher's name (`shared.heartbeat.process_name`), score
-when it last said it is alive; a fetcher says so at every cycle and every minute while it waits, and one
+Sorted set `Keys.fetchers`: member a long-running fetcher's name (`shared.instance.process_name`), score
+when it last said it is alive; a fetcher says so at every cycle and at every heartbeat while it waits, and one
 silent for `LIVE_SECONDS` is gone (its share goes to the others at their next cycle, `fetcher.share`).
 A one-off run (`fetch --once`) is no peer: it polls everything, once. The leaderboard is refreshed by one
 fetcher at a time: the one that takes `Keys.leaderboard_lock`, held until it expires (the others adopt the
@@ -14,7 +14,8 @@ import redis
 from shared.keys import Keys
 from shared.redisconn import text
 
-# Fetchers beat every minute (fetcher/main.py BEAT_EVERY): two missed beats and a half, and it is gone.
+# Fetchers say so at every beat of their heartbeat (every sixth of NOTIFIER_LEASE_SECONDS at most,
+# shared/heartbeat.py) and every cycle: silent for this long, and it is gone.
 LIVE_SECONDS = 150.0
 LEADERBOARD_LOCK_SECONDS = 300
 

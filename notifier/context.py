@@ -16,6 +16,8 @@ from rq import Queue
 from notifier import liveness
 from notifier.discord import new_session
 from notifier.ratelimit import RateLimiter
+from shared import heartbeat
+from shared.heartbeat import Timing
 from shared.jobs import alerts_queue
 from shared.keys import Keys
 from shared.outage import Outage, redis_reason
@@ -37,6 +39,7 @@ class NotifierConfig:
     retry_intervals: tuple[int, ...]  # for jobs the notifier enqueues itself
     sweep_seconds: float
     heartbeat_seconds: float
+    timing: Timing  # heartbeats: how often, their timeout, how often to look for gone notifiers
     lock_ttl: float  # the per-webhook lock; renewed every third of it while held
     http_timeout: float
     health_throttle_seconds: int
@@ -48,6 +51,7 @@ class NotifierConfig:
             retry_intervals=tuple(settings.notifier_retry_intervals),
             sweep_seconds=settings.notifier_sweep_seconds,
             heartbeat_seconds=settings.notifier_heartbeat_seconds,
+            timing=Timing.of(settings),
             lock_ttl=settings.notifier_lock_ttl,
             http_timeout=settings.notifier_http_timeout,
             health_throttle_seconds=settings.notifier_health_throttle_seconds,
@@ -73,6 +77,7 @@ class NotifierContext:
     owner: str
     session: requests.Session
     stopping: threading.Event = field(default_factory=threading.Event)
+    mode: str | None = None  # heartbeat.BURST for `notify --burst`
     stats: Stats = field(default_factory=Stats)
     # Shared by the process's threads (for_thread keeps them): one line per outage, not one per thread.
     redis_outage: Outage = field(default_factory=lambda: Outage("Redis", log, RESUMES, reason=redis_reason))
@@ -81,6 +86,10 @@ class NotifierContext:
     def webhook_url(self, webhook: str) -> str | None:
         """The configured URL of a webhook name, None when unset (dry run)."""
         return webhook_url(self.settings, webhook)
+
+    def owner_dead(self, owner: str) -> bool:
+        """Whether the notifier `owner` is gone (its heartbeat says so, wherever it ran)."""
+        return liveness.owner_dead(self.redis, self.keys, owner, self.config.timing)
 
     def for_thread(self) -> "NotifierContext":
         """A copy for another thread: its own database connection and HTTP session."""
@@ -106,6 +115,7 @@ def create(settings: Settings, *, db: Database | None = None, conn: redis.Redis 
 
 
 _current: NotifierContext | None = None
+_beating: heartbeat.Beater | None = None  # the heartbeat of a context built by `get`
 _lock = threading.Lock()
 
 
@@ -116,18 +126,23 @@ def install(ctx: NotifierContext) -> None:
 
 
 def reset() -> None:
-    global _current
+    global _current, _beating
     with _lock:
         _current = None
+        if _beating is not None:
+            _beating.stop()
+            _beating = None
 
 
 def get() -> NotifierContext:
     """The context set up by `notifier.main`; built from the environment when a plain
-    `rq worker` runs the job."""
-    global _current
+    `rq worker` runs the job (then with a heartbeat of its own: without one, other notifiers would take
+    its lock and claims as those of a gone notifier)."""
+    global _current, _beating
     with _lock:
         if _current is None:
             settings = Settings()
             _current = create(settings)
             _current.db.migrate()
+            _beating = liveness.beater(_current).start()
         return _current

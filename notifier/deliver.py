@@ -126,7 +126,7 @@ def _deliver(ctx: NotifierContext, alert_id: int) -> str:
         log.info("alert %s: webhook %s is marked broken, left pending", alert_id, row.webhook)
         return "webhook broken"
     lock = WebhookLock(ctx.redis, ctx.keys.webhook_lock(row.webhook), ctx.owner, ctx.config.lock_ttl,
-                       on_error=ctx.redis_outage.failed)
+                       on_error=ctx.redis_outage.failed, dead=ctx.owner_dead)
     waited = _wait_for_lock(ctx, lock, alert_id)
     if waited is not None:
         return waited

@@ -1,41 +1,62 @@
-"""Notifier liveness: this notifier's heartbeat, and whether another notifier (or RQ worker) still runs.
+"""Notifier liveness: this notifier's heartbeat, and whether another notifier (or its RQ worker) still runs.
 
-A notifier is named by its owner name (`shared.heartbeat.process_name("notifier")`, i.e.
-`notifier:<host>:<pid>`) in its heartbeat, its outbox leases and its webhook locks. Only a
-process on this host can be checked; for others the answer is "unknown" (False from
-`owner_dead`), and leases and lock TTLs run out instead.
+A notifier is named by its owner name (`shared.instance.process_name("notifier")`, i.e.
+`notifier:<instance id>`) in its heartbeat, its outbox leases, its webhook locks and its retry scheduler's
+lock; its RQ workers are named `notifier.<instance id>.<random>` (`worker_name`), which leads back to the
+owner (`owner_of_worker`). Whether an owner is gone is its heartbeat's word (`shared.heartbeat.dead`),
+wherever it ran.
 """
 from __future__ import annotations
 
-import os
-import socket
-import uuid
+import re
+import secrets
 from typing import TYPE_CHECKING
 
-from shared import heartbeat
+import redis
+
+from shared import heartbeat, instance
+from shared.keys import Keys
 from shared.webhooks import WEBHOOKS
 
 if TYPE_CHECKING:
     from notifier.context import NotifierContext
 
 ROLE = "notifier"
+# `notifier.<instance id>.<random>`; older notifiers named theirs `notifier.<host>.<pid>.<random>`.
+_WORKER = re.compile(rf"^{ROLE}\.([^.]+)\.[0-9a-f]+$")
 
 
 def owner_name() -> str:
-    """This process's owner name, `notifier:<host>:<pid>`."""
-    return heartbeat.process_name(ROLE)
+    """This process's owner name, `notifier:<instance id>`."""
+    return instance.process_name(ROLE)
 
 
 def worker_name(owner: str) -> str:
-    """The name of an RQ worker of this notifier, `notifier.<host>.<pid>.<random>` (unique per worker)."""
-    return f"{owner.replace(':', '.')}.{uuid.uuid4().hex[:6]}"
+    """The name of an RQ worker of this notifier, `notifier.<instance id>.<random>` (unique per worker)."""
+    return f"{owner.replace(':', '.')}.{secrets.token_hex(3)}"
+
+
+def owner_of_worker(worker: str | None) -> str | None:
+    """The notifier an RQ worker belongs to; None for a worker of another kind (an older notifier, `rq worker`)."""
+    match = _WORKER.match(worker or "")
+    return f"{ROLE}:{match[1]}" if match else None
 
 
 def beat(ctx: NotifierContext) -> None:
     """Say this notifier is alive, with what it did so far (shown by `sofamon status`)."""
-    heartbeat.beat(ctx.redis, ctx.keys, ctx.owner, pid=os.getpid(), queued=ctx.queue.count,
-                   messages=ctx.stats.messages, alerts=ctx.stats.alerts, rate_limited=ctx.stats.rate_limited,
-                   dry_run=[name for name in WEBHOOKS if ctx.webhook_url(name) is None])  # its own configuration
+    heartbeat.beat(ctx.redis, ctx.keys, ctx.owner, **info(ctx), timeout=ctx.config.timing.timeout, mode=ctx.mode)
+
+
+def info(ctx: NotifierContext) -> dict[str, object]:
+    return {"queued": ctx.queue.count, "messages": ctx.stats.messages, "alerts": ctx.stats.alerts,
+            "rate_limited": ctx.stats.rate_limited,
+            "dry_run": [name for name in WEBHOOKS if ctx.webhook_url(name) is None]}  # its own configuration
+
+
+def beater(ctx: NotifierContext) -> heartbeat.Beater:
+    """This notifier's heartbeat, beaten from a thread of its own."""
+    return heartbeat.Beater(ctx.redis, ctx.keys, ctx.owner, ctx.config.timing, info=lambda: info(ctx), mode=ctx.mode,
+                            on_error=ctx.redis_outage.failed)
 
 
 def forget(ctx: NotifierContext) -> None:
@@ -43,33 +64,7 @@ def forget(ctx: NotifierContext) -> None:
     heartbeat.clear(ctx.redis, ctx.keys, ctx.owner)
 
 
-def pid_alive(pid: int) -> bool:
-    """A process with this pid exists here and is not a zombie."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            state = stat.read().rpartition(")")[2].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
-def owner_dead(owner: str) -> bool:
-    """True only when the owner ran on this host and its process is gone."""
-    parsed = heartbeat.host_and_pid(owner)
-    if parsed is None:
-        return False
-    host, pid = parsed
-    return worker_dead(host, pid)
-
-
-def worker_dead(host: str | None, pid: int | None) -> bool:
-    """True only when the process ran on this host and is gone."""
-    return bool(host) and host == socket.gethostname() and pid is not None and not pid_alive(pid)
+def owner_dead(conn: redis.Redis, keys: Keys, owner: str, timing: heartbeat.Timing) -> bool:
+    """True when the notifier `owner` is gone: its heartbeat says so (cleared, timed out, or its process ended
+    on this machine)."""
+    return heartbeat.dead(conn, keys, owner, timing)

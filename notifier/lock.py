@@ -4,8 +4,8 @@ whatever the number of notifier processes.
 `SET key token NX PX ttl`, renewed by a thread while held, released by compare-and-delete
 in Lua (`notifier/lua/renew.lua`, `release.lua`), so a process never deletes a lock that
 expired and was taken by another. The token
-starts with the owner name (`notifier:<host>:<pid>`), so a lock left by a process killed on
-this host can be taken over at once instead of after its TTL.
+starts with the owner name (`notifier:<instance id>`), so a lock left by a notifier that is gone
+(`dead`: its heartbeat says so, wherever it ran) can be taken over before its TTL runs out.
 
 While Redis is away the renewal tries again every second, and a lock that vanished meanwhile
 (Redis restarted without its data, or the TTL ran out) and nobody took is taken again: the
@@ -21,7 +21,6 @@ from collections.abc import Callable
 import redis
 
 from notifier import scripts
-from notifier.liveness import owner_dead
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,10 @@ RETAKEN = 2
 
 class WebhookLock:
     def __init__(self, conn: redis.Redis, key: str, owner: str, ttl: float,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None,
+                 dead: Callable[[str], bool] | None = None) -> None:
         self.conn = conn
+        self.dead = dead  # whether an owner is gone (`NotifierContext.owner_dead`); None: never taken over
         self.on_error = on_error  # told about Redis errors while renewing (default: a log line each)
         self.key = key
         self.owner = owner
@@ -63,12 +64,12 @@ class WebhookLock:
         return raw.decode() if isinstance(raw, bytes) else raw
 
     def take_over_if_dead(self) -> str | None:
-        """Delete the lock when its holder is a dead process of this host; returns that owner."""
+        """Delete the lock when its holder is gone (`dead`); returns that owner."""
         token, self._seen = self._seen or self.holder(), None
         if not token:
             return None
         owner = token.partition("|")[0]
-        if owner == self.owner or not owner_dead(owner):
+        if owner == self.owner or self.dead is None or not self.dead(owner):
             return None
         if self._release(keys=[self.key], args=[token]):
             log.warning("took over lock %s from dead notifier %s", self.key, owner)

@@ -3,8 +3,10 @@
 It runs jobs in its own process (`notifier.worker.NotifierWorker`, RQ's SimpleWorker: no fork per
 job, so no fork cost and supervisord's memmon sees the memory actually used). Retries RQ schedules
 for later are moved to the queue by a scheduling thread (`RetryScheduler`, whose short-lived lock
-lets one notifier do it and another take over within seconds when it dies). In the foreground mode
-a maintenance thread also beats the heartbeat and runs the sweeper.
+lets one notifier do it and another take over within seconds when it dies). A thread of its own beats the
+notifier's heartbeat (`liveness.beater`), in both modes; in the foreground mode a maintenance thread also
+runs the sweeper (every NOTIFIER_SWEEP_SECONDS, or a quarter of the lease when shorter) and keeps the RQ
+worker's key alive during long jobs.
 
 Redis or the database away: every part waits and tries again, with one line when it goes and one
 when it is back (`NotifierContext.redis_outage`, `.db_outage`); a start with Redis or the database
@@ -26,6 +28,7 @@ from rq.registry import ScheduledJobRegistry
 from notifier import context, health, liveness, sweeper
 from notifier.context import NotifierContext
 from notifier.worker import NotifierWorker, RetryScheduler
+from shared import heartbeat
 from shared.logs import error_line, setup_logging
 from shared.redisconn import connect, unavailable
 from shared.settings import Settings
@@ -57,6 +60,7 @@ def _next_scheduled(ctx: NotifierContext) -> float | None:
 def _burst(ctx: NotifierContext) -> int:
     """Work until the queue is empty and no retry is scheduled any more."""
     scheduler = RetryScheduler(ctx.redis, ctx.owner)
+    beating = liveness.beater(ctx).start()
     try:
         while not ctx.stopping.is_set():
             worked = NotifierWorker(ctx).work(burst=True)
@@ -76,6 +80,7 @@ def _burst(ctx: NotifierContext) -> int:
             scheduler.tick()
     finally:
         scheduler.stop()
+        beating.stop()  # done: gone from now on
     return 0
 
 
@@ -106,7 +111,7 @@ class _Scheduling(threading.Thread):
 
 
 class _Maintenance(threading.Thread):
-    """Heartbeats and sweeps beside the worker (own DB connection)."""
+    """Sweeps beside the worker (own DB connection), and the RQ worker's own heartbeat."""
 
     def __init__(self, ctx: NotifierContext, worker: NotifierWorker) -> None:
         super().__init__(name="notifier-maintenance", daemon=True)
@@ -116,19 +121,19 @@ class _Maintenance(threading.Thread):
 
     def run(self) -> None:
         ctx, config = self.ctx, self.ctx.config
+        sweep_every = min(config.sweep_seconds, config.timing.check_every)
         next_beat = next_sweep = time.monotonic()
-        next_sweep += config.sweep_seconds  # the first sweep ran at start
+        next_sweep += sweep_every  # the first sweep ran at start
         while not self.done.is_set():
             now = time.monotonic()
             try:
                 if now >= next_beat or ctx.redis_outage.away:
-                    liveness.beat(ctx)
                     # SimpleWorker does not refresh its RQ key while a job runs; a long drain
                     # must not look like a dead worker to the sweepers of other notifiers.
                     if self.worker.birth_date is not None:
                         self.worker.heartbeat()
+                        ctx.redis_outage.answered()
                     next_beat = now + config.heartbeat_seconds
-                    ctx.redis_outage.answered()
                 # Back from an outage: Redis may have lost the jobs of pending alerts; sweep at once.
                 if ctx.redis_outage.recovered.is_set() or ctx.db_outage.recovered.is_set():
                     ctx.redis_outage.recovered.clear()
@@ -136,7 +141,7 @@ class _Maintenance(threading.Thread):
                     next_sweep = now
                 if now >= next_sweep or ctx.db_outage.away:
                     sweeper.sweep(ctx)
-                    next_sweep = now + config.sweep_seconds
+                    next_sweep = now + sweep_every
                     ctx.db_outage.answered()
             except Exception as error:  # noqa: BLE001 - the thread must survive anything
                 if not _service_error(ctx, error):
@@ -151,6 +156,9 @@ class _Maintenance(threading.Thread):
 
 def _forever(ctx: NotifierContext) -> int:
     worker = NotifierWorker(ctx)
+    beating = liveness.beater(ctx)
+    beating.on_beat = ctx.redis_outage.answered  # a write Redis took: it answers again
+    beating.start()
     maintenance = _Maintenance(ctx, worker)
     scheduling = _Scheduling(ctx)
     maintenance.start()
@@ -166,6 +174,7 @@ def _forever(ctx: NotifierContext) -> int:
         ctx.stopping.set()
         scheduling.stop()
         maintenance.stop()
+        beating.stop(clear_it=False)
         try:
             health.notifier_stopped(ctx)
             liveness.forget(ctx)
@@ -204,6 +213,7 @@ def run(settings: Settings, burst: bool) -> int:
     db = Database(settings.database_url)
     conn = connect(settings)
     ctx = context.create(settings, db=db, conn=conn)
+    ctx.mode = heartbeat.BURST if burst else None
     if not burst and threading.current_thread() is threading.main_thread():
         # Until the worker installs RQ's handlers: a stop while waiting for Redis or the database.
         def stop(signum: int, frame: FrameType | None) -> None:

@@ -2,8 +2,9 @@
 
 * no job (lost, or finished while its alert was left pending; Redis came back without its data)
   -> enqueue one;
-* a STARTED job whose worker is gone (kill -9), or a finished / stopped / canceled job
-  record -> delete it and enqueue again;
+* a STARTED job whose worker is gone (its notifier's heartbeat says so, wherever it ran: a kill -9, a host
+  that died; or its RQ worker key expired), or a finished / stopped / canceled job record -> delete it and
+  enqueue again;
 * a QUEUED job that is in no queue (a stop signal right after RQ moved it to its intermediate
   list, before it started) -> the same, once a second look shows it still stranded;
 * a FAILED job is left alone: operators requeue it, the alert waits in the outbox.
@@ -12,8 +13,10 @@ It looks one by one only at alerts whose job may need one of these: a single rea
 registries (`jobqueue.snapshot`) settles every alert whose job waits in the queue or for a retry, or
 failed. So a sweep costs a few Redis commands whatever the backlog, plus a few per job running or lost.
 
-It also gives back alerts claimed by notifier processes of this host that died, and (at
-start) forgets "broken" marks left for a webhook URL that is no longer configured.
+It also gives back alerts claimed by notifiers that are gone (by their heartbeat, whatever the host), and (at
+start) forgets "broken" marks left for a webhook URL that is no longer configured. The notifier sweeps every
+NOTIFIER_SWEEP_SECONDS or, when shorter, every `heartbeat.Timing.check_every` (a quarter of the lease), so
+what a dead notifier held is handed over within the lease.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from rq.worker import Worker
 
 from notifier import jobqueue, webhooks
 from notifier.context import NotifierContext
-from notifier.liveness import owner_dead, worker_dead
+from notifier.liveness import owner_of_worker
 from shared import outbox
 from shared.jobs import describe, enqueue_alert
 from shared.outbox import job_id
@@ -45,13 +48,14 @@ STRANDED_RECHECK = 0.5
 
 
 def worker_alive(ctx: NotifierContext, worker_name: str | None) -> bool:
-    """The RQ worker still exists: its key has not expired and, on this host, its process runs."""
+    """The RQ worker still exists: its key has not expired and, when it is a notifier's, that notifier is not gone
+    (by its heartbeat: a worker key outlives a dead host by the job timeout)."""
     if not worker_name:
         return False
-    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=ctx.redis)
-    if worker is None:
+    owner = owner_of_worker(worker_name)
+    if owner is not None and owner != ctx.owner and ctx.owner_dead(owner):
         return False
-    return not worker_dead(worker.hostname, worker.pid)
+    return Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=ctx.redis) is not None
 
 
 def _fetch(ctx: NotifierContext, alert_id: int) -> Job | None:
@@ -144,7 +148,7 @@ def clear_stale_broken_marks(ctx: NotifierContext) -> int:
 def release_dead_owners(ctx: NotifierContext) -> int:
     released = 0
     for owner in outbox.lease_owners(ctx.db):
-        if owner != ctx.owner and owner_dead(owner):
+        if owner != ctx.owner and ctx.owner_dead(owner):
             count = outbox.release_owner(ctx.db, owner, "notifier died")
             if count:
                 log.warning("released %d alerts claimed by dead notifier %s", count, owner)

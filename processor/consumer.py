@@ -1,8 +1,15 @@
 """Reading the fetched stream as a consumer group: own pending entries first, then orphans, then new.
 
-Own pending entries are looked for when there can be some (at start, after a batch that left entries
-unacknowledged); orphans, left by a consumer that died, at most every half of the idle time that makes
-them orphans. So a read is one command when nothing went wrong, not three.
+Own pending entries are looked for when there can be some (after a batch that left entries unacknowledged);
+orphans at start and then every `check_every` seconds (a quarter of NOTIFIER_LEASE_SECONDS). So a read is one
+command when nothing went wrong, not three.
+
+Orphans are the pending entries of another consumer that is gone (`gone`: its heartbeat says so, wherever it
+ran; a restarted processor has a new name and takes its predecessor's entries this way, at its first read),
+and any entry left idle past `claim_idle_ms` (the lease) by a consumer that still beats but does not get on
+with it. A gone consumer with nothing pending is removed from the group (atomically: only while it has
+nothing pending), and so is this one on a clean stop (`leave`), so the group does not grow with every restart.
+
 
 A Redis that restarted without its data (no persistence, as many installs run it) no longer has the
 stream or its group: reading then recreates both and goes on with what the fetcher writes from then on.
@@ -11,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import redis
@@ -21,6 +29,15 @@ from shared.redisconn import text
 log = logging.getLogger("processor")
 
 Entry = tuple[str, dict[bytes, bytes]]
+
+# An entry of a gone consumer is taken when idle this long at least: two processors that find the same gone
+# consumer at once do not take its entries from each other.
+GONE_MIN_IDLE_MS = 500
+# Remove a consumer from the group only while it has nothing pending (an entry read meanwhile stays claimable).
+_LEAVE = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return -1 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+"""
 
 
 def group_missing(error: redis.ResponseError) -> bool:
@@ -38,13 +55,17 @@ class Delivery(NamedTuple):
 
 
 class StreamConsumer:
-    def __init__(self, conn: redis.Redis, stream: str, group: str, consumer: str, claim_idle_ms: int = 60_000) -> None:
+    def __init__(self, conn: redis.Redis, stream: str, group: str, consumer: str, claim_idle_ms: int = 60_000, *,
+                 check_every: float | None = None, gone: Callable[[str], bool] | None = None) -> None:
         self.conn = conn
         self.stream = stream
         self.group = group
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
-        self._own_pending = True  # entries of this consumer may be pending (at start: a restart's)
+        self.check_every = claim_idle_ms / 2000 if check_every is None else check_every
+        self.gone = gone  # whether another consumer is gone (None: only idle entries are taken)
+        self._leave = conn.register_script(_LEAVE)
+        self._own_pending = True  # entries of this consumer may be pending (a name used before)
         self._outstanding: set[str] = set()  # read, neither acknowledged nor dead-lettered yet
         self._orphans_at = 0.0  # when to look for orphans next (monotonic)
 
@@ -77,7 +98,7 @@ class StreamConsumer:
             self._own_pending = len(again) == count  # a full batch: more may wait
         if not again and time.monotonic() >= self._orphans_at:
             again = self.claim_orphans(count)
-            self._orphans_at = time.monotonic() + (0 if len(again) == count else self.claim_idle_ms / 2000)
+            self._orphans_at = time.monotonic() + (0 if len(again) == count else self.check_every)
         deliveries = self._counted(again) if again else [Delivery(i, f, 1) for i, f in self.new(count, block_ms)]
         self._outstanding = {d.id for d in deliveries}
         return deliveries
@@ -95,9 +116,47 @@ class StreamConsumer:
         return self._entries(self.conn.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=count))
 
     def claim_orphans(self, count: int) -> list[Entry]:
-        """Entries left pending by a consumer that died, after they sat idle long enough."""
-        reply = self.conn.xautoclaim(self.stream, self.group, self.consumer, self.claim_idle_ms, "0-0", count=count)
-        return [(text(i), f) for i, f in reply[1] if f]
+        """Entries left pending by consumers that are gone, then any that sat idle past `claim_idle_ms`."""
+        entries = self._from_gone(count) if self.gone is not None else []
+        if len(entries) < count:
+            reply = self.conn.xautoclaim(self.stream, self.group, self.consumer, self.claim_idle_ms, "0-0",
+                                         count=count - len(entries))
+            entries += [(text(i), f) for i, f in reply[1] if f]
+        return entries
+
+    def _from_gone(self, count: int) -> list[Entry]:
+        """The pending entries of consumers that are gone; those with nothing pending leave the group."""
+        assert self.gone is not None
+        entries: list[Entry] = []
+        try:
+            consumers = self.conn.xinfo_consumers(self.stream, self.group)
+        except redis.ResponseError as error:
+            if not str(error).startswith("no such key"):
+                raise
+            return []  # the stream is gone (Redis lost its data): XAUTOCLAIM's NOGROUP has `read` recreate it
+        for info in consumers:
+            name = text(info["name"])
+            if name == self.consumer or not self.gone(name):
+                continue
+            if int(info["pending"]) == 0:
+                if self._leave(keys=[self.stream], args=[self.group, name]) != -1:
+                    log.info("removed consumer %s (gone, nothing pending) from group %s", name, self.group)
+                continue
+            if len(entries) >= count:
+                continue
+            rows = self.conn.xpending_range(self.stream, self.group, min="-", max="+", count=count - len(entries),
+                                            consumername=name)
+            claimed = self.conn.xclaim(self.stream, self.group, self.consumer, GONE_MIN_IDLE_MS,
+                                       [row["message_id"] for row in rows]) if rows else []
+            taken = [(text(i), f) for i, f in claimed if f]
+            if taken:
+                log.warning("took %d pending entries of consumer %s (gone)", len(taken), name)
+            entries += taken
+        return entries
+
+    def leave(self) -> bool:
+        """Leave the group on a clean stop, when nothing of this consumer is pending; whether it left."""
+        return self._leave(keys=[self.stream], args=[self.group, self.consumer]) != -1
 
     def new(self, count: int, block_ms: int | None) -> list[Entry]:
         reply = self.conn.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)

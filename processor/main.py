@@ -22,9 +22,7 @@ one delivery to the entry in hand and dead-letters nothing.
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +35,7 @@ from pydantic import ValidationError
 from processor import consensusmembers, dedup, digest
 from processor.consumer import StreamConsumer
 from processor.handle import BadRecord, Handler, Outcome, Rules
-from shared import deferred, healththrottle, heartbeat, outbox, settlements, unsettled, votes, watch
+from shared import deferred, healththrottle, heartbeat, instance, outbox, settlements, unsettled, votes, watch
 from shared.jobs import AlertJob, alerts_queue, describe, enqueue_alert, enqueue_alerts
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import error_line, first_line, setup_logging
@@ -56,7 +54,6 @@ BATCH = 50
 BLOCK_MS = 2000
 WATCH_SYNC_SECONDS = 60
 DIGEST_CHECK_SECONDS = 60
-HEARTBEAT_SECONDS = 15
 # Redis or the database away: retry after 1 s, doubling up to 30 s. A burst gives up once the wait
 # would reach 30 s: after the waits of 1, 2, 4, 8 and 16 s, the sixth failure ends it.
 SERVICE_ERRORS = (*REDIS_ERRORS, *TRANSIENT_ERRORS)
@@ -70,9 +67,17 @@ def throttle_of(record: FetchRecord) -> tuple[str, str]:
     return record.subject[:64].replace("_", "-"), f"{record.subject[:64]}:{record.fetched_at!r}"
 
 
+ROLE = "processor"
+
+
 def consumer_name() -> str:
-    """Stable across restarts under supervisord, so a restarted processor takes up its own pending entries."""
-    return os.environ.get("SUPERVISOR_PROCESS_NAME") or f"processor-{socket.gethostname()}"
+    """This process's instance id (its heartbeat is `processor:<id>`): unique across machines and restarts. A
+    restarted processor takes its predecessor's pending entries as those of a gone consumer."""
+    return instance.instance_id()
+
+
+def heartbeat_name(consumer: str) -> str:
+    return f"{ROLE}:{consumer}"
 
 
 class Processor:
@@ -83,7 +88,10 @@ class Processor:
         self.db = db
         self.keys = Keys.of(settings)
         self.name = name or consumer_name()
-        self.consumer = StreamConsumer(conn, self.keys.fetched, PROCESSOR_GROUP, self.name)
+        self.timing = heartbeat.Timing.of(settings)
+        self.consumer = StreamConsumer(conn, self.keys.fetched, PROCESSOR_GROUP, self.name,
+                                       claim_idle_ms=int(settings.notifier_lease_seconds * 1000),
+                                       check_every=self.timing.check_every, gone=self._gone)
         self.handler = Handler(db, Rules.of(settings), clock)
         self.clock = clock
         self.queue = alerts_queue(conn)
@@ -94,7 +102,6 @@ class Processor:
         self._digest_day: date | None = None  # the last day whose digest this processor saw made (or not needed)
         self._digest_job: AlertJob | None = None  # a digest committed whose job Redis has not taken yet
         self._group_ready = False
-        self._last_beat = 0.0
         self._database_away = False
         self._last_error: dict[str, str] = {}  # entry id -> why it failed last, for its dead letter
         # One line when Redis or the database goes away, one when it answers again (the retries are silent).
@@ -277,15 +284,31 @@ class Processor:
 
     @property
     def heartbeat_name(self) -> str:
-        return f"processor:{self.name}"
+        return heartbeat_name(self.name)
+
+    def _gone(self, consumer: str) -> bool:
+        """Whether another consumer of the group is gone: its processor's heartbeat says so, wherever it ran."""
+        return heartbeat.dead(self.conn, self.keys, heartbeat_name(consumer), self.timing)
+
+    def _beat_info(self) -> dict:
+        return {"handled": self.handled, **self.consumer.lag()}
 
     def beat(self) -> None:
-        heartbeat.beat(self.conn, self.keys, self.heartbeat_name, mode=self.mode, handled=self.handled,
-                       **self.consumer.lag())
+        heartbeat.beat(self.conn, self.keys, self.heartbeat_name, timeout=self.timing.timeout, mode=self.mode,
+                       **self._beat_info())
 
     def run(self, burst: bool) -> int:
         """Handle entries until stopped (or, in a burst, until none is pending); 1 when a burst gives up."""
         self.mode = heartbeat.BURST if burst else None
+        # Beaten from a thread of its own, from before the first read (a consumer without a heartbeat is gone).
+        beating = heartbeat.Beater(self.conn, self.keys, self.heartbeat_name, self.timing, info=self._beat_info,
+                                   mode=self.mode).start()
+        try:
+            return self._run(burst)
+        finally:
+            beating.stop(clear_it=False)  # the last beat stays for status until the caller clears it
+
+    def _run(self, burst: bool) -> int:
         while not self.stop.is_set():
             try:
                 for attempt in until_available(SERVICE_ERRORS, stopping=self.stop, on_retry=self._retrying,
@@ -310,11 +333,7 @@ class Processor:
         if not self._group_ready:
             self.consumer.ensure_group()
             self._group_ready = True
-        handled = self.step(None if burst else BLOCK_MS)
-        if time.time() - self._last_beat > HEARTBEAT_SECONDS:
-            self.beat()
-            self._last_beat = time.time()
-        return handled
+        return self.step(None if burst else BLOCK_MS)
 
     def _retrying(self, error: BaseException, seconds: float) -> None:
         self._outages[isinstance(error, REDIS_ERRORS)].failed(error)
@@ -352,6 +371,7 @@ def run(settings: Settings, burst: bool = False) -> int:
     finally:
         db.close()
         try:
-            heartbeat.clear(processor.conn, processor.keys, processor.heartbeat_name)
-        except REDIS_ERRORS:
-            pass
+            heartbeat.clear(processor.conn, processor.keys, processor.heartbeat_name)  # gone from now on
+            processor.consumer.leave()  # when nothing of it is pending; otherwise a live processor takes it
+        except redis.RedisError:
+            pass  # its heartbeat times out and a live processor removes it

@@ -4,8 +4,12 @@ Healthy when every rule holds (each failed rule is one line under "problems"):
 
 - Redis answers at REDIS_URL, and the database answers (for SQLite: its file exists);
 - the fetcher, the processor and the notifier each have at least one live heartbeat, i.e. one
-  that beat less than ALIVE_SECONDS (90 s) ago (heartbeats expire from Redis after 300 s), of a
-  long-running process: a `fetch --once` or `process --burst` run is listed but does not count;
+  younger than its timeout (half of NOTIFIER_LEASE_SECONDS, at least 3 s: `shared.heartbeat.Timing`; its
+  age by Redis's clock; ALIVE_SECONDS, 90 s, for a heartbeat that does not say its timeout) of a
+  long-running process: a `fetch --once`, `process --burst` or `notify --burst` run is listed but does not
+  count. Each process is listed by instance (`<role>:<instance id>`, unique across machines and restarts)
+  with its host, pid, mode and last beat, so two processes on machines that share a hostname are two rows;
+  a gone one stays listed for 5 minutes after its timeout (`shared.heartbeat.KEEP_SECONDS`);
 - the fetcher recorded a completed cycle within `stale_cycle_seconds`: three times the longest wait
   its schedule can choose (45 min with the 15 min of the night, more when SCAN_INTERVAL_MINUTES is high);
 - the fetcher got a good answer from Sofascore within that same limit (a cycle whose requests all
@@ -40,7 +44,7 @@ from shared.timefmt import ago, duration
 from shared.webhooks import MAIN_WEBHOOK, WEBHOOKS, setting_name
 
 ROLES = ("fetcher", "processor", "notifier")
-ALIVE_SECONDS = 90.0
+ALIVE_SECONDS = 90.0  # the timeout of a heartbeat that does not say its own (written before instance ids)
 STALE_CYCLE_SECONDS = 45 * 60.0
 STUCK_ALERT_SECONDS = 15 * 60.0
 # Why alerts are printed instead of posted (`dry_run.reason`).
@@ -102,20 +106,37 @@ def _role_of(beat: dict[str, Any]) -> str:
     return str(beat.get("name") or "?").split(":", 1)[0]
 
 
+# What a heartbeat says about its process (listed as such), not counters for the info column.
+_IDENTITY = ("name", "at", "age", "role", "instance", "host", "pid", "machine", "started", "timeout", "ttl", "mode")
+
+
+def _age(beat: dict[str, Any], now: float) -> float | None:
+    """Seconds since the beat: by Redis's clock when read with it (`age`), else by the beat's own `at`."""
+    age = opt_float(beat.get("age"))
+    return round(age, 1) if age is not None else _ago(opt_float(beat.get("at")), now)
+
+
+def _timeout(beat: dict[str, Any]) -> float:
+    return opt_float(beat.get("timeout")) or ALIVE_SECONDS
+
+
 def _is_alive(beat: dict[str, Any], now: float) -> bool:
-    age = _ago(opt_float(beat.get("at")), now)
-    return age is not None and age < ALIVE_SECONDS
+    age = _age(beat, now)
+    return age is not None and age < _timeout(beat)
 
 
 def _processes(beats: list[dict[str, Any]], now: float) -> dict[str, Any]:
     roles: dict[str, Any] = {role: {"alive": False, "last_seen_ago": None, "instances": []} for role in ROLES}
     for beat in beats:
         at = opt_float(beat.get("at"))
-        age = _ago(at, now)
+        age = _age(beat, now)
         alive = _is_alive(beat, now)
-        info = {k: v for k, v in beat.items() if k not in ("name", "at")}
+        info = {k: v for k, v in beat.items() if k not in _IDENTITY}
         role = roles.setdefault(_role_of(beat), {"alive": False, "last_seen_ago": None, "instances": []})
-        role["instances"].append({"name": beat.get("name"), "at": at, "ago": age, "alive": alive, "info": info})
+        role["instances"].append({
+            "name": beat.get("name"), "instance": beat.get("instance"), "host": beat.get("host"),
+            "pid": beat.get("pid"), "mode": beat.get("mode"), "at": at, "ago": age, "timeout": _timeout(beat),
+            "alive": alive, "info": info})
         role["alive"] = role["alive"] or (alive and long_running(beat))  # not a `--once`/`--burst` run
         if age is not None and (role["last_seen_ago"] is None or age < role["last_seen_ago"]):
             role["last_seen_ago"] = age

@@ -29,15 +29,21 @@ def _section(title: str, rows: list[list[str]]) -> list[str]:
 
 
 def _processes(report: dict[str, Any]) -> list[list[str]]:
+    """One row per process instance: role, name (`<role>:<instance id>`), host, alive or GONE, last beat, and
+    the mode of a one-off run and its counters."""
     rows = []
     for role, entry in report["processes"].items():
         if not entry["instances"]:
-            rows.append([role, "-", "MISSING", ""])
+            rows.append([role, "-", "-", "MISSING", ""])
         for inst in entry["instances"]:
             # Timestamps (next_poll_at, ...) are shown in their own sections; the rest are counters.
-            extra = ", ".join(f"{k}={v}" for k, v in inst["info"].items()
-                              if not isinstance(v, (dict, list)) and not k.endswith("_at"))
-            rows.append([role, str(inst["name"]), "alive" if inst["alive"] else "STALE",
+            mode = f"mode={inst['mode']}" if inst["mode"] else ""
+            counters = ", ".join(f"{k}={v}" for k, v in inst["info"].items()
+                                 if not isinstance(v, (dict, list)) and not k.endswith("_at"))
+            extra = ", ".join(part for part in (mode, counters) if part)
+            host = str(inst["host"]) + (f" pid {inst['pid']}" if inst["pid"] is not None else "") \
+                if inst["host"] else "?"
+            rows.append([role, str(inst["name"]), host, "alive" if inst["alive"] else "GONE",
                          f"seen {ago(inst['ago'])}" + (f"  ({extra})" if extra else "")])
     return rows
 

@@ -94,7 +94,7 @@ def test_one_off_heartbeats_are_marked_and_no_live_process_in_status(
     report = build_report(gather(settings))
     for role in ("fetcher", "processor"):
         assert not report["processes"][role]["alive"]
-        assert [i["info"]["mode"] for i in report["processes"][role]["instances"]] == [beats[role]["mode"]]
+        assert [i["mode"] for i in report["processes"][role]["instances"]] == [beats[role]["mode"]]
         assert any(p.startswith(f"no live {role} heartbeat") for p in report["problems"]), report["problems"]
 
 

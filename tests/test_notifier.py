@@ -6,6 +6,7 @@ with real Redis and both databases; the fake's small buckets can only be learnt 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import socket
@@ -29,7 +30,7 @@ from notifier.deliver import deliver_alert
 from notifier.lock import WebhookLock
 from notifier.main import run
 from notifier.webhooks import broken_webhooks, failing_webhooks, fingerprint
-from shared import outbox
+from shared import heartbeat, outbox
 from shared.alerts import MatchInfo, NewTipAlert, PredictorInfo, StatsSummary, TipLine
 from shared.jobs import alerts_queue, enqueue_alert
 from shared.keys import Keys
@@ -48,6 +49,16 @@ ALERT_ID = re.compile(r"alert #(\d+)")
 
 
 # -- helpers (also used by test_notifier_procs) ------------------------------------------------------------
+def beat_elsewhere(conn: redis.Redis, keys: Keys, name: str, *, timeout: float = 30.0, host: str | None = None,
+                   pid: int = 999_999) -> None:
+    """A heartbeat as a process on another machine writes it: this hostname unless told, a pid that means nothing
+    here, another boot id and pid namespace."""
+    heartbeat.beat(conn, keys, name, timeout=timeout)
+    body = json.loads(conn.get(keys.heartbeat(name)))
+    body.update(host=host or socket.gethostname(), pid=pid, machine="another-boot/4026531999", started=12345)
+    conn.set(keys.heartbeat(name), json.dumps(body), keepttl=True)
+
+
 def make_alert(i: int, nickname: str | None = None) -> NewTipAlert:
     return NewTipAlert(
         predictor=PredictorInfo(id=f"p{i % 7}", nickname=nickname or f"Predictor {i % 7}",
@@ -628,7 +639,7 @@ def test_webhook_lock_is_exclusive_and_released_by_its_owner_only(redis_conn: re
     assert not second.try_acquire()
     second.release()  # not its lock: nothing happens
     assert redis_conn.get(key) == first.token.encode()
-    assert second.take_over_if_dead() is None  # another host: cannot tell, so not taken
+    assert second.take_over_if_dead() is None  # no judge of liveness given: never taken
     first.release()
     assert redis_conn.get(key) is None
     assert second.try_acquire()
@@ -654,16 +665,25 @@ def test_a_lock_redis_lost_is_taken_again_by_its_holder(redis_conn: redis.Redis)
     assert redis_conn.get(key) is None
 
 
-def test_lock_of_a_dead_process_on_this_host_is_taken_over(redis_conn: redis.Redis) -> None:
+def test_lock_of_a_notifier_killed_on_this_machine_is_taken_over_at_once(ctx: context.NotifierContext,
+                                                                        redis_conn: redis.Redis) -> None:
+    """A process that beat its heartbeat here and ended: its heartbeat has not timed out, but it says it was written
+    on this machine by a pid that is gone, so its lock is taken over without waiting."""
     import subprocess
     import sys
 
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()  # gone (and reaped): its pid is dead
-    key = "test:lock:webhook:main"
-    redis_conn.set(key, f"notifier:{socket.gethostname()}:{child.pid}|abc")
-    me = WebhookLock(redis_conn, key, "notifier:me:1", ttl=5)
-    assert me.take_over_if_dead() == f"notifier:{socket.gethostname()}:{child.pid}"
+    script = ("import sys; from shared import heartbeat, instance; from shared.keys import Keys; import redis; "
+              "name = instance.process_name('notifier'); "
+              "heartbeat.beat(redis.Redis.from_url(sys.argv[1]), Keys(sys.argv[2]), name, timeout=30); print(name)")
+    url = redis_conn.connection_pool.connection_kwargs
+    child = subprocess.run([sys.executable, "-c", script, f"redis://{url['host']}:{url['port']}/{url['db']}",
+                            ctx.keys.prefix], capture_output=True, text=True, check=True)
+    dead = child.stdout.strip()
+    assert dead.startswith("notifier:") and redis_conn.exists(ctx.keys.heartbeat(dead))
+    key = ctx.keys.webhook_lock("main")
+    redis_conn.set(key, f"{dead}|abc")
+    me = WebhookLock(redis_conn, key, ctx.owner, ttl=5, dead=ctx.owner_dead)
+    assert me.take_over_if_dead() == dead
     assert me.try_acquire()
     me.release()
 
@@ -672,6 +692,7 @@ def test_job_waits_for_the_lock_and_finds_its_alert_done(ctx: context.NotifierCo
                                                          redis_conn: redis.Redis) -> None:
     [alert_id] = insert_alerts(db, 1)
     holder = WebhookLock(redis_conn, ctx.keys.webhook_lock("main"), "notifier:other-host:1", ttl=5)
+    beat_elsewhere(redis_conn, ctx.keys, "notifier:other-host:1")  # alive, on another machine
     assert holder.try_acquire()
     context.install(ctx)
     results: list[str] = []

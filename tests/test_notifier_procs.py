@@ -5,6 +5,7 @@ per webhook (learnt from its headers only). Each test stays well under a minute.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -166,11 +167,10 @@ def test_two_notifiers_deliver_every_alert_once_in_order(make_settings: Callable
         assert heartbeats == []  # cleared on the way out
 
 
-def _quiet_holder(settings: Settings, db: Database, fake: FakeDiscord, redis_conn: redis.Redis) -> int | None:
-    """The pid of the notifier holding the webhook when it is provably between posts:
+def quiet_holder(keys: Keys, db: Database, fake: FakeDiscord, redis_conn: redis.Redis) -> dict[str, Any] | None:
+    """The heartbeat of the notifier holding the webhook when it is provably between posts:
     nothing claimed, every accepted message recorded as sent, and the limiter keeps it waiting
     for a while (it holds no slot). Checked twice, 0.1 s apart."""
-    keys = Keys.of(settings)
     limiter = RateLimiter(redis_conn, keys, 1)
 
     def snapshot() -> tuple[Any, ...] | None:
@@ -190,7 +190,15 @@ def _quiet_holder(settings: Settings, db: Database, fake: FakeDiscord, redis_con
     time.sleep(0.1)
     if snapshot() != first:
         return None
-    return int(first[0].decode().partition("|")[0].rsplit(":", 1)[1])
+    owner = first[0].decode().partition("|")[0]  # `notifier:<instance id>`: its heartbeat says who and where
+    raw = redis_conn.get(keys.heartbeat(owner))
+    return json.loads(raw) if raw else None
+
+
+def _quiet_holder(settings: Settings, db: Database, fake: FakeDiscord, redis_conn: redis.Redis) -> int | None:
+    """The pid of the notifier holding the webhook between posts (`quiet_holder`)."""
+    beat = quiet_holder(Keys.of(settings), db, fake, redis_conn)
+    return int(beat["pid"]) if beat else None
 
 
 def test_kill_9_mid_burst_then_restart_delivers_everything(make_settings: Callable[..., Settings], tmp_path: Path,

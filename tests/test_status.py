@@ -267,10 +267,11 @@ def settings(make_settings: Callable[..., Settings], database_url: str, redis_ur
 def everything_running(conn: redis.Redis, settings: Settings, db: Database, *, notifier: bool = True) -> None:
     keys = Keys.of(settings)
     now = time.time()
-    heartbeat.beat(conn, keys, "fetcher:box:101")
-    heartbeat.beat(conn, keys, "processor:processor-box", handled=5, pending=0, lag=0)
+    timeout = heartbeat.Timing.of(settings).timeout
+    heartbeat.beat(conn, keys, "fetcher:box:101", timeout=timeout)
+    heartbeat.beat(conn, keys, "processor:processor-box", timeout=timeout, handled=5, pending=0, lag=0)
     if notifier:
-        heartbeat.beat(conn, keys, "notifier:box:103")
+        heartbeat.beat(conn, keys, "notifier:box:103", timeout=timeout)
     conn.hset(keys.fetcher_state, mapping={
         "last_cycle_at": repr(now - 120), "last_success_at": repr(now - 120), "next_poll_at": repr(now + 180), "leaderboard_at": repr(now - 600),
         "backoff_until": repr(now + 300), "backoff_seconds": "120.0", "blocked_since": repr(now - 400),
