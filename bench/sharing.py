@@ -95,10 +95,10 @@ def run(fake: Any, redis_url: str, predictors: int, tips: int, latency: float, n
     conn = redis.Redis.from_url(redis_url)
     for at in (start, start + 300):
         for name in names:
-            peers.alive(conn, Keys.of(settings), name, at - 1)
+            peers.alive(conn, Keys.of(settings), name, at - 1, 3600)
         cycle(procs, at)
     for name in names:
-        peers.alive(conn, Keys.of(settings), name, start + 599)
+        peers.alive(conn, Keys.of(settings), name, start + 599, 3600)
     conn.close()
     with fake.lock:
         fake.requests = []

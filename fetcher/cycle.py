@@ -43,7 +43,7 @@ from fetcher.schedule import next_poll_seconds
 from fetcher.sharedbudget import SharedBudget
 from fetcher.selection import Filters, Predictor, select_predictors, with_targets
 from fetcher.state import FetcherState, StateStore
-from shared import deferred, unsettled, votes, watch
+from shared import deferred, heartbeat, unsettled, votes, watch
 from shared.keys import Keys
 from shared.logs import first_line
 from shared.models import EventDetails, FetchKind, FetchRecord, Ranking
@@ -117,6 +117,7 @@ class Fetcher:
         # None for a one-off run, which polls everything.
         self.name = name
         self.peers: list[str] = []
+        self.live_seconds = heartbeat.Timing.of(settings).timeout  # a peer silent this long is gone
         self._refreshed_leaderboard = False  # this cycle: its selection is this fetcher's to store
         self.owned = 0  # the predictors of this fetcher's share, at its last cycle (its heartbeat says it)
         self.conn = conn
@@ -197,7 +198,7 @@ class Fetcher:
         if self.name is None or self._redis_failed:
             return
         try:
-            self.peers = peers.alive(self.conn, self.keys, self.name, now)
+            self.peers = peers.alive(self.conn, self.keys, self.name, now, self.live_seconds)
             if self.shared:
                 self.state.adopt(self.store.read())
         except redis.RedisError as error:

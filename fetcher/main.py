@@ -56,7 +56,7 @@ def _beater(conn: redis.Redis, keys: Keys, name: str, fetcher: Fetcher, settings
                                              "last_cycle_at": fetcher.state.last_cycle_at,
                                              "fetchers": len(fetcher.peers) or 1, "predictors": fetcher.owned})
     if mode is None:
-        beating.on_beat = lambda: peers.alive(conn, keys, name, fetcher.clock())  # sharing the work while it waits
+        beating.on_beat = lambda: peers.alive(conn, keys, name, fetcher.clock(), fetcher.live_seconds)  # still sharing
     return beating
 
 

@@ -47,7 +47,8 @@ def pair(make_settings: Callable[..., Settings], fake: FakeSofascore,
     for fetcher in (a, b):
         fetcher.load_state()
     watch.add(redis_conn, Keys.of(settings), {event: REF_NOW + 86_400 for event in EVENTS})
-    peers.alive(redis_conn, Keys.of(settings), B, clock())  # B started first: A finds it at its first cycle
+    # B started first: A finds it at its first cycle.
+    peers.alive(redis_conn, Keys.of(settings), B, clock(), a.live_seconds)
     yield settings, clock, a, b
     for client in clients:
         client.close()
@@ -57,7 +58,7 @@ def waited(settings: Settings, clock: Clock, seconds: float, *alive: Fetcher, co
     """Time passes; the fetchers still running say so every minute as they wait (fetcher/main.py)."""
     clock.advance(seconds)
     for fetcher in alive:
-        peers.alive(conn, Keys.of(settings), fetcher.name or "", clock())
+        peers.alive(conn, Keys.of(settings), fetcher.name or "", clock(), fetcher.live_seconds)
 
 
 def page_requests(fake: FakeSofascore) -> dict[str, int]:
@@ -91,8 +92,8 @@ def test_a_dead_fetchers_share_moves_within_a_cycle_and_a_block_stops_both(
     settings, clock, a, b = pair
     a.run_cycle()
     b.run_cycle()
-    # B dies (no cycle, no beat): after LIVE_SECONDS, A's next cycle polls everyone.
-    waited(settings, clock, peers.LIVE_SECONDS + 1, a, conn=redis_conn)
+    # B dies (no cycle, no beat): after the heartbeat timeout, A's next cycle polls everyone.
+    waited(settings, clock, a.live_seconds + 1, a, conn=redis_conn)
     a.run_cycle()
     assert page_requests(fake) == {pid: 2 for pid in page_requests(fake)} and a.owned == 9
 
@@ -132,9 +133,10 @@ def test_the_request_budget_holds_for_both_fetchers_together(make_settings: Call
         try:
             a, b = (Fetcher(settings, redis_conn, client, clock=clock, name=name)
                     for client, name in zip(clients, (A, B)))
-            peers.alive(redis_conn, Keys.of(settings), B, clock())
+            peers.alive(redis_conn, Keys.of(settings), B, clock(), a.live_seconds)
             for fetcher in (a, b):
-                fetcher.sleep = clock.advance  # waiting for the budget moves the test's clock
+                # Waiting for the budget moves the test's clock; both fetchers' heartbeats go on meanwhile.
+                fetcher.sleep = lambda seconds: waited(settings, clock, seconds, a, b, conn=redis_conn)
             a.run_cycle()
             b.run_cycle()  # finds A's last minute in the shared window: waits for it
         finally:
