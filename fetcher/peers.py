@@ -3,9 +3,9 @@
 Sorted set `Keys.fetchers`: member a long-running fetcher's name (`shared.instance.process_name`), score
 when it last said it is alive; a fetcher says so at every cycle and at every heartbeat, and one silent for
 the heartbeat timeout (half NOTIFIER_LEASE_SECONDS) is gone: its share goes to the others at their next
-cycle (`fetcher.share`). A one-off run (`fetch --once`) is no peer: it polls everything, once. The leaderboard is refreshed by one
-fetcher at a time: the one that takes `Keys.leaderboard_lock`, held until it expires (the others adopt the
-new selection at their next cycle and find the leaderboard no longer due).
+cycle (`fetcher.share`). A one-off run (`fetch --once`) is no peer: it polls everything, once. The
+leaderboard is refreshed by one fetcher at a time: the one that takes `Keys.leaderboard_lock`, held until it
+expires (the others adopt the new selection at their next cycle and find the leaderboard no longer due).
 """
 from __future__ import annotations
 
