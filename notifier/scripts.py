@@ -5,17 +5,15 @@ Each file says in its header comment what its KEYS and ARGV are. A file is read 
 """
 from __future__ import annotations
 
-from functools import cache
-from importlib.resources import files
-
 import redis
 from redis.commands.core import Script
 
+from shared import scripts
 
-@cache
+
 def source(name: str) -> str:
     """The text of `notifier/lua/<name>.lua`."""
-    return files("notifier").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return scripts.source("notifier", name)
 
 
 def load(conn: redis.Redis, name: str) -> Script:

@@ -169,6 +169,10 @@ class StreamConsumer:
             # Through a pipeline that then fails, the caller acknowledges them again before it reads more.
             self._outstanding.difference_update(entry_ids)
 
+    def acknowledged(self, entry_ids: list[str]) -> None:
+        """These entries were acknowledged by the caller (in the script that ends their batch)."""
+        self._outstanding.difference_update(entry_ids)
+
     def dead_letter(self, dead_stream: str, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
         """Park an entry that can never be processed, with the reason, and move on (atomically)."""
         with self.conn.pipeline(transaction=True) as pipe:

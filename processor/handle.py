@@ -79,6 +79,7 @@ class Outcome:
     """What a record led to, for the Redis side effects done after the commit."""
 
     alert_ids: list[int] = field(default_factory=list)
+    webhooks: list[str] = field(default_factory=list)  # the webhook of each alert (same order)
     watch: dict[int, int] = field(default_factory=dict)  # event id -> kick-off
     # Deferred tips for the fetcher to refresh when due (`shared.deferred` member -> kick-off), and those done.
     waiting: dict[str, float] = field(default_factory=dict)
@@ -96,11 +97,18 @@ class Outcome:
         merged = cls()
         for outcome in outcomes:
             merged.alert_ids += outcome.alert_ids
+            merged.webhooks += outcome.webhooks
             merged.summaries += outcome.summaries
             merged.watch.update(outcome.watch)
             _later_wins(merged.votes_wanted, merged.votes_done, outcome.votes_wanted, outcome.votes_done)
             _later_wins(merged.waiting, merged.done_waiting, outcome.waiting, outcome.done_waiting)
         return merged
+
+    def alerted(self, alert_id: int, webhook: str, summary: str) -> None:
+        """An alert the record led to: its id, its webhook and its summary line."""
+        self.alert_ids.append(alert_id)
+        self.webhooks.append(webhook)
+        self.summaries.append(summary)
 
     def track(self, tips: Iterable[dedup.Stored], now: float, grace_minutes: float) -> None:
         for tip in tips:
@@ -274,11 +282,9 @@ class Handler:
                                for event_id, tips in groups.items() for p in tips})
         for event_id, tips in groups.items():
             first = tips[0]
-            outcome.alert_ids.append(alert_ids[event_id])
-            outcome.summaries.append(
-                f"new_tip predictor={who.nickname} match={first.home_team_name} vs {first.away_team_name}"
-                f" event={event_id} tips={len(tips)}"
-            )
+            outcome.alerted(alert_ids[event_id], MAIN_WEBHOOK,
+                            f"new_tip predictor={who.nickname} match={first.home_team_name} vs"
+                            f" {first.away_team_name} event={event_id} tips={len(tips)}")
             if not kicked_off(first.start_date_timestamp, now):
                 outcome.watch[event_id] = first.start_date_timestamp
                 self._agreement(tx, event_id, first.start_date_timestamp, now, outcome)
@@ -316,9 +322,8 @@ class Handler:
             alert = self._consensus_alert(tx, tips, market, pick, members, joined, polls, prices)
             alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now, event_id=event_id)
             consensusmembers.announced(tx, event_id, market, pick, alert_id)
-            outcome.alert_ids.append(alert_id)
-            outcome.summaries.append(f"consensus match={alert.match.home} vs {alert.match.away} event={event_id}"
-                                     f" pick={alert.pick} predictors={len(members)} new={len(joined)}")
+            outcome.alerted(alert_id, MAIN_WEBHOOK, f"consensus match={alert.match.home} vs {alert.match.away}"
+                            f" event={event_id} pick={alert.pick} predictors={len(members)} new={len(joined)}")
 
     def _consensus_alert(self, tx: Tx, tips: list[dedup.AlertedTip], market: int, pick: str, members: list[str],
                          joined: set[str], polls: dict, prices: list[Price]) -> ConsensusAlert:
@@ -382,11 +387,10 @@ class Handler:
         )
         alert_id = outbox.insert(tx, alert, webhook=MAIN_WEBHOOK, created_at=now,
                                  predictor_id=tip.predictor_id, event_id=tip.event_id)
-        outcome.alert_ids.append(alert_id)
-        outcome.summaries.append(
-            f"line_movement predictor={who.nickname} match={tip.home} vs {tip.away} event={tip.event_id}"
-            f" {float(tipped):.2f}->{float(price.decimal):.2f} ({float(change) * 100:+.1f}%)"
-        )
+        outcome.alerted(alert_id, MAIN_WEBHOOK,
+                        f"line_movement predictor={who.nickname} match={tip.home} vs {tip.away}"
+                        f" event={tip.event_id} {float(tipped):.2f}->{float(price.decimal):.2f}"
+                        f" ({float(change) * 100:+.1f}%)")
 
     # -- health ---------------------------------------------------------------------------------
     def _health(self, tx: Tx, record: FetchRecord, body: dict, outcome: Outcome) -> None:
@@ -400,8 +404,7 @@ class Handler:
         alert_id = outbox.insert_once(tx, alert, webhook=HEALTH_WEBHOOK, created_at=record.fetched_at,
                                       source=f"fetched:{record.kind}:{record.subject}:{record.fetched_at!r}")
         if alert_id is not None:
-            outcome.alert_ids.append(alert_id)
-            outcome.summaries.append(f"health {record.subject}")
+            outcome.alerted(alert_id, HEALTH_WEBHOOK, f"health {record.subject}")
 
 
 def _tip_odds(tip: dedup.AlertedTip | None) -> float | None:

@@ -6,9 +6,9 @@ staying pending; a burst gives up when the waits have grown to their longest. A 
 without its data gets its stream and consumer group back (`processor.consumer`).
 
 Each entry is committed to the database on its own; the Redis side of a whole batch of committed entries
-(watch their events, follow their deferred tips, enqueue their alerts, acknowledge them) is one
-transaction at the end of the batch: a few commands for the batch and about two per alert, instead of
-several round trips per alert. What Redis refuses is not lost: the entries stay pending in the stream
+(watch their events, follow their deferred tips, enqueue their alerts, acknowledge them) is one script
+call at the end of the batch (`processor.commit`): a few commands for the batch and one or two per alert,
+instead of several round trips per alert. What Redis refuses is not lost: the entries stay pending in the stream
 and their Redis side is done first when Redis answers again (an alert whose job exists is not enqueued
 again).
 
@@ -33,10 +33,11 @@ import redis
 from pydantic import ValidationError
 
 from processor import consensusmembers, dedup, digest
+from processor.commit import ZSetChange, commit
 from processor.consumer import StreamConsumer
 from processor.handle import BadRecord, Handler, Outcome, Rules
 from shared import deferred, healththrottle, heartbeat, instance, outbox, settlements, unsettled, votes, watch
-from shared.jobs import AlertJob, alerts_queue, describe, enqueue_alert, enqueue_alerts
+from shared.jobs import AlertJob, alerts_queue, describe, enqueue_alert
 from shared.keys import PROCESSOR_GROUP, Keys
 from shared.logs import error_line, first_line, setup_logging
 from shared.models import FetchRecord
@@ -158,29 +159,29 @@ class Processor:
         self._committed[entry_id] = outcome
 
     def _finish_committed(self) -> None:
-        """The Redis side of the committed entries, in one transaction: watch their events, follow their
-        deferred tips, enqueue their alerts, acknowledge them. When Redis refuses, all of it stays for the
-        next try (done again whole: each part is idempotent, and an alert whose job exists gets no other).
+        """The Redis side of the committed entries, in one script call (`processor.commit`): watch their events,
+        ask for the votes of their consensus matches, follow their deferred tips, enqueue their alerts (or hand
+        them to their webhook's lingering drain), acknowledge them. When Redis refuses, all of it stays for the next try (done again whole: each part
+        is idempotent, and an alert whose job exists gets no other).
         """
         if not self._committed:
             return
         outcome = Outcome.merged(self._committed.values())
-        # Each alert's summary line is its job's description in rq-dashboard (kind, predictor, match; no secrets).
-        jobs = [AlertJob(alert_id, summary) for alert_id, summary in zip(outcome.alert_ids, outcome.summaries,
-                                                                           strict=True)]
-        # A transaction when there is more to do than acknowledge (entries that changed nothing: a lone XACK).
-        more = bool(jobs or outcome.watch or outcome.waiting or outcome.done_waiting or outcome.votes_wanted
-                    or outcome.votes_done)
-        with self.conn.pipeline(transaction=more) as pipe:
-            watch.add(pipe, self.keys, outcome.watch)
-            votes.done(pipe, self.keys, map(str, outcome.votes_done))
-            votes.want(pipe, self.keys, outcome.votes_wanted)
-            deferred.remove(pipe, self.keys, outcome.done_waiting)
-            deferred.add(pipe, self.keys, outcome.waiting)
-            enqueue_alerts(pipe, self.queue, jobs, retry_intervals=self.settings.notifier_retry_intervals)
-            self.consumer.ack(list(self._committed), pipe)
-            pipe.execute()
-        for entry_id in self._committed:
+        entry_ids = list(self._committed)
+        if outcome.alert_ids or outcome.watch or outcome.waiting or outcome.done_waiting or outcome.votes_wanted \
+                or outcome.votes_done:
+            # Each alert's summary line is its job's description in rq-dashboard (kind, predictor, match; no secrets).
+            jobs = [AlertJob(alert_id, summary, self.keys.drain(webhook)) for alert_id, webhook, summary
+                    in zip(outcome.alert_ids, outcome.webhooks, outcome.summaries, strict=True)]
+            commit(self.conn, stream=self.keys.fetched, group=PROCESSOR_GROUP, acks=entry_ids,
+                   sorted_sets=[ZSetChange(self.keys.watched_events, (), outcome.watch),
+                                ZSetChange(self.keys.votes_wanted, outcome.votes_done, outcome.votes_wanted),
+                                ZSetChange(self.keys.deferred_tips, outcome.done_waiting, outcome.waiting)],
+                   queue=self.queue, jobs=jobs, retry_intervals=self.settings.notifier_retry_intervals)
+            self.consumer.acknowledged(entry_ids)
+        else:
+            self.consumer.ack(entry_ids)  # entries that changed nothing: a lone XACK
+        for entry_id in entry_ids:
             self._last_error.pop(entry_id, None)
         self._committed.clear()
 

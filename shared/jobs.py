@@ -3,7 +3,10 @@ description (what rq-dashboard shows) says which alert it is: kind, predictor, m
 
 One job per alert, ever at once: its id is `alert-<id>` and it is written only when no job of that id
 exists (RQ's unique enqueue), checked and written in one script run so two processes cannot both write it.
-The processor enqueues all the alerts of a batch of entries in one script call (`enqueue_alerts`).
+While a webhook's drain lingers (`notifier.lingering`: the RQ job holding the webhook's lock, waiting for
+more), its new alerts are handed to it instead, in the same script run: no job of their own.
+The processor enqueues all the alerts of a batch of entries in the script call that ends the batch
+(`processor/commit.py`); `enqueue_alert(s)` enqueue on their own.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import redis
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
 
+from shared import scripts
 from shared.alerts import Alert, ConsensusAlert, DigestAlert, HealthAlert
 from shared.keys import ALERTS_QUEUE
 from shared.outbox import job_id
@@ -60,14 +64,16 @@ def job_description(alert_id: int, description: str | None) -> str:
 
 @dataclass(frozen=True)
 class AlertJob:
-    """An alert to deliver, and what it is about (its job's description: no secrets)."""
+    """An alert to deliver, what it is about (its job's description: no secrets), and the drain stream of its
+    webhook (`Keys.drain`): where it goes instead of a job while that webhook's drain lingers (None: a job)."""
 
     alert_id: int
     description: str | None = None
+    drain: str | None = None
 
 
 def enqueue_alert(queue: Queue, alert_id: int, *, retry_intervals: Sequence[int],
-                  description: str | None = None) -> bool:
+                  description: str | None = None, drain: str | None = None) -> bool:
     """Enqueue the delivery of an alert once; False when a job for it already exists.
 
     A job that finished is gone (result_ttl=0), so an alert that is still pending afterwards
@@ -75,8 +81,10 @@ def enqueue_alert(queue: Queue, alert_id: int, *, retry_intervals: Sequence[int]
     After 5xx and timeouts the job is tried again after each of `retry_intervals` (the
     NOTIFIER_RETRY_INTERVALS setting; empty: no retry), then it stays in RQ's failed registry.
     `description` says what the alert is about (`describe`, or the processor's line for it): no secrets.
+    With `drain` (its webhook's `Keys.drain`), the alert is handed to that webhook's lingering drain instead
+    when one is registered (True): the drain delivers it, no job is written.
     """
-    (keys, args), = _script_calls(queue, [AlertJob(alert_id, description)], retry_intervals)
+    (keys, args), = script_calls(queue, [AlertJob(alert_id, description, drain)], retry_intervals)
     return bool(queue.connection.eval(ENQUEUE_SCRIPT, len(keys), *keys, *args))
 
 
@@ -84,47 +92,27 @@ def enqueue_alerts(pipe: redis.client.Pipeline, queue: Queue, jobs: Sequence[Ale
                    retry_intervals: Sequence[int]) -> None:
     """`enqueue_alert` for many alerts, added to `pipe`: one command per `JOBS_PER_CALL` jobs.
 
-    Each alert gets a job unless one of its id exists. The caller's pipeline decides when it runs (with
-    the rest of the transaction, e.g. the acknowledgement of the entries the alerts came from).
+    Each alert gets a job unless one of its id exists (or goes to its webhook's lingering drain). The caller's
+    pipeline decides when it runs.
     """
-    for keys, args in _script_calls(queue, jobs, retry_intervals):
+    for keys, args in script_calls(queue, jobs, retry_intervals):
         pipe.eval(ENQUEUE_SCRIPT, len(keys), *keys, *args)
 
 
 # Jobs per script call: Lua's unpack() of the ids pushed at once is bounded by its stack (about 8,000).
 JOBS_PER_CALL = 500
 
-# RQ's unique enqueue (what `enqueue_call(unique=True)` runs for one job: EXISTS, HSET, RPUSH) for many jobs.
-# KEYS: the queue's list, RQ's set of queues, then the hash of each job.
-# ARGV: the queue's key (its member in RQ's set of queues); the number s of fields all the jobs share and
-# those s field/value pairs; then for each job its id, the number n of its own fields and n field/value
-# pairs. Returns how many jobs it wrote (those whose id had no job yet).
-# Sent whole each time (EVAL, not EVALSHA): no extra round trip to check that Redis still has it.
-ENQUEUE_SCRIPT = """
-local s = tonumber(ARGV[2])
-local enqueued = {}
-local at = 3 + 2 * s
-for k = 3, #KEYS do
-  local n = tonumber(ARGV[at + 1])
-  if redis.call('EXISTS', KEYS[k]) == 0 then
-    local fields = {unpack(ARGV, 3, 2 + 2 * s)}
-    for i = at + 2, at + 1 + 2 * n do fields[#fields + 1] = ARGV[i] end
-    redis.call('HSET', KEYS[k], unpack(fields))
-    enqueued[#enqueued + 1] = ARGV[at]
-  end
-  at = at + 2 + 2 * n
-end
-if #enqueued > 0 then
-  redis.call('RPUSH', KEYS[1], unpack(enqueued))
-  redis.call('SADD', KEYS[2], ARGV[1])
-end
-return #enqueued
-"""
+# `shared/lua/jobs.lua` (its `enqueue`: hand each alert to its webhook's lingering drain, or write RQ's unique
+# job) run on the whole call. Sent whole each time (EVAL, not EVALSHA): no extra round trip to check that
+# Redis still has it. Other scripts start with jobs.lua too (`processor/lua/commit.lua`).
+JOBS_LUA = scripts.source("shared", "jobs")
+ENQUEUE_SCRIPT = JOBS_LUA + scripts.source("shared", "enqueue")
 
 
-def _script_calls(queue: Queue, jobs: Sequence[AlertJob],
-                  retry_intervals: Sequence[int]) -> list[tuple[list[str], list[object]]]:
-    """(KEYS, ARGV) of each `ENQUEUE_SCRIPT` call that enqueues these jobs.
+def script_calls(queue: Queue, jobs: Sequence[AlertJob],
+                 retry_intervals: Sequence[int]) -> list[tuple[list[str], list[object]]]:
+    """(KEYS, ARGV) of each call of jobs.lua's `enqueue` that enqueues these jobs (at least one call: with no
+    jobs, a call that does nothing).
 
     One RQ job is made and pointed at each alert in turn (RQ's setters of id and args): making one per
     alert would cost more than the rest of the enqueueing. Only the fields that differ from job to job
@@ -139,16 +127,18 @@ def _script_calls(queue: Queue, jobs: Sequence[AlertJob],
     rq_job.enqueued_at = datetime.now(timezone.utc)
     common = _hash_fields(rq_job)
     calls = []
-    for first in range(0, len(jobs), JOBS_PER_CALL):
-        keys: list[str] = [queue.key, queue.redis_queues_keys]
-        args: list[object] = [queue.key, len(common), *_flat(common)]
-        for job in jobs[first:first + JOBS_PER_CALL]:
+    for first in range(0, max(1, len(jobs)), JOBS_PER_CALL):
+        chunk = jobs[first:first + JOBS_PER_CALL]
+        drains = list(dict.fromkeys(job.drain for job in chunk if job.drain))
+        keys: list[str] = [queue.key, queue.redis_queues_keys, *drains]
+        args: list[object] = [queue.key, len(common), *_flat(common), len(drains)]
+        for job in chunk:
             rq_job.id = job_id(job.alert_id)
             rq_job.args = (job.alert_id,)
             rq_job.description = job_description(job.alert_id, job.description)
             own = {name: value for name, value in _hash_fields(rq_job).items() if common.get(name) != value}
             keys.append(rq_job.key)
-            args += [rq_job.id, len(own), *_flat(own)]
+            args += [rq_job.id, drains.index(job.drain) + 1 if job.drain else 0, len(own), *_flat(own)]
         calls.append((keys, args))
     return calls
 

@@ -111,6 +111,15 @@ class Keys:
     def webhook_lock(self, webhook: str) -> str:
         return self._k("lock", "webhook", webhook)
 
+    def drain(self, webhook: str) -> str:
+        """Stream: ids of the webhook's new alerts handed to its lingering drain (the RQ job holding its lock,
+        `notifier.lingering`); it exists only while a drain is registered, with the drain's lease as its TTL."""
+        return self._k("drain", webhook)
+
+    def drain_owner(self, webhook: str) -> str:
+        """String: the token of the webhook's registered drain (the same lease as its stream)."""
+        return self._k("drain", webhook, "owner")
+
     def webhook_broken(self, webhook: str) -> str:
         return self._k("webhook", "broken", webhook)
 

@@ -12,6 +12,7 @@ import redis
 from rq import Queue
 
 from processor import dedup, oddshistory, predictors
+from processor.commit import COMMIT_SCRIPT
 from processor.main import Processor
 from processor.movement import Price
 from shared import outbox, watch
@@ -345,28 +346,28 @@ def test_the_kick_off_rule_is_the_same_for_the_database_and_the_watched_set(
 def test_a_lost_reply_to_the_redis_side_leaves_each_alert_one_job(settings: Settings, redis_conn: redis.Redis,
                                                                    database: Database, monkeypatch: pytest.MonkeyPatch,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    """Redis applied the batch's transaction (jobs enqueued, entries acknowledged) but the connection broke
-    before its reply: the processor does it all again, and no alert gets a second job."""
+    """Redis ran the batch's script (jobs enqueued, entries acknowledged) but the connection broke before its
+    reply: the processor does it all again, and no alert gets a second job."""
     feed_round_one(redis_conn, settings)
-    execute = redis.client.Pipeline.execute
-    lost: list[list[str]] = []
+    keys = Keys.of(settings)
+    real_eval = redis.Redis.eval
+    pending_when_lost: list[int] = []
 
-    def reply_lost(self: redis.client.Pipeline, raise_on_error: bool = True) -> Any:
-        commands = [str(args[0]) for args, _options in self.command_stack]
-        replies = execute(self, raise_on_error)
-        if "EVAL" in commands and not lost:
-            lost.append(commands)
+    def reply_lost(self: redis.Redis, script: str, numkeys: int, *keys_and_args: Any) -> Any:
+        reply = real_eval(self, script, numkeys, *keys_and_args)
+        if script == COMMIT_SCRIPT and not pending_when_lost:
+            pending_when_lost.append(redis_conn.xpending(keys.fetched, PROCESSOR_GROUP)["pending"])
             raise redis.ConnectionError("Connection closed by server.")
-        return replies
+        return reply
 
-    monkeypatch.setattr(redis.client.Pipeline, "execute", reply_lost)
+    monkeypatch.setattr(redis.Redis, "eval", reply_lost)
     burst(settings, redis_conn, database)
-    assert lost and "XACK" in lost[0]  # the acknowledgement went with the jobs, in the same transaction
+    assert pending_when_lost == [0]  # the acknowledgement went with the jobs, in the same step
     ids = [r[0] for r in alerts(database)]
     assert len(ids) == 2
     queued = Queue(ALERTS_QUEUE, connection=redis_conn).get_job_ids()  # repeats included
     assert sorted(queued) == sorted(outbox.job_id(i) for i in ids)
-    assert redis_conn.xpending(Keys.of(settings).fetched, PROCESSOR_GROUP)["pending"] == 0
+    assert redis_conn.xpending(keys.fetched, PROCESSOR_GROUP)["pending"] == 0
     assert len([r for r in caplog.records if "Redis unavailable" in r.getMessage()]) == 1
 
 
