@@ -8,7 +8,8 @@ knows would be refused:
 * `reserve(webhook)` returns 0 and takes one slot (atomically, in Lua: `notifier/lua/`), or
   the seconds to wait. While a webhook's bucket is still unknown, one request at a time may
   go to learn it. `acquire(webhook, stop=...)` waits until `reserve` lets a request go.
-* `update(webhook, headers)` after every response.
+* `update(webhook, headers)` after every response; or `answered(webhook, headers)`, learnt with the next
+  reservation in the same script run (`flush` learns it at once).
 * `block(webhook, seconds)` / `block(None, seconds, is_global=True)` after a 429.
 * A rolling window of `messages_per_minute` per webhook (Discord limits a channel to about
   30 messages a minute and does not announce it).
@@ -56,23 +57,36 @@ class RateLimiter:
         self.probe_seconds = probe_seconds
         self.clock = clock
         self._reserve = scripts.load(conn, "reserve")
-        self._update = scripts.load(conn, "update")
         self._cancel = scripts.load(conn, "cancel")
         self._block = scripts.load(conn, "block")
         self._last_member: dict[str, str] = {}
+        # Per webhook: an answer not learnt yet (when it came, its headers), for the next reservation.
+        self._pending: dict[str, tuple[float, RateLimitHeaders]] = {}
 
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else now
 
-    def reserve(self, webhook: str, now: float | None = None) -> float:
-        """0 when a request may go now (one slot is taken), else the seconds to wait first."""
-        member = uuid.uuid4().hex
-        answer = self._reserve(
+    def _run(self, webhook: str, now: float, member: str) -> str:
+        """reserve.lua: learn the answer pending for the webhook, if any, then take a slot (unless `member` is '')."""
+        answer: list[object] = [""] * 6
+        pending = self._pending.pop(webhook, None)
+        if pending is not None:
+            answered_at, headers = pending
+            answer = [repr(answered_at), "", "", "", "", repr(SAME_WINDOW)]
+            if headers.complete:
+                answer[1:5] = [headers.limit, headers.remaining, repr(headers.reset_after), headers.bucket or ""]
+        return self._reserve(
             keys=[self.keys.bucket(webhook), self.keys.sent_window(webhook), self.keys.global_block],
-            args=[repr(self._now(now)), self.messages_per_minute, repr(self.window_seconds),
-                  repr(self.probe_seconds), member, STATE_TTL_MS, repr(PROBE_POLL)],
+            args=[repr(now), self.messages_per_minute, repr(self.window_seconds), repr(self.probe_seconds), member,
+                  STATE_TTL_MS, repr(PROBE_POLL), *answer],
         )
-        wait = float(answer)
+
+    def reserve(self, webhook: str, now: float | None = None) -> float:
+        """0 when a request may go now (one slot is taken), else the seconds to wait first.
+
+        An answer left by `answered` is learnt first, in the same script run."""
+        member = uuid.uuid4().hex
+        wait = float(self._run(webhook, self._now(now), member))
         if wait <= 0:
             self._last_member[webhook] = member
             return 0.0
@@ -83,15 +97,23 @@ class RateLimiter:
         member = self._last_member.pop(webhook, "")
         self._cancel(keys=[self.keys.bucket(webhook), self.keys.sent_window(webhook)], args=[member])
 
-    def update(self, webhook: str, headers: RateLimitHeaders, now: float | None = None) -> None:
-        """Learn the bucket from a response's headers (and end a probe, headers or not)."""
+    def answered(self, webhook: str, headers: RateLimitHeaders, now: float | None = None) -> None:
+        """Learn from an answer's headers (and end a probe, headers or not) with the next reservation for the
+        webhook: one script run for both. Only for the holder of the webhook's lock, the only one reserving for
+        it; `flush` before letting the lock go."""
+        self.flush(webhook)
         self._last_member.pop(webhook, None)
-        if headers.complete:
-            args = [repr(self._now(now)), headers.limit, headers.remaining, repr(headers.reset_after),
-                    headers.bucket or "", STATE_TTL_MS, repr(SAME_WINDOW)]
-        else:
-            args = [repr(self._now(now)), "", "", "", "", STATE_TTL_MS, repr(SAME_WINDOW)]
-        self._update(keys=[self.keys.bucket(webhook)], args=args)
+        self._pending[webhook] = (self._now(now), headers)
+
+    def flush(self, webhook: str) -> None:
+        """Learn the answer `answered` left for the webhook now, if any."""
+        if webhook in self._pending:
+            self._run(webhook, self.clock(), "")
+
+    def update(self, webhook: str, headers: RateLimitHeaders, now: float | None = None) -> None:
+        """Learn from a response's headers now (and end a probe, headers or not)."""
+        self.answered(webhook, headers, now)
+        self._run(webhook, self._now(now), "")
 
     def block(self, webhook: str | None, seconds: float, *, is_global: bool = False,
               now: float | None = None) -> None:
