@@ -43,9 +43,12 @@ class NotifierConfig:
     lock_ttl: float  # the per-webhook lock; renewed every third of it while held
     http_timeout: float
     health_throttle_seconds: int
+    # How long a job that sent its webhook's backlog waits for more as the webhook's drain (0: not at all).
+    linger_seconds: float = 0.0
 
     @classmethod
-    def of(cls, settings: Settings) -> "NotifierConfig":
+    def of(cls, settings: Settings, *, linger: bool = False) -> "NotifierConfig":
+        """The settings' timings; a drain lingers only when asked (`linger`: a notifier's foreground mode)."""
         return cls(
             lease_seconds=settings.notifier_lease_seconds,
             retry_intervals=tuple(settings.notifier_retry_intervals),
@@ -55,6 +58,7 @@ class NotifierConfig:
             lock_ttl=settings.notifier_lock_ttl,
             http_timeout=settings.notifier_http_timeout,
             health_throttle_seconds=settings.notifier_health_throttle_seconds,
+            linger_seconds=settings.notifier_linger_seconds if linger else 0.0,
         )
 
 
@@ -82,6 +86,8 @@ class NotifierContext:
     # Shared by the process's threads (for_thread keeps them): one line per outage, not one per thread.
     redis_outage: Outage = field(default_factory=lambda: Outage("Redis", log, RESUMES, reason=redis_reason))
     db_outage: Outage = field(default_factory=lambda: Outage("database", log, RESUMES))
+    # Webhook -> token of the drain this process runs for it (`notifier.lingering`); shared by its threads.
+    draining: dict[str, str] = field(default_factory=dict)
 
     def webhook_url(self, webhook: str) -> str | None:
         """The configured URL of a webhook name, None when unset (dry run)."""
@@ -97,13 +103,14 @@ class NotifierContext:
 
 
 def create(settings: Settings, *, db: Database | None = None, conn: redis.Redis | None = None,
-           owner: str | None = None) -> NotifierContext:
-    """The context of a notifier configured by `settings`; its own database and Redis connection unless given."""
+           owner: str | None = None, linger: bool = False) -> NotifierContext:
+    """The context of a notifier configured by `settings`; its own database and Redis connection unless given.
+    `linger`: its delivery jobs stay as their webhook's drain for NOTIFIER_LINGER_SECONDS (a long-running worker)."""
     conn = conn if conn is not None else connect(settings)
     keys = Keys.of(settings)
     return NotifierContext(
         settings=settings,
-        config=NotifierConfig.of(settings),
+        config=NotifierConfig.of(settings, linger=linger),
         db=db if db is not None else Database(settings.database_url),
         redis=conn,
         keys=keys,
@@ -142,7 +149,7 @@ def get() -> NotifierContext:
     with _lock:
         if _current is None:
             settings = Settings()
-            _current = create(settings)
+            _current = create(settings, linger=True)
             _current.db.migrate()
             _beating = liveness.beater(_current).start()
         return _current

@@ -37,17 +37,19 @@ from __future__ import annotations
 import logging
 import time
 
+import redis
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from notifier import context, discord, health, jobqueue, webhooks
+from notifier import context, discord, health, jobqueue, lingering, webhooks
 from notifier.context import NotifierContext
 from notifier.drytext import render_text
 from notifier.limits import EMBEDS_PER_MESSAGE, pack
 from notifier.lock import WebhookLock
 from notifier.render import render
 from shared import outbox
+from shared.jobs import AlertJob, describe, enqueue_alerts
 from shared.logs import error_line
 from shared.outbox import CLAIM_LOST, DEAD, DRY_RUN, FAILED, SENT, TIMED_OUT
 from shared.storage import TRANSIENT_ERRORS
@@ -65,6 +67,11 @@ DB_RETRY_SECONDS = 1.0
 # Once its own alert is done, a job goes on sending the webhook's backlog for at most this long: far from the
 # job's timeout (shared.jobs.JOB_TIMEOUT), and the jobs of what is left still wait in the queue.
 DRAIN_ON_SECONDS = 60.0
+# A job lingering as its webhook's drain (notifier.lingering) leaves at the latest this long after it started,
+# giving what is left jobs: far from the job's timeout, and RQ's cycle is then paid once per this long at most.
+DRAIN_LIFETIME_SECONDS = 300.0
+# A lingering drain waits for new alerts this long at a time (then looks at a stop request, its time, idleness).
+WAIT_SLICE_SECONDS = 1.0
 
 
 class DeliveryError(Exception):
@@ -127,7 +134,7 @@ def _deliver(ctx: NotifierContext, alert_id: int) -> str:
         return "webhook broken"
     lock = WebhookLock(ctx.redis, ctx.keys.webhook_lock(row.webhook), ctx.owner, ctx.config.lock_ttl,
                        on_error=ctx.redis_outage.failed, dead=ctx.owner_dead)
-    waited = _wait_for_lock(ctx, lock, alert_id)
+    waited = _wait_for_lock(ctx, lock, row.webhook, alert_id)
     if waited is not None:
         return waited
     try:
@@ -136,8 +143,13 @@ def _deliver(ctx: NotifierContext, alert_id: int) -> str:
         lock.release()
 
 
-def _wait_for_lock(ctx: NotifierContext, lock: WebhookLock, alert_id: int) -> str | None:
-    """None once the lock is held; otherwise why the job has nothing more to do."""
+def _wait_for_lock(ctx: NotifierContext, lock: WebhookLock, webhook: str, alert_id: int) -> str | None:
+    """None once the lock is held; otherwise why the job has nothing more to do.
+
+    A holder lingering as the webhook's drain takes the alert (handed over once, at the first try): the job
+    ends. Any other holder is draining the backlog, this alert included, and registers as the drain afterwards
+    only after one more look at the outbox: the job waits, and finds its alert done."""
+    offered = False
     while not lock.try_acquire():
         row = outbox.get(ctx.db, alert_id)
         if row is None or row.state in DONE_STATES:
@@ -148,6 +160,10 @@ def _wait_for_lock(ctx: NotifierContext, lock: WebhookLock, alert_id: int) -> st
             if released:
                 log.warning("released %d alerts claimed by dead notifier %s", released, dead)
             continue
+        if not offered:
+            offered = True
+            if lingering.hand_over(ctx, webhook, alert_id):
+                return "handed to the webhook's drain"
         if ctx.stopping.wait(LOCK_POLL):
             return "stopping"
     return None
@@ -168,13 +184,23 @@ class _Drain:
         # After Discord refused a message of several embeds: send one by one up to this id.
         self.isolate_through: int | None = None
         self.own_done_at: float | None = None  # monotonic time the job's own alert was found done
+        self.started = time.monotonic()
+        self.registration: lingering.Registration | None = None  # lingering as the webhook's drain
+        # Registered: no alert newer than this has a job (the newer ones were handed over), none to drop.
+        self.jobs_through: int | None = None
+        self.caught_up = False  # the last claim took every deliverable alert: nothing to send until woken
+        self.idle_since = self.started  # registered: since when nothing came
+        self.failing_cleared = False  # the webhook's failing record cleared since this job's last failure
 
     def run(self) -> str:
+        outcome = "interrupted"
         try:
-            return self._loop()
+            outcome = self._loop()
+            return outcome
         finally:
             if self.in_hand:
                 self._give_back()
+            self._leave(outcome)
             if self.rate_limited:
                 log.warning("webhook %s: %d rate-limit answers (429) during this job; waited and went on",
                             self.webhook, self.rate_limited)
@@ -192,6 +218,34 @@ class _Drain:
                 if self.ctx.stopping.wait(DB_RETRY_SECONDS):
                     return
 
+    def _leave(self, outcome: str) -> None:
+        """Before the lock goes: a drain still registered unregisters, and the webhook's alerts still to deliver get
+        jobs (not when the webhook is broken: they wait for a new URL); the limiter learns the last answer.
+        Redis or the database away: the sweeper does what could not be done (and the answer is lost)."""
+        ctx = self.ctx
+        try:
+            if self.registration is not None:
+                self.registration.resign()
+                if outcome != "webhook broken":
+                    self._jobs_for_the_rest()
+            ctx.limiter.flush(self.webhook)
+        except (*TRANSIENT_ERRORS, redis.RedisError) as error:
+            (ctx.db_outage if isinstance(error, TRANSIENT_ERRORS) else ctx.redis_outage).failed(error)
+        finally:
+            self.registration = None
+            lingering.forget(ctx, self.webhook, self.lock)
+
+    def _jobs_for_the_rest(self) -> None:
+        """A job for every alert of the webhook still to deliver that has none (those handed to the drain)."""
+        ctx = self.ctx
+        rows = outbox.deliverable(ctx.db, time.time(), self.webhook)
+        if rows:
+            with ctx.redis.pipeline(transaction=False) as pipe:
+                enqueue_alerts(pipe, ctx.queue, [AlertJob(row.id, describe(row.alert)) for row in rows],
+                               retry_intervals=ctx.config.retry_intervals)
+                pipe.execute()
+            log.info("webhook %s: this job stops draining; %d alerts left to their own jobs", self.webhook, len(rows))
+
     @property
     def own_done(self) -> bool:
         return self.own_done_at is not None
@@ -206,10 +260,62 @@ class _Drain:
             self.own_done_at = time.monotonic()
         if self.isolate_through is not None:
             return None  # a refused message is taken apart completely first
-        if time.monotonic() - self.own_done_at < DRAIN_ON_SECONDS \
-                and outbox.has_deliverable(ctx.db, self.webhook, time.time()):
-            return None  # the backlog: sent by this job rather than by one job per message
+        if self.registration is not None:
+            return self._linger()
+        if time.monotonic() - self.own_done_at < DRAIN_ON_SECONDS:
+            if not self.caught_up and outbox.has_deliverable(ctx.db, self.webhook, time.time()):
+                return None  # the backlog: sent by this job rather than by one job per message
+            if self._register():
+                return self._linger()
         return self._done()
+
+    def _register(self) -> bool:
+        """Linger as the webhook's drain (foreground notifiers: NOTIFIER_LINGER_SECONDS), unless its time is up."""
+        if self.ctx.config.linger_seconds <= 0 or time.monotonic() - self.started >= DRAIN_LIFETIME_SECONDS:
+            return False
+        self.registration = lingering.register(self.ctx, self.webhook, self.lock)
+        # Read after the registration: an alert stored later is enqueued later, so it is handed over.
+        self.jobs_through = outbox.newest_id(self.ctx.db)
+        # Alerts committed before the registration have their jobs and are in the outbox: look there once more.
+        self.caught_up = False
+        self.idle_since = time.monotonic()
+        return True
+
+    def _linger(self) -> str | None:
+        """Registered: None once alerts may be deliverable (handed over, or in the outbox); what the job did when
+        it leaves (idle for NOTIFIER_LINGER_SECONDS, its time up, a stop, the lock lost)."""
+        ctx, registration = self.ctx, self.registration
+        assert registration is not None
+        looked = False  # at the outbox, since the drain went idle
+        while True:
+            if not self.caught_up:
+                if outbox.has_deliverable(ctx.db, self.webhook, time.time()):
+                    return None
+                self.caught_up = True
+                self.idle_since = time.monotonic()
+                looked = True
+            if ctx.stopping.is_set():
+                return "stopping"
+            if self.lock.lost:
+                log.warning("webhook %s: lock lost, stopping this job", self.webhook)
+                return "lock lost"
+            if time.monotonic() - self.started >= DRAIN_LIFETIME_SECONDS:
+                return self._done()
+            idle = time.monotonic() - self.idle_since
+            if idle >= ctx.config.linger_seconds:
+                if not looked:  # what came without a hand-over (a crash's leftovers): before leaving
+                    looked, self.caught_up = True, False
+                    continue
+                if registration.close():
+                    self.registration = None
+                    return self._done()
+                self.caught_up = False  # alerts came between the last read and the close
+                continue
+            if registration.wait(min(WAIT_SLICE_SECONDS, ctx.config.linger_seconds - idle)):
+                self.caught_up = False
+                continue
+            # A quiet second: what Discord said last goes to the shared limiter now, not at the next message.
+            ctx.limiter.flush(self.webhook)
 
     def _done(self) -> str:
         return "delivered" if self.messages else "already done"
@@ -235,10 +341,14 @@ class _Drain:
             if not batch:
                 ctx.limiter.cancel(self.webhook)
                 if self.own_done:
-                    return self._done()
+                    self.caught_up = True
+                    continue
                 # Our alert is claimed by another notifier whose lease still runs: it finishes it,
                 # or the sweeper gives it a new job once the lease ran out.
                 return "claimed elsewhere"
+            # Registered, a message with room left took everything there was: what comes next is handed over.
+            self.caught_up = self.registration is not None and len(batch) < limit
+            self.idle_since = time.monotonic()
             outcome = self._send(batch)
             if outcome is not None:
                 return outcome
@@ -267,15 +377,20 @@ class _Drain:
             # Posted: never given back from here on. Recorded right after the answer, before anything else.
             self.in_hand = []
             if _record_sent(ctx, ids, result.message_id or "unknown"):
-                jobqueue.drop_waiting(ctx.redis, ctx.queue, [i for i in ids if i != self.alert_id])
-        ctx.limiter.update(self.webhook, result.headers)
+                jobqueue.drop_waiting(ctx.redis, ctx.queue, [i for i in ids if i != self.alert_id
+                                                             and (self.jobs_through is None or i <= self.jobs_through)])
+            ctx.limiter.answered(self.webhook, result.headers)  # learnt with the next reservation
+        else:
+            ctx.limiter.update(self.webhook, result.headers)
         if self.isolate_through is not None and max(ids) >= self.isolate_through:
             self.isolate_through = None
         if result.outcome == discord.SENT:
             self.messages += 1
             ctx.stats.messages += 1
             ctx.stats.alerts += len(ids)
-            webhooks.record_success(ctx.redis, ctx.keys, self.webhook)
+            if not self.failing_cleared:
+                webhooks.record_success(ctx.redis, ctx.keys, self.webhook)
+                self.failing_cleared = True  # only this lock's holder fails on this webhook meanwhile
             log.info("webhook %s: delivered alerts %s in message %s", self.webhook, _span(ids), result.message_id)
             return None
         self.in_hand = []
@@ -316,6 +431,7 @@ class _Drain:
         after = "left to their own jobs" if self.own_done else next_step(job)
         log.warning("webhook %s: alerts %s not delivered: %s; %s", self.webhook, _span(ids), error, after)
         webhooks.record_failure(ctx.redis, ctx.keys, self.webhook, result.status, error)
+        self.failing_cleared = False
         if self.webhook != HEALTH_WEBHOOK:
             if result.blocked:
                 health.webhook_blocked(ctx, self.webhook, error, after)

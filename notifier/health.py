@@ -45,7 +45,8 @@ def emit(ctx: NotifierContext, topic: str, title: str, message: str,
     alert = HealthAlert(title=title, message=message, level=level)
     with ctx.db.tx() as tx:
         alert_id = outbox.insert(tx, alert, webhook=HEALTH_WEBHOOK, created_at=time.time())
-    enqueue_alert(ctx.queue, alert_id, retry_intervals=ctx.config.retry_intervals, description=describe(alert))
+    enqueue_alert(ctx.queue, alert_id, retry_intervals=ctx.config.retry_intervals, description=describe(alert),
+                  drain=ctx.keys.drain(HEALTH_WEBHOOK))
     log.info("health alert %s: %s (alert %s)", topic, title, alert_id)
     return alert_id
 

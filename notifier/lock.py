@@ -3,7 +3,8 @@ whatever the number of notifier processes.
 
 `SET key token NX PX ttl`, renewed by a thread while held, released by compare-and-delete
 in Lua (`notifier/lua/renew.lua`, `release.lua`), so a process never deletes a lock that
-expired and was taken by another. The token
+expired and was taken by another. While its holder lingers as the webhook's drain
+(`notifier.lingering`), the same renewal keeps the drain's registration alive. The token
 starts with the owner name (`notifier:<instance id>`), so a lock left by a notifier that is gone
 (`dead`: its heartbeat says so, wherever it ran) can be taken over before its TTL runs out.
 
@@ -47,6 +48,8 @@ class WebhookLock:
         self._thread: threading.Thread | None = None
         self.lost = False
         self._seen: str | None = None  # the holder's token, as the last try_acquire found it
+        # While the holder is registered as the webhook's drain: its stream and owner key, renewed with the lock.
+        self._drain_keys: tuple[str, str] | None = None
 
     def try_acquire(self) -> bool:
         # One command: SET NX GET answers the holder's token when the lock is taken (Redis 7).
@@ -76,6 +79,11 @@ class WebhookLock:
             return owner
         return None
 
+    def keep_drain(self, keys: tuple[str, str] | None) -> None:
+        """Renew these keys (the webhook's drain stream and owner key, `notifier.lingering`) with the lock while
+        they hold this lock's token; None: no more."""
+        self._drain_keys = keys
+
     def _start_renewing(self) -> None:
         self._stop.clear()
         self._thread = threading.Thread(target=self._renew_loop, name="webhook-lock", daemon=True)
@@ -85,8 +93,12 @@ class WebhookLock:
         interval = self.ttl_ms / 3000
         wait = interval
         while not self._stop.wait(wait):
+            drain = self._drain_keys
             try:
-                renewed = self._renew(keys=[self.key], args=[self.token, self.ttl_ms])
+                if drain is None:
+                    renewed = self._renew(keys=[self.key], args=[self.token, self.ttl_ms])
+                else:
+                    renewed = self._renew(keys=[self.key, *drain], args=[self.token, self.ttl_ms, self.token])
             except redis.RedisError as error:
                 if self.on_error is not None:
                     self.on_error(error)

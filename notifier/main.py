@@ -212,7 +212,8 @@ def run(settings: Settings, burst: bool) -> int:
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     db = Database(settings.database_url)
     conn = connect(settings)
-    ctx = context.create(settings, db=db, conn=conn)
+    # A burst ends once the queue is empty: its jobs do not linger for more.
+    ctx = context.create(settings, db=db, conn=conn, linger=not burst)
     ctx.mode = heartbeat.BURST if burst else None
     if not burst and threading.current_thread() is threading.main_thread():
         # Until the worker installs RQ's handlers: a stop while waiting for Redis or the database.

@@ -7,7 +7,9 @@
   enqueue again;
 * a QUEUED job that is in no queue (a stop signal right after RQ moved it to its intermediate
   list, before it started) -> the same, once a second look shows it still stranded;
-* a FAILED job is left alone: operators requeue it, the alert waits in the outbox.
+* a FAILED job is left alone: operators requeue it, the alert waits in the outbox;
+* alerts of a webhook with a live drain (`notifier.lingering`: they may have been handed to it, without a job)
+  are left to it; a drain whose process is gone no longer counts, so what was handed to it gets jobs here.
 
 It looks one by one only at alerts whose job may need one of these: a single read of the queue and its
 registries (`jobqueue.snapshot`) settles every alert whose job waits in the queue or for a retry, or
@@ -28,7 +30,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
-from notifier import jobqueue, webhooks
+from notifier import jobqueue, lingering, webhooks
 from notifier.context import NotifierContext
 from notifier.liveness import owner_of_worker
 from shared import outbox
@@ -71,13 +73,16 @@ def _stranded(ctx: NotifierContext, job: Job) -> bool:
 
 
 def _enqueue(ctx: NotifierContext, alert_id: int) -> bool:
-    """A job for the alert, described by its kind, predictor and match when the outbox can say."""
+    """A job for the alert, described by its kind, predictor and match when the outbox can say (or a hand-over to
+    its webhook's drain, should one have registered since the sweep looked)."""
     try:
         row = outbox.get(ctx.db, alert_id)
     except TRANSIENT_ERRORS:
         row = None  # the job is what matters; its description can do without
     description = describe(row.alert) if row is not None else None
-    return enqueue_alert(ctx.queue, alert_id, retry_intervals=ctx.config.retry_intervals, description=description)
+    drain = ctx.keys.drain(row.webhook) if row is not None else None
+    return enqueue_alert(ctx.queue, alert_id, retry_intervals=ctx.config.retry_intervals, description=description,
+                         drain=drain)
 
 
 def _delete(ctx: NotifierContext, job: Job) -> None:
@@ -184,6 +189,9 @@ def sweep(ctx: NotifierContext, *, at_start: bool = False) -> Counter[str]:
         if ids and url is not None and webhooks.is_broken(ctx.redis, ctx.keys, webhook, url):
             report["broken"] += len(ids)
             continue
+        if ids and lingering.live(ctx, webhook):
+            report["draining"] += len(ids)  # the webhook's drain delivers them (it reads the outbox before leaving)
+            continue
         for alert_id in ids:
             done = _look_at(ctx, jobs, alert_id)
             if done == "stranded":
@@ -194,7 +202,7 @@ def sweep(ctx: NotifierContext, *, at_start: bool = False) -> Counter[str]:
         ctx.stopping.wait(STRANDED_RECHECK)
         for alert_id in stranded:
             report[requeue_if_stranded(ctx, alert_id)] += 1
-    fixed = {k: v for k, v in report.items() if v and k not in ("waiting", "running")}
+    fixed = {k: v for k, v in report.items() if v and k not in ("waiting", "running", "draining")}
     if fixed:
         log.info("sweep: %s", ", ".join(f"{k} {v}" for k, v in sorted(fixed.items())))
     return report

@@ -189,6 +189,21 @@ def deliverable_ids(db: Database, now: float, webhook: str | None = None) -> lis
     return [int(r[0]) for r in rows]
 
 
+def newest_id(db: Database) -> int:
+    """The id of the newest alert (0 when there is none)."""
+    with db.read() as tx:
+        row = tx.one("SELECT MAX(id) FROM alerts")
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def deliverable(db: Database, now: float, webhook: str) -> list[OutboxRow]:
+    """A webhook's alerts still to deliver, oldest first."""
+    where, params = _deliverable(now, webhook)
+    with db.read() as tx:
+        rows = tx.all(f"SELECT id, webhook, payload, state, created_at FROM alerts WHERE {where} ORDER BY id", params)
+    return [_row(values) for values in rows]
+
+
 def has_deliverable(db: Database, webhook: str, now: float) -> bool:
     """Whether the webhook has any alert still to deliver."""
     where, params = _deliverable(now, webhook)

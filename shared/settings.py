@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     notifier_lock_ttl: float = Field(30.0, gt=0)
     notifier_http_timeout: float = Field(10.0, gt=0)
     notifier_health_throttle_seconds: int = Field(900, ge=0)
+    # A delivery job that sent its webhook's backlog waits this long for the webhook's next alerts, handed to it
+    # without an RQ job each (notifier/lingering.py); 0: it ends at once. Foreground notifiers only.
+    notifier_linger_seconds: float = Field(20.0, ge=0)
     # rq-dashboard: loopback only unless the operator says otherwise; basic auth when both are set.
     rq_dashboard_host: str = "127.0.0.1"
     rq_dashboard_port: int = Field(9181, ge=1, le=65535)
