@@ -291,9 +291,7 @@ class _Drain:
             if not self.caught_up:
                 if outbox.has_deliverable(ctx.db, self.webhook, time.time()):
                     return None
-                self.caught_up = True
-                self.idle_since = time.monotonic()
-                looked = True
+                self.caught_up = looked = True
             if ctx.stopping.is_set():
                 return "stopping"
             if self.lock.lost:
@@ -304,15 +302,20 @@ class _Drain:
             idle = time.monotonic() - self.idle_since
             if idle >= ctx.config.linger_seconds:
                 if not looked:  # what came without a hand-over (a crash's leftovers): before leaving
-                    looked, self.caught_up = True, False
+                    self.caught_up = False
                     continue
-                if registration.close():
+                closed = registration.close()
+                if closed == lingering.CLOSED:
                     self.registration = None
                     return self._done()
+                if closed == lingering.LOST:
+                    return "drain registration lost"  # gives the webhook's alerts jobs (`_leave`)
                 self.caught_up = False  # alerts came between the last read and the close
+                self.idle_since = time.monotonic()
                 continue
             if registration.wait(min(WAIT_SLICE_SECONDS, ctx.config.linger_seconds - idle)):
                 self.caught_up = False
+                self.idle_since = time.monotonic()
                 continue
             # A quiet second: what Discord said last goes to the shared limiter now, not at the next message.
             ctx.limiter.flush(self.webhook)

@@ -40,8 +40,10 @@ from shared.redisconn import text
 
 log = logging.getLogger(__name__)
 
-# Entries a drain reads at once (the enqueue script keeps its stream to about 1,000).
+# Entries a drain reads at once (the enqueue script keeps its stream to about 1,000): it only needs the newest.
 READ_COUNT = 1000
+# What `Registration.close` found.
+CLOSED, STAYS, LOST = "closed", "stays", "lost"
 # Approximate length the hand-over of a waiting job keeps the stream to, as the enqueue script does.
 STREAM_MAXLEN = 1000
 
@@ -65,18 +67,19 @@ class Registration:
             self.last_id = text(entries[-1][0])
         return bool(entries)
 
-    def close(self) -> bool:
-        """Leave when nothing came since the last read (True: unregistered, or the lease had run out); False when
-        alerts came meanwhile (read now: the drain stays)."""
+    def close(self) -> str:
+        """Leave if nothing came since the last read: CLOSED (unregistered), STAYS (alerts came meanwhile: read
+        now), or LOST (the registration had run out: what it was handed may have no job)."""
         reply = scripts.load(self.conn, "drain_close")(keys=[self.stream, self.owner_key],
                                                         args=[self.token, self.last_id])
         status = int(reply[0])
+        if status == 2:
+            self.last_id = text(reply[1])
+            return STAYS
         if status == 0:
             log.warning("webhook %s: this drain's registration had run out", self.webhook)
-        if status != 2:
-            return True
-        self.last_id = text(reply[1])
-        return False
+            return LOST
+        return CLOSED
 
     def resign(self) -> bool:
         """Unregister now (while still this drain's); True when it was."""

@@ -8,7 +8,10 @@ import redis
 from rq import Retry
 from rq.job import Job, JobStatus
 
+from notifier import scripts
+from processor.commit import ZSetChange, commit
 from shared.jobs import DELIVER, FAILURE_TTL, JOB_TIMEOUT, AlertJob, alerts_queue, enqueue_alert, enqueue_alerts
+from shared.keys import Keys
 from shared.outbox import job_id
 
 INTERVALS = (10, 60, 300)
@@ -96,3 +99,31 @@ def test_two_processes_enqueueing_the_same_alerts_at_once_make_one_job_each(redi
     jobs = queued(conn)
     assert len(jobs) == len(ids) and set(jobs) == {job_id(i) for i in ids}
     conn.close()
+
+
+def test_the_processors_batch_script_does_the_whole_redis_side_at_once(redis_conn: redis.Redis) -> None:
+    """processor/commit.py: events watched, deferred tips followed, alerts enqueued (more than one script call's
+    worth, so in one transaction) or handed to a lingering drain, the entries acknowledged."""
+    keys = Keys("t-commit")
+    redis_conn.xgroup_create(keys.fetched, "g", id="0", mkstream=True)
+    entries = [redis_conn.xadd(keys.fetched, {"n": str(i)}).decode() for i in range(3)]
+    redis_conn.xreadgroup("g", "c", {keys.fetched: ">"})
+    redis_conn.zadd(keys.deferred_tips, {"1:old": 5.0})
+    # The main webhook's drain lingers; the health webhook has none.
+    scripts.load(redis_conn, "drain_register")(keys=[keys.drain("main"), keys.drain_owner("main")], args=["t", 60_000])
+    main = list(range(1, 1201))
+    jobs = [AlertJob(i, f"new_tip alert {i}", keys.drain("main")) for i in main]
+    jobs.append(AlertJob(5000, "health x", keys.drain("health")))
+    assert len(jobs) == commit(redis_conn, stream=keys.fetched, group="g", acks=entries,
+                               sorted_sets=[ZSetChange(keys.watched_events, (), {7: 1_900_000_000}),
+                                            ZSetChange(keys.deferred_tips, ["1:old"], {"2:new": 9.0})],
+                               queue=alerts_queue(redis_conn), jobs=jobs, retry_intervals=INTERVALS)
+    assert redis_conn.xpending(keys.fetched, "g")["pending"] == 0
+    assert redis_conn.zrange(keys.watched_events, 0, -1, withscores=True) == [(b"7", 1_900_000_000.0)]
+    assert redis_conn.zrange(keys.deferred_tips, 0, -1, withscores=True) == [(b"2:new", 9.0)]
+    assert queued(redis_conn) == [job_id(5000)]  # the health alert: a job
+    # The main alerts: handed over, in order (the stream keeps about the newest thousand: a drain needs only
+    # to see that something came), no job.
+    handed = [fields[b"job"].decode() for _, fields in redis_conn.xrange(keys.drain("main"))]
+    assert len(handed) >= 1000 and handed == [job_id(i) for i in main][-len(handed):]
+    assert not redis_conn.exists(*(f"rq:job:{job_id(i)}" for i in main))

@@ -1,6 +1,7 @@
 """The shared Discord rate limiter: its Lua scripts on real Redis."""
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from notifier.ratelimit import RateLimiter
 from shared.keys import Keys
 from shared.redisconn import connect
 from shared.settings import Settings
+from tests.commandcount import CommandCounter
 
 T0 = 1_800_000_000.0
 
@@ -160,3 +162,47 @@ def test_acquire_waits_and_honours_stop(limiter: RateLimiter) -> None:
     stop.set()
     assert limiter.acquire("main", stop=stop) is False
     assert limiter.acquire("health", stop=stop) is True
+
+
+# -- an answer learnt with the next reservation; the window counted only when it may be full -------------------
+def test_an_answer_is_learnt_with_the_next_reservation_in_one_script_run(limiter: RateLimiter, redis_url: str) -> None:
+    limiter.update("main", headers(5, 5, 1.0), now=T0)
+    assert limiter.reserve("main", now=T0 + 0.1) == 0
+    limiter.answered("main", headers(5, 0, 1.0), now=T0 + 0.2)  # kept for the next reservation
+    assert limiter.state("main")["remaining"] == "4"
+    with CommandCounter(redis_url) as counter:
+        wait = limiter.reserve("main", now=T0 + 0.3)
+        commands = counter.stop()
+    assert wait == pytest.approx(0.9, abs=1e-3)  # Discord said none remain until T0 + 1.2
+    assert limiter.state("main")["remaining"] == "0"
+    assert commands["EVALSHA"] == 1 and sum(commands.values()) <= 5, commands
+    limiter.answered("main", headers(5, 4, 1.0), now=T0 + 1.5)
+    limiter.flush("main")  # learnt at once (before the lock goes)
+    assert limiter.state("main")["remaining"] == "4"
+    limiter.flush("main")  # nothing left to learn: no command
+    with CommandCounter(redis_url) as counter:
+        assert limiter.reserve("main", now=T0 + 1.6) == 0
+        commands = counter.stop()
+    # The script, the global block, the bucket read and write, the window's new member.
+    assert sum(commands.values()) == 5, commands
+
+
+def test_the_per_minute_window_is_exact_though_counted_only_when_it_may_be_full(redis_conn: redis.Redis,
+                                                                                keys: Keys) -> None:
+    """Random requests (some given back) against a plain sliding window: the same answer every time."""
+    rng = random.Random(7)
+    per_minute, window = 5, 10.0
+    limiter = RateLimiter(redis_conn, keys, messages_per_minute=per_minute, window_seconds=window)
+    limiter.update("main", headers(1000, 1000, 10_000.0), now=T0)  # the bucket out of the way
+    taken: list[float] = []
+    now = T0
+    for _ in range(400):
+        now += rng.choice([0.01, 0.3, 1.0, 2.5, 6.0])
+        inside = sorted(t for t in taken if t > now - window)
+        expected = 0.0 if len(inside) < per_minute else inside[0] + window - now
+        assert limiter.reserve("main", now=now) == pytest.approx(expected, abs=1e-6)
+        if expected == 0:
+            taken.append(now)
+            if rng.random() < 0.1:  # claimed nothing after all: the slot is given back
+                limiter.cancel("main")
+                taken.pop()
