@@ -72,6 +72,9 @@ DRAIN_ON_SECONDS = 60.0
 DRAIN_LIFETIME_SECONDS = 300.0
 # A lingering drain waits for new alerts this long at a time (then looks at a stop request, its time, idleness).
 WAIT_SLICE_SECONDS = 1.0
+# A lingering drain looks this often whether jobs wait in the queue; found waiting twice in a row, no worker is
+# free for them (an idle one takes a job within milliseconds): the drain leaves, its worker goes to them.
+QUEUE_LOOK_SECONDS = 1.0
 
 
 class DeliveryError(Exception):
@@ -191,6 +194,8 @@ class _Drain:
         self.caught_up = False  # the last claim took every deliverable alert: nothing to send until woken
         self.idle_since = self.started  # registered: since when nothing came
         self.failing_cleared = False  # the webhook's failing record cleared since this job's last failure
+        self.queue_looked_at = self.started  # registered: when the queue was last looked at
+        self.queue_waited = False  # and whether jobs waited in it then
 
     def run(self) -> str:
         outcome = "interrupted"
@@ -297,7 +302,7 @@ class _Drain:
             if self.lock.lost:
                 log.warning("webhook %s: lock lost, stopping this job", self.webhook)
                 return "lock lost"
-            if time.monotonic() - self.started >= DRAIN_LIFETIME_SECONDS:
+            if time.monotonic() - self.started >= DRAIN_LIFETIME_SECONDS or self._worker_wanted():
                 return self._done()
             idle = time.monotonic() - self.idle_since
             if idle >= ctx.config.linger_seconds:
@@ -319,6 +324,19 @@ class _Drain:
                 continue
             # A quiet second: what Discord said last goes to the shared limiter now, not at the next message.
             ctx.limiter.flush(self.webhook)
+
+    def _worker_wanted(self) -> bool:
+        """Jobs waited in the queue at two looks in a row (one a second at most): no worker is free for them, and
+        this drain's worker is wanted (a notifier alone, or every worker lingering)."""
+        now = time.monotonic()
+        if now - self.queue_looked_at < QUEUE_LOOK_SECONDS:
+            return False
+        self.queue_looked_at = now
+        waited, self.queue_waited = self.queue_waited, self.ctx.queue.count > 0
+        if waited and self.queue_waited:
+            log.info("webhook %s: jobs wait for a worker; this drain leaves to free its own", self.webhook)
+            return True
+        return False
 
     def _done(self) -> str:
         return "delivered" if self.messages else "already done"

@@ -226,6 +226,21 @@ def test_a_drain_that_fails_leaves_and_gives_what_it_was_handed_a_job(
     assert job.retries_left == len(drain.ctx.config.retry_intervals)
 
 
+def test_a_drain_leaves_when_a_job_waits_for_its_worker(drain: Drain, db: Database, redis_conn: redis.Redis) -> None:
+    """A notifier alone (or every worker lingering): a job of another webhook waits in the queue. The drain sees
+    it waiting at two looks a second apart and leaves, so that its worker can run it."""
+    [first] = insert_alerts(db, 1)
+    drain.start(first)
+    wait_until(drain.registered, "the job registered as the webhook's drain")
+    [health_alert] = insert_alerts(db, 1, webhook="health")
+    queue = alerts_queue(redis_conn)
+    assert enqueue_alert(queue, health_alert, retry_intervals=(), drain=drain.ctx.keys.drain("health"))
+    started = time.monotonic()
+    assert drain.join() == "delivered"
+    assert time.monotonic() - started < 5
+    assert not drain.registered() and queue.get_job_ids() == [job_id(health_alert)]
+
+
 # -- the sweeper and drains that are gone ------------------------------------------------------------------
 def test_the_sweeper_leaves_a_live_drain_its_alerts_and_gives_a_gone_ones_jobs(
         ctx: context.NotifierContext, db: Database, redis_conn: redis.Redis) -> None:  # noqa: F811
