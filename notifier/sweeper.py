@@ -9,7 +9,7 @@
   list, before it started) -> the same, once a second look shows it still stranded;
 * a FAILED job is left alone: operators requeue it, the alert waits in the outbox;
 * alerts of a webhook with a live drain (`notifier.lingering`: they may have been handed to it, without a job)
-  are left to it; a drain whose process is gone no longer counts, so what was handed to it gets jobs here.
+  are left to it; a drain whose notifier is gone no longer counts, so what was handed to it gets jobs here.
 
 It looks one by one only at alerts whose job may need one of these: a single read of the queue and its
 registries (`jobqueue.snapshot`) settles every alert whose job waits in the queue or for a retry, or

@@ -43,7 +43,7 @@ def _group(conn: redis.Redis, stream: str) -> dict[str, Any] | None:
     return None
 
 
-def _queue(conn: redis.Redis) -> dict[str, int]:
+def _queue(conn: redis.Redis, keys: Keys) -> dict[str, int]:
     from rq import Queue, Worker
 
     queue = Queue(ALERTS_QUEUE, connection=conn)
@@ -54,6 +54,8 @@ def _queue(conn: redis.Redis) -> dict[str, int]:
         "started": queue.started_job_registry.get_job_count(cleanup=False),
         "failed": queue.failed_job_registry.get_job_count(cleanup=False),
         "workers": Worker.count(connection=conn, queue=queue),
+        # Started jobs lingering as a webhook's drain (notifier/lingering.py): waiting for alerts, not stuck.
+        "lingering": sum(1 for name in WEBHOOKS if conn.exists(keys.drain_owner(name))),
     }
 
 
@@ -70,7 +72,7 @@ def _gather_redis(conn: redis.Redis, keys: Keys, snap: Snapshot) -> None:
     snap.fetched_length = int(conn.xlen(keys.fetched))
     snap.dead_length = int(conn.xlen(keys.dead_letters))
     snap.group = _group(conn, keys.fetched)
-    snap.queue = _queue(conn)
+    snap.queue = _queue(conn, keys)
     snap.broken_webhooks = broken_webhooks(conn, keys)
     snap.failing_webhooks = {name: asdict(failing) for name, failing in failing_webhooks(conn, keys).items()}
 

@@ -101,8 +101,9 @@ def _redis(report: dict[str, Any]) -> list[list[str]]:
         lag = "unknown" if group.get("lag") is None else f"{group['lag']:,}"
         group_text = f"pending {group.get('pending', 0):,}, lag {lag}, consumers {group.get('consumers', 0)}"
     queue_text = "unknown" if queue is None else (
-        f"queued {queue['queued']:,}, waiting to retry {queue['scheduled']:,}, in progress {queue['started']:,},"
-        f" failed {queue['failed']:,}" + ("  (FAILED)" if queue["failed"] else "") + f", workers {queue['workers']}")
+        f"queued {queue['queued']:,}, waiting to retry {queue['scheduled']:,}, in progress {queue['started']:,}"
+        + (f" ({queue['lingering']} lingering as a webhook's drain)" if queue.get("lingering") else "")
+        + f", failed {queue['failed']:,}" + ("  (FAILED)" if queue["failed"] else "") + f", workers {queue['workers']}")
     configured = {name: hook["configured"] for name, hook in report["dry_run"]["webhooks"].items()}
     webhooks = ", ".join(_webhook(name, hook, configured.get(name, True), report["generated_at"])
                          for name, hook in report["webhooks"].items())

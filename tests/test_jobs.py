@@ -13,6 +13,7 @@ from processor.commit import ZSetChange, commit
 from shared.jobs import DELIVER, FAILURE_TTL, JOB_TIMEOUT, AlertJob, alerts_queue, enqueue_alert, enqueue_alerts
 from shared.keys import Keys
 from shared.outbox import job_id
+from tests.commandcount import CommandCounter
 
 INTERVALS = (10, 60, 300)
 
@@ -127,3 +128,17 @@ def test_the_processors_batch_script_does_the_whole_redis_side_at_once(redis_con
     handed = [fields[b"job"].decode() for _, fields in redis_conn.xrange(keys.drain("main"))]
     assert len(handed) >= 1000 and handed == [job_id(i) for i in main][-len(handed):]
     assert not redis_conn.exists(*(f"rq:job:{job_id(i)}" for i in main))
+
+
+def test_a_batch_for_a_webhook_without_a_drain_tries_the_hand_over_once(redis_conn: redis.Redis,
+                                                                         redis_url: str) -> None:
+    drain = Keys("t-nodrain").drain("main")
+    with CommandCounter(redis_url) as counter:
+        with redis_conn.pipeline(transaction=False) as pipe:
+            enqueue_alerts(pipe, alerts_queue(redis_conn), [AlertJob(i, None, drain) for i in range(1, 101)],
+                           retry_intervals=INTERVALS)
+            pipe.execute()
+        commands = counter.stop()
+    assert sorted(queued(redis_conn)) == sorted(job_id(i) for i in range(1, 101))
+    # The script, one hand-over tried (no drain: nothing added, no stream made), then RQ's unique enqueue.
+    assert commands["XADD"] == 1 and commands["EXISTS"] == commands["HSET"] == 100 and not redis_conn.exists(drain)

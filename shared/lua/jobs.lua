@@ -12,7 +12,8 @@
 -- (0: none), the number n of its own fields and those n field/value pairs.
 -- A drain stream exists only while its drain is registered (notifier/lingering.py): XADD NOMKSTREAM adds the
 -- job's id to it, or does nothing when there is none, in one step, so an alert is never handed to a drain
--- that already left. Returns how many alerts were handed to a drain or given a job.
+-- that already left (and a drain found absent is not tried again in the same call). Returns how many alerts
+-- were handed to a drain or given a job.
 local function enqueue(k, a)
   local s = tonumber(ARGV[a + 1])
   local common_from, common_to = a + 2, a + 1 + 2 * s
@@ -20,9 +21,15 @@ local function enqueue(k, a)
   local d = tonumber(ARGV[at])
   at = at + 1
   local enqueued, handed = {}, 0
+  local absent = {}  -- drains found not registered: the script runs alone, so they stay so until it ends
   for j = k + 2 + d, #KEYS do
     local id, drain, n = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-    if drain > 0 and redis.call('XADD', KEYS[k + 1 + drain], 'NOMKSTREAM', 'MAXLEN', '~', '1000', '*', 'job', id) then
+    local given = false
+    if drain > 0 and not absent[drain] then
+      given = redis.call('XADD', KEYS[k + 1 + drain], 'NOMKSTREAM', 'MAXLEN', '~', '1000', '*', 'job', id)
+      absent[drain] = not given
+    end
+    if given then
       handed = handed + 1
     elseif redis.call('EXISTS', KEYS[j]) == 0 then
       local fields = {unpack(ARGV, common_from, common_to)}
