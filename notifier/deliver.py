@@ -70,11 +70,12 @@ DRAIN_ON_SECONDS = 60.0
 # A job lingering as its webhook's drain (notifier.lingering) leaves at the latest this long after it started,
 # giving what is left jobs: far from the job's timeout, and RQ's cycle is then paid once per this long at most.
 DRAIN_LIFETIME_SECONDS = 300.0
-# A lingering drain waits for new alerts this long at a time (then looks at a stop request, its time, idleness).
-WAIT_SLICE_SECONDS = 1.0
-# A lingering drain looks this often whether jobs wait in the queue; found waiting twice in a row, no worker is
-# free for them (an idle one takes a job within milliseconds): the drain leaves, its worker goes to them.
-QUEUE_LOOK_SECONDS = 1.0
+# A lingering drain waits for new alerts this long at a time at most, then looks at its time, its idleness and
+# the queue (a stop request wakes it at once: notifier.main's maintenance thread, `lingering.wake`).
+WAIT_SLICE_SECONDS = 5.0
+# ...whether jobs wait in the queue, at most this often; found waiting twice in a row, no worker is free for
+# them (an idle one takes a job within milliseconds): the drain leaves, its worker goes to them.
+QUEUE_LOOK_SECONDS = 5.0
 
 
 class DeliveryError(Exception):
@@ -322,12 +323,12 @@ class _Drain:
                 self.caught_up = False
                 self.idle_since = time.monotonic()
                 continue
-            # A quiet second: what Discord said last goes to the shared limiter now, not at the next message.
+            # A quiet while: what Discord said last goes to the shared limiter now, not at the next message.
             ctx.limiter.flush(self.webhook)
 
     def _worker_wanted(self) -> bool:
-        """Jobs waited in the queue at two looks in a row (one a second at most): no worker is free for them, and
-        this drain's worker is wanted (a notifier alone, or every worker lingering)."""
+        """Jobs waited in the queue at two looks in a row (QUEUE_LOOK_SECONDS apart at least): no worker is free for
+        them, and this drain's worker is wanted (a notifier alone, or every worker lingering)."""
         now = time.monotonic()
         if now - self.queue_looked_at < QUEUE_LOOK_SECONDS:
             return False

@@ -7,9 +7,10 @@ foreground mode, instead of ending it registers as the webhook's drain (`registe
 the lock (`WebhookLock.keep_drain`). From then on an alert enqueued for the webhook (the processor's batch,
 the sweeper, a health alert: `shared/lua/jobs.lua`) is added to that stream instead of getting a job, in the
 same step as the check that the stream is there (XADD NOMKSTREAM). The drain waits on the stream (`wait`:
-XREAD, a second at a time) and sends from the outbox, oldest first and packed, as any delivery job does. So an
-alert that arrives alone costs its hand-over and the drain's read, not RQ's whole job cycle (about 50 Redis
-commands). A job that finds the lock held by a lingering drain hands its alert over too (`hand_over`).
+XREAD, a few seconds at a time; `wake` ends the wait on a stop request) and sends from the outbox, oldest
+first and packed, as any delivery job does. So an alert that arrives alone costs its hand-over and the
+drain's read, not RQ's whole job cycle (about 50 Redis commands). A job that finds the lock held by a
+lingering drain hands its alert over too (`hand_over`).
 
 How a drain leaves, never stranding an alert:
 * idle for NOTIFIER_LINGER_SECONDS: `close`, one script that unregisters only when nothing was added to the
@@ -107,6 +108,13 @@ def hand_over(ctx: NotifierContext, webhook: str, alert_id: int) -> bool:
     added = ctx.redis.xadd(ctx.keys.drain(webhook), {"job": job_id(alert_id)}, nomkstream=True,
                            maxlen=STREAM_MAXLEN, approximate=True)
     return added is not None
+
+
+def wake(ctx: NotifierContext) -> None:
+    """Wake this process's lingering drains (a stop was requested): their wait ends at once, not at its end."""
+    for webhook in list(ctx.draining):
+        ctx.redis.xadd(ctx.keys.drain(webhook), {"wake": "stop"}, nomkstream=True, maxlen=STREAM_MAXLEN,
+                       approximate=True)
 
 
 def live(ctx: NotifierContext, webhook: str) -> bool:

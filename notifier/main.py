@@ -25,7 +25,7 @@ from types import FrameType
 import redis
 from rq.registry import ScheduledJobRegistry
 
-from notifier import context, health, liveness, sweeper
+from notifier import context, health, lingering, liveness, sweeper
 from notifier.context import NotifierContext
 from notifier.worker import NotifierWorker, RetryScheduler
 from shared import heartbeat
@@ -111,7 +111,8 @@ class _Scheduling(threading.Thread):
 
 
 class _Maintenance(threading.Thread):
-    """Sweeps beside the worker (own DB connection), and the RQ worker's own heartbeat."""
+    """Sweeps beside the worker (own DB connection), and the RQ worker's own heartbeat; on a stop request, wakes
+    a lingering drain."""
 
     def __init__(self, ctx: NotifierContext, worker: NotifierWorker) -> None:
         super().__init__(name="notifier-maintenance", daemon=True)
@@ -124,9 +125,13 @@ class _Maintenance(threading.Thread):
         sweep_every = min(config.sweep_seconds, config.timing.check_every)
         next_beat = next_sweep = time.monotonic()
         next_sweep += sweep_every  # the first sweep ran at start
+        woken = False
         while not self.done.is_set():
             now = time.monotonic()
             try:
+                if ctx.stopping.is_set() and not woken:
+                    lingering.wake(ctx)  # a drain waiting for alerts ends its wait now, not seconds later
+                    woken = True
                 if now >= next_beat or ctx.redis_outage.away:
                     # SimpleWorker does not refresh its RQ key while a job runs; a long drain
                     # must not look like a dead worker to the sweepers of other notifiers.

@@ -29,7 +29,7 @@ import redis
 from notifier import scripts
 from notifier.discord import RateLimitHeaders
 from shared.keys import Keys
-from shared.redisconn import decoded
+from shared.redisconn import decoded, text
 
 WINDOW_SECONDS = 60.0
 # The per-minute window is counted from when a request is reserved, the channel's from when
@@ -39,6 +39,8 @@ WINDOW_MARGIN = 1.0
 PROBE_SECONDS = 15.0
 # While another process's probe is in flight, check again this often.
 PROBE_POLL = 0.05
+# What reserve.lua answers after taking the one request that may learn an unknown bucket.
+PROBE = "probe"
 # Responses whose reset time differs by less than this are from the same bucket window.
 SAME_WINDOW = 0.5
 STATE_TTL_MS = 24 * 3600 * 1000
@@ -62,6 +64,7 @@ class RateLimiter:
         self._last_member: dict[str, str] = {}
         # Per webhook: an answer not learnt yet (when it came, its headers), for the next reservation.
         self._pending: dict[str, tuple[float, RateLimitHeaders]] = {}
+        self._probing: set[str] = set()  # webhooks whose last reservation was a probe (their bucket unknown)
 
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else now
@@ -70,6 +73,7 @@ class RateLimiter:
         """reserve.lua: learn the answer pending for the webhook, if any, then take a slot (unless `member` is '')."""
         answer: list[object] = [""] * 6
         pending = self._pending.pop(webhook, None)
+        self._probing.discard(webhook)  # an answer learnt ends the probe; a reservation says anew
         if pending is not None:
             answered_at, headers = pending
             answer = [repr(answered_at), "", "", "", "", repr(SAME_WINDOW)]
@@ -86,9 +90,12 @@ class RateLimiter:
 
         An answer left by `answered` is learnt first, in the same script run."""
         member = uuid.uuid4().hex
-        wait = float(self._run(webhook, self._now(now), member))
+        answer = text(self._run(webhook, self._now(now), member))
+        wait = 0.0 if answer == PROBE else float(answer)
         if wait <= 0:
             self._last_member[webhook] = member
+            if answer == PROBE:
+                self._probing.add(webhook)
             return 0.0
         return wait
 
@@ -98,12 +105,15 @@ class RateLimiter:
         self._cancel(keys=[self.keys.bucket(webhook), self.keys.sent_window(webhook)], args=[member])
 
     def answered(self, webhook: str, headers: RateLimitHeaders, now: float | None = None) -> None:
-        """Learn from an answer's headers (and end a probe, headers or not) with the next reservation for the
-        webhook: one script run for both. Only for the holder of the webhook's lock, the only one reserving for
-        it; `flush` before letting the lock go."""
+        """Learn from an answer's headers with the next reservation for the webhook: one script run for both. Only
+        for the holder of the webhook's lock, the only one reserving for it; `flush` before letting the lock go.
+        The answer to a probe is learnt at once: until then nobody may send (should this process die first)."""
+        probe = webhook in self._probing
         self.flush(webhook)
         self._last_member.pop(webhook, None)
         self._pending[webhook] = (self._now(now), headers)
+        if probe:
+            self.flush(webhook)
 
     def flush(self, webhook: str) -> None:
         """Learn the answer `answered` left for the webhook now, if any."""

@@ -19,6 +19,7 @@ import pytest
 import redis
 from rq.job import Job, JobStatus
 
+import notifier.deliver
 from notifier import context, lingering, scripts, sweeper
 from notifier.deliver import _deliver, deliver_alert
 from notifier.lock import WebhookLock
@@ -73,8 +74,13 @@ class Drain:
         assert not self.thread.is_alive()
         return self.results[0]
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """A stop request, as the notifier's signal handler and maintenance thread make it."""
         self.ctx.stopping.set()
+        lingering.wake(self.ctx)
+
+    def close(self) -> None:
+        self.stop()
         if self.thread is not None:
             self.thread.join(timeout=15)
         context.reset()
@@ -201,7 +207,7 @@ def test_alerts_handed_to_a_lingering_drain_go_out_without_a_job_of_their_own(
     assert _deliver(drain.ctx.for_thread(), late) == "handed to the webhook's drain"
     wait_until(lambda: delivered_ids(roomy_fake)[-1:] == [late], "the late alert delivered by the drain")
 
-    drain.ctx.stopping.set()  # a stop: the drain leaves (nothing is left to give a job)
+    drain.stop()  # the drain leaves (nothing is left to give a job)
     assert drain.join() == "stopping"
     assert not redis_conn.exists(keys.drain("main"), keys.drain_owner("main"), keys.webhook_lock("main"))
     assert {state for state, _, _ in states(db).values()} == {"sent"}
@@ -226,9 +232,12 @@ def test_a_drain_that_fails_leaves_and_gives_what_it_was_handed_a_job(
     assert job.retries_left == len(drain.ctx.config.retry_intervals)
 
 
-def test_a_drain_leaves_when_a_job_waits_for_its_worker(drain: Drain, db: Database, redis_conn: redis.Redis) -> None:
+def test_a_drain_leaves_when_a_job_waits_for_its_worker(drain: Drain, db: Database, redis_conn: redis.Redis,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A notifier alone (or every worker lingering): a job of another webhook waits in the queue. The drain sees
-    it waiting at two looks a second apart and leaves, so that its worker can run it."""
+    it waiting at two looks in a row and leaves, so that its worker can run it."""
+    monkeypatch.setattr(notifier.deliver, "QUEUE_LOOK_SECONDS", 0.5)  # 5 s between looks otherwise
+    monkeypatch.setattr(notifier.deliver, "WAIT_SLICE_SECONDS", 0.5)
     [first] = insert_alerts(db, 1)
     drain.start(first)
     wait_until(drain.registered, "the job registered as the webhook's drain")
@@ -321,7 +330,11 @@ def test_alerts_handed_to_a_drain_killed_9_are_swept_and_sent_once(make_settings
         assert sent_main(db) == 1
         group.start()  # its start-up sweep finds the drain's process gone
         wait_for(lambda: sent_main(db) == 6, 30, "every alert sent after the kill", group)
-        assert group.stop()[1] == 0
+        wait_for(lambda: redis_conn.exists(keys.drain_owner("main")) == 1, 20, "the new job lingering", group)
+        stopping = time.monotonic()
+        assert group.stop()[1] == 0  # SIGTERM: the lingering drain is woken and leaves at once
+        assert time.monotonic() - stopping < 5
+        assert not redis_conn.exists(keys.drain("main"), keys.drain_owner("main"))
         got = delivered(fake)
         assert got == first + handed and set(Counter(got).values()) == {1}
         assert fake.count_429 == 0

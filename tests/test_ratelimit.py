@@ -187,6 +187,20 @@ def test_an_answer_is_learnt_with_the_next_reservation_in_one_script_run(limiter
     assert sum(commands.values()) == 5, commands
 
 
+def test_the_answer_to_a_probe_is_learnt_at_once(limiter: RateLimiter) -> None:
+    """Until it is learnt nobody may send to the webhook: it must not wait for a next reservation that a process
+    killed meanwhile would never make."""
+    assert limiter.reserve("main", now=T0) == 0  # the bucket is unknown: this request learns it
+    limiter.answered("main", headers(5, 4, 1.0), now=T0 + 0.1)
+    state = limiter.state("main")
+    assert "probe_until" not in state and state["remaining"] == "4"
+    assert limiter.reserve("main", now=T0 + 0.2) == 0
+    limiter.answered("main", headers(5, 2, 1.0), now=T0 + 0.3)  # an ordinary answer waits for the next one
+    assert limiter.state("main")["remaining"] == "3"  # the reservation's own count, until then
+    limiter.flush("main")
+    assert limiter.state("main")["remaining"] == "2"
+
+
 def test_the_per_minute_window_is_exact_though_counted_only_when_it_may_be_full(redis_conn: redis.Redis,
                                                                                 keys: Keys) -> None:
     """Random requests (some given back) against a plain sliding window: the same answer every time."""

@@ -7,8 +7,9 @@
 -- probe poll (the longest wait while a probe is in flight); then the answer to learn first ('' in all six when
 -- there is none): when it came, its limit ('' = no rate-limit headers: it only ends a probe), remaining,
 -- reset_after, bucket id, the tolerance within which two resets are one window.
--- Learns the answer, then takes a slot. Returns "0" after taking one (or learning only), or the seconds to
--- wait (as a string: Lua numbers would be truncated).
+-- Learns the answer, then takes a slot. Returns "0" after taking one (or learning only), "probe" after taking
+-- the one request that may go while the bucket is unknown, or the seconds to wait (as a string: Lua numbers
+-- would be truncated).
 -- The per-minute window: the bucket hash's `free` is how many slots the window zset is known to have free (for
 -- `per_minute`); each slot taken uses one, and the zset is trimmed and counted again only once none is known
 -- free. Time only frees more slots, so the figure stays on the safe side without reading the zset each time.
@@ -129,4 +130,5 @@ end
 set('free', free - 1)
 redis.call('ZADD', KEYS[2], now, member)
 keep(true)
+if probing then return 'probe' end
 return '0'
