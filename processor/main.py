@@ -274,13 +274,13 @@ class Processor:
             return  # another processor made it meanwhile
         log.info("digest %s queued as alert %d: %d tips settled that day, %d predictors' records over %d days",
                  day, alert_id, len(alert.settled), len(alert.predictors), digest.WINDOW_DAYS)
-        self._digest_job = AlertJob(alert_id, describe(alert))
+        self._digest_job = AlertJob(alert_id, describe(alert), self.keys.drain(MAIN_WEBHOOK))
         self._enqueue_digest()
 
     def _enqueue_digest(self) -> None:
         assert self._digest_job is not None
         enqueue_alert(self.queue, self._digest_job.alert_id, retry_intervals=self.settings.notifier_retry_intervals,
-                      description=self._digest_job.description)
+                      description=self._digest_job.description, drain=self._digest_job.drain)
         self._digest_job = None
 
     @property
