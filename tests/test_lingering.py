@@ -7,7 +7,6 @@ in a real `sofamon notify` process (kill -9). The hand-over at the drain's exit 
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ from shared.storage import Database
 from tests import test_notifier_procs
 from tests.commandcount import CommandCounter
 from tests.fakes.discord import FakeDiscord
-from tests.test_notifier import ctx, delivered_ids, insert_alerts, settings_for, states  # noqa: F401 - fixtures
+from tests.test_notifier import beat_elsewhere, ctx, delivered_ids, insert_alerts, settings_for, states  # noqa: F401
 from tests.test_notifier_procs import Notifiers, delivered, sent_main, wait_for
 
 notifiers = test_notifier_procs.notifiers  # the fixture: `sofamon notify` subprocesses, stopped after the test
@@ -261,13 +260,14 @@ def test_the_sweeper_leaves_a_live_drain_its_alerts_and_gives_a_gone_ones_jobs(
     def registered(token: str) -> None:
         register(keys=[keys.drain("main"), keys.drain_owner("main")], args=[token, 60_000])
 
-    registered("notifier:another-host:1|a")  # alive as far as this host can tell: its lease decides
+    beat_elsewhere(redis_conn, keys, "notifier:aaaaaaaaaaaa")  # alive, on another machine
+    registered("notifier:aaaaaaaaaaaa|a")
     assert sweeper.sweep(ctx)["draining"] == 2 and queue.count == 0
     ctx.draining["main"] = f"{ctx.owner}|b"
     registered(f"{ctx.owner}|b")  # this process's own running drain
     assert sweeper.sweep(ctx)["draining"] == 2 and queue.count == 0
 
-    for gone in (f"notifier:{socket.gethostname()}:999999|c",  # a process of this host that died (kill -9)
+    for gone in ("notifier:bbbbbbbbbbbb|c",  # a notifier without a heartbeat: gone (kill -9, wherever it ran)
                  f"{ctx.owner}|d"):  # a job of this process that ended without unregistering (Redis away then)
         registered(gone)
         report = sweeper.sweep(ctx)
