@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from pathlib import Path
 
 import redis
 
 from fetcher.budget import WINDOW_SECONDS
-
-_SCRIPT = (Path(__file__).parent / "lua" / "budget_take.lua").read_text(encoding="utf-8")
+from shared import scripts
 
 
 class SharedBudget:
@@ -24,7 +22,7 @@ class SharedBudget:
         self.conn = conn
         self.key = key
         self.per_minute = per_minute
-        self._take = conn.register_script(_SCRIPT)
+        self._take = conn.register_script(scripts.source("fetcher", "budget_take"))
         self._prefix = uuid.uuid4().hex[:12]
         self._takes = itertools.count()
 

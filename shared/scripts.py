@@ -1,4 +1,5 @@
-"""Lua scripts kept as files in a package's `lua/` directory (`notifier/lua/`, `processor/lua/`, `shared/lua/`).
+"""Lua scripts kept as files in a package's `lua/` directory (`fetcher/lua/`, `notifier/lua/`, `processor/lua/`,
+`shared/lua/`).
 
 Each file says in its header comment what its KEYS and ARGV are. A file is read once per process. A script
 made of several files (a function file, then the script that calls it) is their texts joined in order.
